@@ -1,0 +1,1 @@
+"""Settings, the app factory, the CLI and the data-access layer."""
