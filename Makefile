@@ -1,0 +1,50 @@
+# The two commands of the README are `make run` and `make test`; everything else is a helper.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install install-dev check lint typecheck format schema bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+## run: install, load the demo data into the embedded PostgreSQL, serve GraphiQL on :8000
+run: install
+	$(BIN)/bookbridge demo
+	$(BIN)/bookbridge serve --host $(HOST) --port $(PORT)
+
+## test: install with dev tools, lint, type-check, and run the whole test suite
+test: install-dev check
+	$(BIN)/python -m pytest
+
+check: lint typecheck
+
+lint:
+	$(BIN)/ruff format --check bookbridge tests bench scripts
+	$(BIN)/ruff check bookbridge tests bench scripts
+
+typecheck:
+	$(BIN)/mypy bookbridge
+
+format:
+	$(BIN)/ruff format bookbridge tests bench scripts
+	$(BIN)/ruff check --fix bookbridge tests bench scripts
+
+## schema: rewrite the committed schema.graphql from the live schema
+schema:
+	$(BIN)/python -m bookbridge.graphql_schema.export > schema.graphql
+
+bench: install-dev
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .bookbridge .mypy_cache .ruff_cache .pytest_cache

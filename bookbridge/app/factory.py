@@ -1,0 +1,82 @@
+"""The app factory: routes, lifespan (engines made here, never at import), health endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bookbridge.app.http import GraphQLApp
+from bookbridge.app.services import Services
+from bookbridge.app.settings import Settings
+from bookbridge.graphql_schema.schema import build_schema
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
+    """Build the ASGI app. Pass `services` to share engines (tests); else the lifespan makes them."""
+    settings = settings or (services.settings if services else Settings())
+    state: dict[str, Services] = {}
+    if services is not None:
+        state["services"] = services
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = None
+        if "services" not in state:
+            owned = state["services"] = Services.create(_with_database(settings))
+        try:
+            yield
+        finally:
+            if owned is not None:
+                await owned.close()
+                state.pop("services", None)
+
+    def current() -> Services:
+        return state["services"]
+
+    graphql = GraphQLApp(
+        current,
+        schema=build_schema(),
+        graphql_ide=None if settings.production else "graphiql",
+        allow_queries_via_get=True,
+    )
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        try:
+            async with current().read_engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means not ready; say which
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse({"database": "unreachable"}, status_code=503)
+        return JSONResponse({"database": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def _with_database(settings: Settings) -> Settings:
+    if settings.database_url:
+        return settings
+    from bookbridge.app.db.migrate import upgrade
+    from bookbridge.app.embedded import embedded_database_url
+
+    url = embedded_database_url(settings.data_dir)
+    upgrade(url)
+    return settings.model_copy(update={"database_url": url})

@@ -1,0 +1,35 @@
+"""The typed per-request context every resolver receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bookbridge.app.services import Services
+from bookbridge.app.settings import Settings
+from bookbridge.loaders import Loaders
+
+
+@dataclass(slots=True)
+class Context:
+    request: Request | None
+    response: Response | None
+    services: Services
+    loaders: Loaders
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @classmethod
+    def create(
+        cls, services: Services, request: Request | None = None, response: Response | None = None
+    ) -> Context:
+        return cls(request, response, services, Loaders.create(services.read_engine))
+
+
+Info: TypeAlias = strawberry.Info[Context, None]

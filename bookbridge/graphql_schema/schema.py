@@ -1,0 +1,79 @@
+"""Assembles the root Query from the resolvers and builds the schema with its extensions."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.types import ExecutionContext
+
+from bookbridge.app.errors import ClientError
+from bookbridge.graphql_schema.analytics import PublisherAnalytics
+from bookbridge.graphql_schema.catalog import (
+    Book,
+    BookConnection,
+    Publisher,
+    PublisherConnection,
+    Topic,
+    TopicConnection,
+)
+from bookbridge.graphql_schema.ingestion import IngestionBatch
+from bookbridge.graphql_schema.recommendation import RecommendationList
+from bookbridge.graphql_schema.study_set import StudySet, StudySetConnection
+from bookbridge.graphql_schema.taxonomy import Category, Grade, Subject
+from bookbridge.resolvers import analytics as analytics_r
+from bookbridge.resolvers import catalog as catalog_r
+from bookbridge.resolvers import ingestion as ingestion_r
+from bookbridge.resolvers import recommendations as recommendations_r
+from bookbridge.resolvers import study_sets as study_sets_r
+from bookbridge.resolvers import taxonomy as taxonomy_r
+
+log = logging.getLogger("bookbridge.graphql")
+
+
+@strawberry.type
+class Query:
+    publisher: Publisher | None = strawberry.field(resolver=catalog_r.publisher)
+    publishers: PublisherConnection = strawberry.field(resolver=catalog_r.publishers)
+    book: Book | None = strawberry.field(resolver=catalog_r.book)
+    books: BookConnection = strawberry.field(resolver=catalog_r.books)
+    subjects: list[Subject] = strawberry.field(resolver=taxonomy_r.subjects)
+    grades: list[Grade] = strawberry.field(resolver=taxonomy_r.grades)
+    categories: list[Category] = strawberry.field(resolver=taxonomy_r.categories)
+    topic: Topic | None = strawberry.field(resolver=catalog_r.topic)
+    topics: TopicConnection = strawberry.field(resolver=catalog_r.topics)
+    study_set: StudySet | None = strawberry.field(resolver=study_sets_r.study_set)
+    study_sets: StudySetConnection = strawberry.field(resolver=study_sets_r.study_sets)
+    recommendations: RecommendationList = strawberry.field(
+        resolver=recommendations_r.recommendations
+    )
+    similar_books: RecommendationList = strawberry.field(resolver=recommendations_r.similar_books)
+    trending_books: RecommendationList = strawberry.field(resolver=recommendations_r.trending_books)
+    publisher_analytics: PublisherAnalytics = strawberry.field(
+        resolver=analytics_r.publisher_analytics
+    )
+    ingestion_batch: IngestionBatch | None = strawberry.field(resolver=ingestion_r.ingestion_batch)
+
+
+class BookbridgeSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            original = error.original_error
+            if isinstance(original, ClientError):
+                error.extensions = {**(error.extensions or {}), "code": original.code}
+            elif original is None:
+                error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}
+            else:
+                log.error("unexpected error", exc_info=original)
+
+
+def build_schema(**_: Any) -> BookbridgeSchema:
+    return BookbridgeSchema(
+        query=Query,
+        extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
+    )

@@ -1,0 +1,590 @@
+#!/usr/bin/env python3
+"""Build the bookbridge demo data set from goodbooks-10k (CC BY-SA 4.0).
+
+Reads the goodbooks-10k CSVs (books, tags, book_tags, ratings, to_read,
+book_coverage) and writes one gzip-compressed JSON-Lines file per entity, in the
+camelCase GraphQL ingestion input shapes, plus manifest.json, ATTRIBUTION.md and
+a copy of LICENSE.
+
+Real data: books (titles, authors, years, ratings), tags -> topics, book_tags ->
+topic/book weights, ratings/to_read rows -> engagement events.
+Synthetic: publishers, the curated subject/grade/category map, descriptions,
+all timestamps, and study sets.
+
+The output is byte-for-byte deterministic: fixed seeds, sorted records,
+compact JSON, gzip with mtime=0 and no file name in the header.
+
+Usage: .venv/bin/python scripts/build_demo_data.py \
+           --source ../shared/data/goodbooks --out bookbridge/demo/data
+Stdlib only.
+"""
+import argparse
+import collections
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import json
+import random
+import re
+import shutil
+from pathlib import Path
+
+# --------------------------------------------------------------- curated maps
+PUBLISHERS = [
+    "Harbor Lane Press", "Bluebell & Finch", "Northgate Books", "Copperleaf Publishing",
+    "Quill & Compass", "Silver Birch House", "Lantern Street Press", "Meridian Hall",
+    "Old Mill Editions", "Foxglove Books", "Tidewater Press", "Granite Peak Publishing",
+    "Starling House", "Ironwood Books", "Juniper Row", "Saltmarsh Editions",
+    "Red Kite Press", "Wildflower & Stone", "Beacon Hill Books", "Cedar Hollow Press",
+    "Paper Lantern House", "Kestrel Publishing", "Amberfield Books", "Moonrise Editions",
+    "Riverbend Press", "Blackthorn & Co.", "Orchard Gate Books", "Westwind Publishing",
+    "Larkspur Press", "Hearthstone House", "Thistledown Books", "Seaglass Editions",
+    "Windmill Hill Press", "Brightwater Books", "Oakenshaw & Vale", "Marigold Press",
+    "Driftwood House", "Highland Quarto", "Evergreen Page", "Sparrowhawk Books",
+]
+
+SUBJECTS = {
+    "fiction": "Fiction", "nonfiction": "Nonfiction", "science": "Science",
+    "history": "History", "poetry": "Poetry", "drama": "Drama",
+    "comics": "Comics & Graphic Novels", "philosophy-religion": "Philosophy & Religion",
+    "society": "Society & Politics", "arts": "Arts & Culture",
+}
+GRADES = {"children": "Children", "middle-grade": "Middle grade",
+          "young-adult": "Young adult", "adult": "Adult"}
+
+# key: (name, subject, parent key or None) -- a subject -> category -> subcategory tree
+CATEGORIES = {
+    "fantasy": ("Fantasy", "fiction", None),
+    "urban-fantasy": ("Urban Fantasy", "fiction", "fantasy"),
+    "epic-fantasy": ("Epic & High Fantasy", "fiction", "fantasy"),
+    "paranormal": ("Paranormal", "fiction", "fantasy"),
+    "fairy-tales": ("Fairy Tales & Retellings", "fiction", "fantasy"),
+    "mythology": ("Mythology", "fiction", "fantasy"),
+    "science-fiction": ("Science Fiction", "fiction", None),
+    "dystopian": ("Dystopian", "fiction", "science-fiction"),
+    "post-apocalyptic": ("Post-apocalyptic", "fiction", "science-fiction"),
+    "time-travel": ("Time Travel", "fiction", "science-fiction"),
+    "steampunk": ("Steampunk", "fiction", "science-fiction"),
+    "mystery": ("Mystery & Crime", "fiction", None),
+    "detective": ("Detective & Police", "fiction", "mystery"),
+    "cozy-mystery": ("Cozy Mystery", "fiction", "mystery"),
+    "thriller": ("Thriller & Suspense", "fiction", None),
+    "espionage": ("Espionage", "fiction", "thriller"),
+    "psychological-thriller": ("Psychological Thriller", "fiction", "thriller"),
+    "romance": ("Romance", "fiction", None),
+    "contemporary-romance": ("Contemporary Romance", "fiction", "romance"),
+    "historical-romance": ("Historical Romance", "fiction", "romance"),
+    "paranormal-romance": ("Paranormal Romance", "fiction", "romance"),
+    "romantic-suspense": ("Romantic Suspense", "fiction", "romance"),
+    "erotica": ("Erotica", "fiction", "romance"),
+    "horror": ("Horror", "fiction", None),
+    "historical-fiction": ("Historical Fiction", "fiction", None),
+    "war-fiction": ("War Fiction", "fiction", "historical-fiction"),
+    "literary-fiction": ("Literary Fiction", "fiction", None),
+    "classics": ("Classics", "fiction", "literary-fiction"),
+    "magical-realism": ("Magical Realism", "fiction", "literary-fiction"),
+    "short-stories": ("Short Stories", "fiction", "literary-fiction"),
+    "contemporary": ("Contemporary & Realistic", "fiction", None),
+    "coming-of-age": ("Coming of Age", "fiction", "contemporary"),
+    "chick-lit": ("Chick Lit & Women's Fiction", "fiction", "contemporary"),
+    "humor": ("Humor", "fiction", None),
+    "satire": ("Satire", "fiction", "humor"),
+    "adventure": ("Adventure & Action", "fiction", None),
+    "survival": ("Survival", "fiction", "adventure"),
+    "christian-fiction": ("Christian Fiction", "fiction", None),
+    "biography": ("Biography & Memoir", "nonfiction", None),
+    "true-crime": ("True Crime", "nonfiction", None),
+    "self-help": ("Self-help", "nonfiction", None),
+    "business": ("Business & Economics", "nonfiction", None),
+    "travel": ("Travel", "nonfiction", None),
+    "essays": ("Essays", "nonfiction", None),
+    "food": ("Food & Cooking", "nonfiction", None),
+    "journalism": ("Journalism & Current Affairs", "nonfiction", None),
+    "education": ("Education & Parenting", "nonfiction", None),
+    "popular-science": ("Popular Science", "science", None),
+    "psychology": ("Psychology", "science", None),
+    "health-medicine": ("Health & Medicine", "science", None),
+    "nature": ("Nature & Environment", "science", None),
+    "world-war-ii": ("World War II", "history", None),
+    "holocaust": ("Holocaust", "history", "world-war-ii"),
+    "american-history": ("American History", "history", None),
+    "us-presidents": ("U.S. Presidents", "history", "american-history"),
+    "military-history": ("Military History", "history", None),
+    "european-history": ("European History", "history", None),
+    "world-history": ("World & Ancient History", "history", None),
+    "plays": ("Plays", "drama", None),
+    "shakespeare": ("Shakespeare", "drama", "plays"),
+    "graphic-novels": ("Graphic Novels & Comics", "comics", None),
+    "manga": ("Manga", "comics", None),
+    "religion": ("Religion & Spirituality", "philosophy-religion", None),
+    "christianity": ("Christianity", "philosophy-religion", "religion"),
+    "philosophy": ("Philosophy", "philosophy-religion", None),
+    "politics": ("Politics", "society", None),
+    "social-science": ("Sociology & Anthropology", "society", None),
+    "feminism": ("Feminism & Gender", "society", None),
+    "race": ("Race & Civil Rights", "society", None),
+    "music": ("Music", "arts", None),
+    "film-tv": ("Film & Television", "arts", None),
+    "writing": ("Writing & Books about Books", "arts", None),
+    "art": ("Art", "arts", None),
+}
+
+# Ordered (target, alternatives); a rule matches when one alternative is a whole
+# hyphen-separated run of the tag ("ya-fantasy" matches "fantasy"). First match wins.
+TOPIC_RULES = [
+    ("cat-paranormal-romance", r"paranormal-romance|pnr"),
+    ("cat-historical-romance", r"historical-romance|romance-historical|regency"),
+    ("cat-contemporary-romance", r"contemporary-romance|romance-contemporary|romantic-comedy"),
+    ("cat-romantic-suspense", r"romantic-suspense|romance-suspense|suspense-romance"),
+    ("cat-erotica", r"erotica|erotic"),
+    ("cat-urban-fantasy", r"urban-fantasy"),
+    ("cat-epic-fantasy", r"high-fantasy|epic-fantasy|fantasy-epic|epic"),
+    ("cat-fairy-tales", r"fairy-?tales?|retellings?|folklore"),
+    ("cat-mythology", r"myths?|mythology|gods"),
+    ("cat-paranormal", r"paranormal|supernatural|vampires?|vamps|werewolves|shifters|angels"
+                       r"|demons|witches|ghosts?|fae|faeries|fairies"),
+    ("cat-magical-realism", r"magic(al)?-realism|surreal\w*"),
+    ("cat-fantasy", r"fantasy|magic|wizards|dragons"),
+    ("cat-dystopian", r"dystop\w*|distop\w*|utopia"),
+    ("cat-post-apocalyptic", r"post-apocalyp\w*|apocalyp\w*"),
+    ("cat-time-travel", r"time-travel"),
+    ("cat-steampunk", r"steampunk"),
+    ("cat-science-fiction", r"sci-?fi|science-?fiction|sciencefiction|sf|sff|sf-f|aliens|space"
+                            r"|speculative-fiction|futuristic|future|cyberpunk"),
+    ("subj-history", r"historical-non-?fiction|non-?fiction-history|history-non-?fiction"),
+    ("cat-holocaust", r"holocaust"),
+    ("cat-world-war-ii", r"wwii|ww2|ww-ii|world-war-(ii|2|two|ll)"),
+    ("cat-us-presidents", r"(us-|u-s-|american-)?presidents?|presidential"),
+    ("cat-biography", r"bios?|biograph\w*|auto-?biograph\w*|autobio|memoirs?|memiors?|memior"),
+    ("cat-american-history", r"american-history|us-history|u-s-history|history-american"
+                             r"|american-revolution|civil-war"),
+    ("cat-war-fiction", r"military-fiction|war-stories|war"),
+    ("cat-military-history", r"military-history|military|warfare"),
+    ("cat-european-history", r"european-history|british-history|english-history"),
+    ("cat-world-history", r"world-history|ancient|medieval|middle-ages|renaissance|microhistory"),
+    ("cat-historical-fiction", r"historical-fiction|historical-fic|historicalfiction"
+                               r"|historic-fiction|fiction-historical|history-fiction|historical"),
+    ("cat-true-crime", r"true-crime"),
+    ("cat-cozy-mystery", r"cozy-myster(y|ies)"),
+    ("cat-detective", r"detectives?|police|police-procedural"),
+    ("cat-mystery", r"myster(y|ies)|crime|murder|whodunit"),
+    ("cat-espionage", r"espionage|spy|spies|political-thriller"),
+    ("cat-psychological-thriller", r"psychological-thriller|psychological"),
+    ("cat-thriller", r"thrillers?|suspense|suspence|conspiracy|intrigue"),
+    ("cat-horror", r"horror|scary|creepy|spooky|zombies|gothic"),
+    ("cat-classics", r"classics?|classic-\w+|great-books"),
+    ("cat-short-stories", r"short-stor(y|ies)|shortstories|short-fiction|antholog(y|ies)"
+                          r"|novellas?|shorts"),
+    ("cat-chick-lit", r"chick-?lit|chic-lit|women-s-fiction|womens-fiction|girly"),
+    ("cat-coming-of-age", r"coming-of-age|bildungsroman"),
+    ("cat-contemporary", r"contemporary|realistic|realistic-fiction|modern-fiction"),
+    ("cat-literary-fiction", r"literary|literary-fiction|literature|postmodern\w*|modernism"),
+    ("cat-satire", r"satire|dark-humou?r"),
+    ("cat-humor", r"humou?r|humorous|funny|comedy|comedians|hilarious|laugh-out-loud"),
+    ("cat-survival", r"survival"),
+    ("cat-adventure", r"adventure|action"),
+    ("cat-christian-fiction", r"christian-fiction|inspirational-fiction|religious-fiction"),
+    ("cat-self-help", r"self-help|self-improvement|self-development|personal-development"
+                      r"|personal-growth|motivation(al)?|inspiration(al)?|inspiring"),
+    ("cat-business", r"business|economics|leadership|management|finance"),
+    ("cat-travel", r"travel\w*|wanderlust|around-the-world|exploration|road-trip"),
+    ("cat-essays", r"essays?|creative-nonfiction|criticism"),
+    ("cat-food", r"food\w*|cooking|cookbooks?|culinary"),
+    ("cat-journalism", r"journalism|current-events|current-affairs"),
+    ("cat-education", r"parenting|education|educational|teaching|motherhood"),
+    ("cat-politics", r"politics|political(-science)?|government|communism|human-rights"),
+    ("cat-social-science", r"sociology|anthropology|social-sciences?|social-issues|social-commentary"),
+    ("cat-feminism", r"feminis\w*|gender|gender-studies|women|girl-power|strong-women"),
+    ("cat-race", r"race|racism|civil-rights|african-american|black-history|slavery"
+                 r"|social-justice|diversity|multicultural"),
+    ("cat-psychology", r"psychology|neuroscience|mental-health"),
+    ("cat-health-medicine", r"health|medicine|medical"),
+    ("cat-nature", r"nature|environment|outdoors|biology"),
+    ("cat-popular-science", r"science|popular-science|pop-science|technology|physics|astronomy"),
+    ("cat-shakespeare", r"shakespeare"),
+    ("cat-plays", r"plays?|theatre|theater"),
+    ("subj-poetry", r"poetry|poems"),
+    ("cat-manga", r"manga\w*|anime|manhwa"),
+    ("cat-graphic-novels", r"graphic|graphic-novels?|graphicnovels|comics?|comix|sequential-art"),
+    ("cat-christianity", r"christian\w*|theology|faith|bible"),
+    ("cat-religion", r"religio\w*|spiritual\w*|buddhism|islam|judaism|jewish"),
+    ("cat-philosophy", r"philosoph\w*|existentialism"),
+    ("cat-music", r"music\w*|rock|rock-n-roll|rock-and-roll|musicians"),
+    ("cat-film-tv", r"film|television|hollywood|celebrit(y|ies)|pop-culture|entertainment"),
+    ("cat-writing", r"writing|books-about-books"),
+    ("cat-art", r"art|arts|art-history|illustrated|fashion|photography"),
+    ("subj-nonfiction", r"non-?fiction|nonfic|non-fic|true-stor(y|ies)|real-life"),
+    ("subj-fiction", r"fiction|drama|tragedy"),
+    ("subj-history", r"history|historic"),
+]
+GRADE_RULES = [
+    ("grade-middle-grade", r"middle-grades?|middle-school|tween"),
+    ("grade-young-adult", r"ya|young-?adults?|youngadult|teens?|youth"),
+    ("grade-children", r"children|childrens|children-s|kids|kid|juvenile|picture-books?"
+                       r"|chapter-books|elementary"),
+    ("grade-adult", r"adult|new-adult"),
+]
+
+# Generic shelf tags: dropped when any alternative is a whole hyphen-separated run.
+SHELF_RE = (r"to-?read|tbr|to-?buy|to-get|to-purchase|wish-?list|want|need|maybe|might|priority"
+            r"|next|own|owned|i-own|have|bought|purchased|borrowed|buy|donated|kindle|e-?books?"
+            r"|audio|audio-?books?|audible|listened|nook|kobo|ibooks|pdf|epubs?|calibre|overdrive"
+            r"|scribd|digital|downloaded|paper|paperback|hard-?copy|hardcover|hardback|lendable"
+            r"|scanned|signed|free|freebies?|giveaways?|arc|netgalley|first-reads|amazon"
+            r"|library|shelf|bookshelf|shelfari|shelved|collections?|books?|novels?|stuff|misc"
+            r"|other|general|all|default|favou?rites?|favs?|faves?|loved|re-?reads?|re-?reading"
+            r"|reads?|reading|finished|unfinished|dnf|abandoned|gave-up|stopped|dropped|paused"
+            r"|unread|stars?|meh|amazing|interesting|lol|must-read|recommended|recommendations"
+            r"|best|series|sequels?|stand-?alones?|trilog(y|ies)|challenge|rory|gilmore|bbc"
+            r"|guardian|modern-library|oprahs?|book-?club|book-?group|botm|skimm|obc"
+            r"|tournament-of-books|sword-and-laser|bookcrossing|movies?|for-school|required"
+            r"|classroom|ap-lit|uni|not|done|completed|made-me-cry|tear-jerkers?|guilty-pleasures?"
+            r"|brain-candy|fluff|cover-love|beautiful-covers|book-boyfriends?|my-\w+|mine")
+SHELF_EXACT = {"a", "of", "the", "and", "new", "sub", "personal", "english", "mom", "life",
+               "people", "world", "home", "states", "united", "young", "true", "self", "short",
+               "work", "black", "south", "spirit", "development", "mind", "hist", "psych",
+               "chick", "na", "nf", "fun", "love", "roman", "romans", "bd", "classici",
+               "fantasia", "narrativa", "biografie", "biografia", "biografias", "biblioteca",
+               "terjemahan", "krimi", "deutsch", "tenho", "musica", "novela", "giappone",
+               "international", "foreign", "light-reading", "for-fun", "just-for-fun"}
+DIGITS_OK = re.compile(r"^(\d+(st|nd|rd|th)-century|ww2|world-war-2)$")
+UPPER = {"ya": "YA", "uk": "UK", "usa": "USA", "us": "US", "lgbt": "LGBT", "lgbtq": "LGBTQ",
+         "lgbtqia": "LGBTQIA", "glbt": "GLBT", "wwii": "WWII", "ww2": "WW2", "wwi": "WWI",
+         "nyc": "NYC", "sf": "SF", "sff": "SFF", "poc": "POC", "ww": "WW", "ii": "II"}
+PROPER = set("american america british england french france japan japanese india indian africa "
+             "african asia asian china chinese russia russian german germany irish ireland italy "
+             "italian canada canadian australia australian london paris europe european "
+             "christian christianity jewish islam victorian shakespeare regency scottish "
+             "scotland latin mexico spanish iran afghanistan vietnam york harry potter".split())
+
+EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+EVENT_SPAN = int((dt.datetime(2026, 11, 30, 23, 0, tzinfo=dt.timezone.utc) - EPOCH).total_seconds())
+STUDY_SET_EPOCH = dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)
+UPDATED_AT = "2026-06-01T00:00:00Z"
+
+
+def run_re(alternatives):
+    return re.compile(r"(?:^|-)(?:" + alternatives + r")(?:-|$)")
+
+
+TOPIC_RES = [(target, run_re(alts)) for target, alts in TOPIC_RULES]
+GRADE_RES = [(target, run_re(alts)) for target, alts in GRADE_RULES]
+SHELF_PAT = run_re(SHELF_RE)
+
+
+# ------------------------------------------------------------------- helpers
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        yield from csv.DictReader(f)
+
+
+def slug(text):
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def iso(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stable_int(text):
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def label_for(tag):
+    text = re.sub(r"n-t(-|$)", r"n't\1", re.sub(r"(\w)-s(-|$)", r"\1's\2", tag))
+    words = [UPPER.get(w, w.capitalize() if w in PROPER else w) for w in text.split("-")]
+    words[0] = words[0][:1].upper() + words[0][1:]
+    return " ".join(words)
+
+
+def first_match(rules, tag):
+    return next((target for target, pat in rules if pat.search(tag)), None)
+
+
+def argmax(weights):
+    """Key with the largest weight; ties broken by key."""
+    return min(weights, key=lambda k: (-weights[k], k)) if weights else None
+
+
+def write_jsonl_gz(path, records):
+    data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                                 mtime=0, compresslevel=9) as gz:
+        gz.write(data.encode("utf-8"))
+    return len(records)
+
+
+# ------------------------------------------------------------------- pipeline
+def choose_books(src, n_books):
+    """All books with ratings, then the most-shelved (to_read) books, up to n_books."""
+    rated = {r["book_id"] for r in read_csv(src / "book_coverage.csv") if r["has_all_ratings"] == "True"}
+    shelved = collections.Counter(r["book_id"] for r in read_csv(src / "to_read.csv"))
+    chosen = sorted(rated, key=int)[:n_books]
+    for book_id, _ in sorted(shelved.items(), key=lambda kv: (-kv[1], int(kv[0]))):
+        if len(chosen) >= n_books:
+            break
+        if book_id not in rated:
+            chosen.append(book_id)
+    return set(chosen)
+
+
+def is_shelf_tag(tag, author_slugs):
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", tag) or (len(tag) < 3 and tag not in UPPER):
+        return True
+    if re.search(r"\d", tag) and not DIGITS_OK.match(tag):
+        return True  # years, "5-stars", "1001-books", "2015-reading-challenge", ...
+    if tag in SHELF_EXACT or SHELF_PAT.search(tag):
+        return True
+    return tag in author_slugs and first_match(TOPIC_RES, tag) is None
+
+
+def select_topics(src, books, args):
+    """Kept tags, and per-book top tag counts (goodreads ids mapped to book ids)."""
+    gr_to_book = {b["goodreads_book_id"]: b["book_id"] for b in books.values()}
+    author_slugs = set()
+    for b in read_csv(src / "books.csv"):
+        for name in b["authors"].split(","):
+            parts = slug(name).split("-")
+            author_slugs.update({"-".join(parts), parts[-1], "-".join(parts[-1:] + parts[:-1])})
+    tag_names = {r["tag_id"]: r["tag_name"] for r in read_csv(src / "tags.csv")}
+    counts = collections.defaultdict(dict)  # book_id -> tag_id -> count
+    for r in read_csv(src / "book_tags.csv"):
+        book_id, count = gr_to_book.get(r["goodreads_book_id"]), max(int(r["count"]), 0)
+        if book_id and count > 0:
+            counts[book_id][r["tag_id"]] = counts[book_id].get(r["tag_id"], 0) + count
+    n_books = collections.Counter(t for tags in counts.values() for t in tags)
+    candidates = [t for t, n in n_books.items() if n >= args.min_topic_books
+                  and not is_shelf_tag(tag_names[t], author_slugs)]
+    kept, labels = {}, set()
+    for t in sorted(candidates, key=lambda t: (-n_books[t], int(t)))[:args.max_topics]:
+        label = label_for(tag_names[t])
+        if label.lower() not in labels:  # e.g. "ya-fiction" vs "ya_fiction": keep the commoner
+            labels.add(label.lower())
+            kept[t] = (tag_names[t], label)
+    return kept, counts
+
+
+def build_mappings(counts, kept, per_book):
+    mappings = {}  # book_id -> [(topic_tag_id, weight)] by weight desc
+    for book_id, tags in counts.items():
+        top = sorted(((c, t) for t, c in tags.items() if t in kept), key=lambda x: (-x[0], int(x[1])))
+        top = top[:per_book]
+        if top:
+            mx = top[0][0]
+            mappings[book_id] = [(t, max(round(c / mx, 4), 0.0001)) for c, t in top]
+    return mappings
+
+
+def classify_topics(kept, mappings):
+    """topic tag_id -> (subject key, grade key, category key) from the curated rules."""
+    out = {}
+    for t, (name, _) in kept.items():
+        target, grade = first_match(TOPIC_RES, name), first_match(GRADE_RES, name)
+        cat = target[4:] if target and target.startswith("cat-") else None
+        subj = CATEGORIES[cat][1] if cat else (target[5:] if target else None)
+        out[t] = [subj, grade[6:] if grade else None, cat]
+    # Unmapped topics: the most common (weighted) subject among their books.
+    book_subject = {}
+    for book_id, tops in mappings.items():
+        w = collections.Counter()
+        for t, weight in tops:
+            if out[t][0]:
+                w[out[t][0]] += weight
+        book_subject[book_id] = argmax(w)
+    fallback = collections.defaultdict(collections.Counter)
+    for book_id, tops in mappings.items():
+        for t, weight in tops:
+            if book_subject[book_id]:
+                fallback[t][book_subject[book_id]] += weight
+    for t, v in out.items():
+        if v[0] is None:
+            v[0] = argmax(fallback[t])
+    return out
+
+
+def build_taxonomy(classes):
+    used = {c for _, _, c in classes.values() if c}
+    used |= {CATEGORIES[c][2] for c in used if CATEGORIES[c][2]}
+    categories = [{"id": f"cat-{k}", "name": CATEGORIES[k][0], "subjectId": f"subj-{CATEGORIES[k][1]}",
+                   "parentId": f"cat-{CATEGORIES[k][2]}" if CATEGORIES[k][2] else None}
+                  for k in sorted(used)]
+    subj_used = {s for s, _, _ in classes.values() if s} | {CATEGORIES[c][1] for c in used}
+    subjects = [{"id": f"subj-{k}", "name": SUBJECTS[k]} for k in sorted(subj_used)]
+    grade_used = {g for _, g, _ in classes.values() if g}
+    grades = [{"id": f"grade-{k}", "name": GRADES[k]} for k in sorted(grade_used)]
+    return subjects, grades, categories
+
+
+def ref(prefix, key):
+    return f"{prefix}-{key}" if key else None
+
+
+def book_record(b, tops, kept):
+    year = b["original_publication_year"]
+    parts = [f"By {b['authors']}."]
+    if year:
+        y = int(float(year))
+        parts.append(f"First published in {y if y > 0 else f'{-y} BC'}.")
+    parts.append(f"Average Goodreads rating {float(b['average_rating']):.2f} "
+                 f"from {int(b['ratings_count']):,} ratings.")
+    pub = PUBLISHERS[stable_int(f"publisher:{b['book_id']}") % len(PUBLISHERS)]
+    return {"id": b["book_id"], "publisherId": f"pub-{slug(pub)}",
+            "title": (b["original_title"].strip() or b["title"].strip()),
+            "description": " ".join(parts), "tags": [kept[t][1] for t, _ in tops[:10]],
+            "updatedAt": UPDATED_AT}
+
+
+def load_interactions(src, chosen):
+    """Per user, in file order: to_read saves first, then ratings."""
+    per_user = collections.defaultdict(list)
+    for r in read_csv(src / "to_read.csv"):
+        if r["book_id"] in chosen:
+            per_user[r["user_id"]].append(("save", r["book_id"], None))
+    for r in read_csv(src / "ratings.csv"):
+        if r["book_id"] in chosen:
+            per_user[r["user_id"]].append(("rate", r["book_id"], int(r["rating"])))
+    return per_user
+
+
+def build_students(per_user, mappings, classes, kept, args):
+    ranked = sorted(per_user, key=lambda u: (-len(per_user[u]), int(u)))
+    study_sets, events = [], []
+    for user in ranked[:args.students]:
+        rows = per_user[user]
+        n_events = sum(2 if kind == "rate" and rating >= 4 else 1 for kind, _, rating in rows)
+        if len(events) + n_events > args.max_events:
+            break
+        topic_w, subj_w, grade_w = collections.Counter(), collections.Counter(), collections.Counter()
+        for book_id in {b for _, b, _ in rows}:
+            for t, w in mappings.get(book_id, []):
+                topic_w[t] += w
+                subj, grade, _ = classes[t]
+                if subj:
+                    subj_w[subj] += w
+                if grade:
+                    grade_w[grade] += w
+        top = sorted(topic_w, key=lambda t: (-topic_w[t], int(t)))[:args.topics_per_set]
+        specific = [kept[t][1] for t in top if classes[t][2]] or [kept[t][1] for t in top]
+        title = " and ".join(specific[:2]) + " reading list" if specific else "Reading list"
+        rng = random.Random(f"{args.seed}:{user}")
+        ss_id = f"ss-{user}"
+        created = STUDY_SET_EPOCH + dt.timedelta(seconds=rng.randrange(30 * 86400))
+        study_sets.append({"id": ss_id, "userId": f"user-{user}", "subjectId": ref("subj", argmax(subj_w)),
+                           "gradeId": ref("grade", argmax(grade_w)), "title": title,
+                           "createdAt": iso(created), "topicIds": [f"tag-{t}" for t in top]})
+        slots = sorted(rng.sample(range(EVENT_SPAN), len(rows)))
+        for (kind, book_id, rating), slot in zip(rows, slots):
+            at = EPOCH + dt.timedelta(seconds=slot)
+            in_set = [t for t, _ in mappings.get(book_id, []) if t in top]
+            topic = f"tag-{in_set[0]}" if in_set else None
+            base = {"studySetId": ss_id, "bookId": book_id, "topicId": topic}
+            if kind == "save":
+                events.append({"id": f"ev-s-{user}-{book_id}", "eventType": "save", "at": at, **base})
+                continue
+            if rating >= 4:
+                events.append({"id": f"ev-c-{user}-{book_id}", "eventType": "complete", "at": at, **base})
+            events.append({"id": f"ev-r-{user}-{book_id}", "eventType": "rate",
+                           "at": at + dt.timedelta(minutes=2), **base})
+    events = [{"id": e["id"], "studySetId": e["studySetId"], "eventType": e["eventType"],
+               "occurredAt": iso(e["at"]), "bookId": e["bookId"], "topicId": e["topicId"]}
+              for e in events]
+    events.sort(key=lambda e: (e["occurredAt"], e["id"]))
+    return sorted(study_sets, key=lambda s: s["id"]), events
+
+
+ATTRIBUTION = """# Attribution
+
+This demo data set is derived from **goodbooks-10k** by Zygmunt Zając
+(https://github.com/zygmuntz/goodbooks-10k), itself built from public Goodreads data,
+and is licensed under the Creative Commons Attribution-ShareAlike 4.0 International
+License (CC BY-SA 4.0, see `LICENSE`, https://creativecommons.org/licenses/by-sa/4.0/).
+Changes were made: records were selected, transformed and partly synthesized, as follows.
+The files here are therefore also shared under CC BY-SA 4.0.
+
+Generated by `scripts/build_demo_data.py` (deterministic); counts are in `manifest.json`.
+
+## Taken from goodbooks-10k (real data)
+- Books: ids (goodbooks `book_id`), titles, authors, first-publication year, average
+  rating and ratings count (the last four only inside the synthesized description).
+- Topics: Goodreads shelf tags (`tags.csv`) used by the chosen books, minus generic shelf
+  tags (to-read, owned, kindle, years, reading challenges, author names, ...).
+- Topic/book mappings: `book_tags.csv` counts, normalised per book to weights in (0, 1].
+- Engagement events: `ratings.csv` rows (`rate`, plus `complete` for ratings >= 4) and
+  `to_read.csv` rows (`save`) of the chosen students on the chosen books; user ids are the
+  goodbooks user ids.
+
+## Synthetic (invented for the demo, not from Goodreads)
+- Publishers: invented names, assigned to books by a stable hash of the book id.
+- Subjects, grades and categories: a small hand-written map from genre/age tags.
+  Subjects of unmapped topics are the most common subject among their books.
+- Book descriptions: a plain sentence composed from the real fields above.
+- All timestamps (`updatedAt`, `createdAt`, `occurredAt`): the source has none; events are
+  spread over 2026-01-01..2026-11-30 keeping each user's file order (saves before ratings).
+- Study sets: one per student; subject, grade, topics and title derived from the topics of
+  the books the student rated or shelved.
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--source", type=Path, required=True, help="goodbooks-10k directory")
+    ap.add_argument("--out", type=Path, required=True, help="output directory")
+    ap.add_argument("--books", type=int, default=2000)
+    ap.add_argument("--max-topics", type=int, default=800)
+    ap.add_argument("--min-topic-books", type=int, default=20)
+    ap.add_argument("--tags-per-book", type=int, default=20)
+    ap.add_argument("--students", type=int, default=3000)
+    ap.add_argument("--topics-per-set", type=int, default=5)
+    ap.add_argument("--max-events", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args()
+    src, out = args.source, args.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    chosen = choose_books(src, args.books)
+    books = {b["book_id"]: b for b in read_csv(src / "books.csv") if b["book_id"] in chosen}
+    kept, counts = select_topics(src, books, args)
+    mappings = build_mappings(counts, kept, args.tags_per_book)
+    mapped = {t for tops in mappings.values() for t, _ in tops}
+    kept = {t: v for t, v in kept.items() if t in mapped}  # drop topics left without a mapping
+    classes = classify_topics(kept, mappings)
+    subjects, grades, categories = build_taxonomy(classes)
+    topics = [{"id": f"tag-{t}", "label": kept[t][1], "subjectId": ref("subj", s),
+               "gradeId": ref("grade", g), "categoryId": ref("cat", c)}
+              for t, (s, g, c) in classes.items()]
+    book_recs = [book_record(b, mappings.get(i, []), kept) for i, b in books.items()]
+    used_pubs = {b["publisherId"] for b in book_recs}
+    publishers = [{"id": f"pub-{slug(p)}", "name": p} for p in PUBLISHERS if f"pub-{slug(p)}" in used_pubs]
+    topic_map = [{"topicId": f"tag-{t}", "bookId": b, "weight": w}
+                 for b, tops in mappings.items() for t, w in tops]
+    study_sets, events = build_students(load_interactions(src, chosen), mappings, classes, kept, args)
+
+    by_id = lambda r: r["id"]  # noqa: E731
+    outputs = {
+        "publishers": sorted(publishers, key=by_id), "subjects": subjects, "grades": grades,
+        "categories": categories, "topics": sorted(topics, key=by_id),
+        "books": sorted(book_recs, key=by_id),
+        "topic_book_mappings": sorted(topic_map, key=lambda m: (m["topicId"], m["bookId"])),
+        "study_sets": study_sets, "engagement_events": events,
+    }
+    files = {}
+    for name, records in outputs.items():
+        path = out / f"{name}.jsonl.gz"
+        files[path.name] = {"records": write_jsonl_gz(path, records), "bytes": path.stat().st_size,
+                            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    shutil.copyfile(src / "LICENSE", out / "LICENSE")
+    (out / "ATTRIBUTION.md").write_text(ATTRIBUTION, encoding="utf-8")
+    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+              if k not in ("source", "out")}
+    manifest = {"generator": "scripts/build_demo_data.py", "source": "goodbooks-10k (Zygmunt Zając)",
+                "license": "CC BY-SA 4.0", "format": "gzip-compressed JSON Lines, one record per line",
+                "parameters": params, "files": files}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                                       encoding="utf-8")
+    for fname, info in files.items():
+        print(f"{fname:32} {info['records']:>8} records {info['bytes']:>9} bytes")
+
+
+if __name__ == "__main__":
+    main()

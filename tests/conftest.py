@@ -1,0 +1,142 @@
+"""Test fixtures: a real PostgreSQL (TEST_DATABASE_URL, else the embedded server), migrated once,
+tables emptied after each test; the app driven in-process over HTTP (httpx ASGI transport)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bookbridge.app.db.migrate import upgrade
+from bookbridge.app.db.models import Base
+from bookbridge.app.factory import create_app
+from bookbridge.app.services import Services
+from bookbridge.app.settings import Settings, normalize_database_url
+
+
+def _database_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return normalize_database_url(url)
+    from bookbridge.app.embedded import embedded_database_url
+
+    data_dir = Path(
+        os.environ.get("BOOKBRIDGE_TEST_DATA_DIR", Path(tempfile.gettempdir()) / "bookbridge-test")
+    )
+    return embedded_database_url(data_dir, database="bookbridge_test")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = _database_url()
+    reset(url)
+    upgrade(url)
+    return url
+
+
+def reset(url: str) -> None:
+    """Drop everything in the test database so the migrations run from scratch."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def _drop() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    asyncio.run(_drop())
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(bookbridge_env="test", database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    services = Services.create(settings)
+    yield services
+    await services.close()
+
+
+TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
+
+
+@pytest.fixture(autouse=True)
+async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "services" in request.fixturenames:
+        services: Services = request.getfixturevalue("services")
+        async with services.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+
+
+class StatementCounter:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.statements: list[str] = []
+        self._engine = engine.sync_engine
+        event.listen(self._engine, "before_cursor_execute", self._on_execute)
+
+    def _on_execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements.append(statement)
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def close(self) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._on_execute)
+
+
+@pytest.fixture
+def sql(services: Services) -> Iterator[StatementCounter]:
+    counter = StatementCounter(services.engine)
+    yield counter
+    counter.close()
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, **headers: str
+    ) -> dict[str, Any]:
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = await self(query, variables)
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+
+@pytest.fixture
+async def http(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(services=services)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+def gql(http: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(http)
