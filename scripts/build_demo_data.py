@@ -53,177 +53,133 @@ SUBJECTS = {
 GRADES = {"children": "Children", "middle-grade": "Middle grade",
           "young-adult": "Young adult", "adult": "Adult"}
 
-# key: (name, subject, parent key or None) -- a subject -> category -> subcategory tree
-CATEGORIES = {
-    "fantasy": ("Fantasy", "fiction", None),
-    "urban-fantasy": ("Urban Fantasy", "fiction", "fantasy"),
-    "epic-fantasy": ("Epic & High Fantasy", "fiction", "fantasy"),
-    "paranormal": ("Paranormal", "fiction", "fantasy"),
-    "fairy-tales": ("Fairy Tales & Retellings", "fiction", "fantasy"),
-    "mythology": ("Mythology", "fiction", "fantasy"),
-    "science-fiction": ("Science Fiction", "fiction", None),
-    "dystopian": ("Dystopian", "fiction", "science-fiction"),
-    "post-apocalyptic": ("Post-apocalyptic", "fiction", "science-fiction"),
-    "time-travel": ("Time Travel", "fiction", "science-fiction"),
-    "steampunk": ("Steampunk", "fiction", "science-fiction"),
-    "mystery": ("Mystery & Crime", "fiction", None),
-    "detective": ("Detective & Police", "fiction", "mystery"),
-    "cozy-mystery": ("Cozy Mystery", "fiction", "mystery"),
-    "thriller": ("Thriller & Suspense", "fiction", None),
-    "espionage": ("Espionage", "fiction", "thriller"),
-    "psychological-thriller": ("Psychological Thriller", "fiction", "thriller"),
-    "romance": ("Romance", "fiction", None),
-    "contemporary-romance": ("Contemporary Romance", "fiction", "romance"),
-    "historical-romance": ("Historical Romance", "fiction", "romance"),
-    "paranormal-romance": ("Paranormal Romance", "fiction", "romance"),
-    "romantic-suspense": ("Romantic Suspense", "fiction", "romance"),
-    "erotica": ("Erotica", "fiction", "romance"),
-    "horror": ("Horror", "fiction", None),
-    "historical-fiction": ("Historical Fiction", "fiction", None),
-    "war-fiction": ("War Fiction", "fiction", "historical-fiction"),
-    "literary-fiction": ("Literary Fiction", "fiction", None),
-    "classics": ("Classics", "fiction", "literary-fiction"),
-    "magical-realism": ("Magical Realism", "fiction", "literary-fiction"),
-    "short-stories": ("Short Stories", "fiction", "literary-fiction"),
-    "contemporary": ("Contemporary & Realistic", "fiction", None),
-    "coming-of-age": ("Coming of Age", "fiction", "contemporary"),
-    "chick-lit": ("Chick Lit & Women's Fiction", "fiction", "contemporary"),
-    "humor": ("Humor", "fiction", None),
-    "satire": ("Satire", "fiction", "humor"),
-    "adventure": ("Adventure & Action", "fiction", None),
-    "survival": ("Survival", "fiction", "adventure"),
-    "christian-fiction": ("Christian Fiction", "fiction", None),
-    "biography": ("Biography & Memoir", "nonfiction", None),
-    "true-crime": ("True Crime", "nonfiction", None),
-    "self-help": ("Self-help", "nonfiction", None),
-    "business": ("Business & Economics", "nonfiction", None),
-    "travel": ("Travel", "nonfiction", None),
-    "essays": ("Essays", "nonfiction", None),
-    "food": ("Food & Cooking", "nonfiction", None),
-    "journalism": ("Journalism & Current Affairs", "nonfiction", None),
-    "education": ("Education & Parenting", "nonfiction", None),
-    "popular-science": ("Popular Science", "science", None),
-    "psychology": ("Psychology", "science", None),
-    "health-medicine": ("Health & Medicine", "science", None),
-    "nature": ("Nature & Environment", "science", None),
-    "world-war-ii": ("World War II", "history", None),
-    "holocaust": ("Holocaust", "history", "world-war-ii"),
-    "american-history": ("American History", "history", None),
-    "us-presidents": ("U.S. Presidents", "history", "american-history"),
-    "military-history": ("Military History", "history", None),
-    "european-history": ("European History", "history", None),
-    "world-history": ("World & Ancient History", "history", None),
-    "plays": ("Plays", "drama", None),
-    "shakespeare": ("Shakespeare", "drama", "plays"),
-    "graphic-novels": ("Graphic Novels & Comics", "comics", None),
-    "manga": ("Manga", "comics", None),
-    "religion": ("Religion & Spirituality", "philosophy-religion", None),
-    "christianity": ("Christianity", "philosophy-religion", "religion"),
-    "philosophy": ("Philosophy", "philosophy-religion", None),
-    "politics": ("Politics", "society", None),
-    "social-science": ("Sociology & Anthropology", "society", None),
-    "feminism": ("Feminism & Gender", "society", None),
-    "race": ("Race & Civil Rights", "society", None),
-    "music": ("Music", "arts", None),
-    "film-tv": ("Film & Television", "arts", None),
-    "writing": ("Writing & Books about Books", "arts", None),
-    "art": ("Art", "arts", None),
-}
-
-# Ordered (target, alternatives); a rule matches when one alternative is a whole
-# hyphen-separated run of the tag ("ya-fantasy" matches "fantasy"). First match wins.
-TOPIC_RULES = [
-    ("cat-paranormal-romance", r"paranormal-romance|pnr"),
-    ("cat-historical-romance", r"historical-romance|romance-historical|regency"),
-    ("cat-contemporary-romance", r"contemporary-romance|romance-contemporary|romantic-comedy"),
-    ("cat-romantic-suspense", r"romantic-suspense|romance-suspense|suspense-romance"),
-    ("cat-erotica", r"erotica|erotic"),
-    ("cat-urban-fantasy", r"urban-fantasy"),
-    ("cat-epic-fantasy", r"high-fantasy|epic-fantasy|fantasy-epic|epic"),
-    ("cat-fairy-tales", r"fairy-?tales?|retellings?|folklore"),
-    ("cat-mythology", r"myths?|mythology|gods"),
-    ("cat-paranormal", r"paranormal|supernatural|vampires?|vamps|werewolves|shifters|angels"
-                       r"|demons|witches|ghosts?|fae|faeries|fairies"),
-    ("cat-magical-realism", r"magic(al)?-realism|surreal\w*"),
-    ("cat-fantasy", r"fantasy|magic|wizards|dragons"),
-    ("cat-dystopian", r"dystop\w*|distop\w*|utopia"),
-    ("cat-post-apocalyptic", r"post-apocalyp\w*|apocalyp\w*"),
-    ("cat-time-travel", r"time-travel"),
-    ("cat-steampunk", r"steampunk"),
-    ("cat-science-fiction", r"sci-?fi|science-?fiction|sciencefiction|sf|sff|sf-f|aliens|space"
-                            r"|speculative-fiction|futuristic|future|cyberpunk"),
-    ("subj-history", r"historical-non-?fiction|non-?fiction-history|history-non-?fiction"),
-    ("cat-holocaust", r"holocaust"),
-    ("cat-world-war-ii", r"wwii|ww2|ww-ii|world-war-(ii|2|two|ll)"),
-    ("cat-us-presidents", r"(us-|u-s-|american-)?presidents?|presidential"),
-    ("cat-biography", r"bios?|biograph\w*|auto-?biograph\w*|autobio|memoirs?|memiors?|memior"),
-    ("cat-american-history", r"american-history|us-history|u-s-history|history-american"
-                             r"|american-revolution|civil-war"),
-    ("cat-war-fiction", r"military-fiction|war-stories|war"),
-    ("cat-military-history", r"military-history|military|warfare"),
-    ("cat-european-history", r"european-history|british-history|english-history"),
-    ("cat-world-history", r"world-history|ancient|medieval|middle-ages|renaissance|microhistory"),
-    ("cat-historical-fiction", r"historical-fiction|historical-fic|historicalfiction"
-                               r"|historic-fiction|fiction-historical|history-fiction|historical"),
-    ("cat-true-crime", r"true-crime"),
-    ("cat-cozy-mystery", r"cozy-myster(y|ies)"),
-    ("cat-detective", r"detectives?|police|police-procedural"),
-    ("cat-mystery", r"myster(y|ies)|crime|murder|whodunit"),
-    ("cat-espionage", r"espionage|spy|spies|political-thriller"),
-    ("cat-psychological-thriller", r"psychological-thriller|psychological"),
-    ("cat-thriller", r"thrillers?|suspense|suspence|conspiracy|intrigue"),
-    ("cat-horror", r"horror|scary|creepy|spooky|zombies|gothic"),
-    ("cat-classics", r"classics?|classic-\w+|great-books"),
-    ("cat-short-stories", r"short-stor(y|ies)|shortstories|short-fiction|antholog(y|ies)"
-                          r"|novellas?|shorts"),
-    ("cat-chick-lit", r"chick-?lit|chic-lit|women-s-fiction|womens-fiction|girly"),
-    ("cat-coming-of-age", r"coming-of-age|bildungsroman"),
-    ("cat-contemporary", r"contemporary|realistic|realistic-fiction|modern-fiction"),
-    ("cat-literary-fiction", r"literary|literary-fiction|literature|postmodern\w*|modernism"),
-    ("cat-satire", r"satire|dark-humou?r"),
-    ("cat-humor", r"humou?r|humorous|funny|comedy|comedians|hilarious|laugh-out-loud"),
-    ("cat-survival", r"survival"),
-    ("cat-adventure", r"adventure|action"),
-    ("cat-christian-fiction", r"christian-fiction|inspirational-fiction|religious-fiction"),
-    ("cat-self-help", r"self-help|self-improvement|self-development|personal-development"
-                      r"|personal-growth|motivation(al)?|inspiration(al)?|inspiring"),
-    ("cat-business", r"business|economics|leadership|management|finance"),
-    ("cat-travel", r"travel\w*|wanderlust|around-the-world|exploration|road-trip"),
-    ("cat-essays", r"essays?|creative-nonfiction|criticism"),
-    ("cat-food", r"food\w*|cooking|cookbooks?|culinary"),
-    ("cat-journalism", r"journalism|current-events|current-affairs"),
-    ("cat-education", r"parenting|education|educational|teaching|motherhood"),
-    ("cat-politics", r"politics|political(-science)?|government|communism|human-rights"),
-    ("cat-social-science", r"sociology|anthropology|social-sciences?|social-issues|social-commentary"),
-    ("cat-feminism", r"feminis\w*|gender|gender-studies|women|girl-power|strong-women"),
-    ("cat-race", r"race|racism|civil-rights|african-american|black-history|slavery"
-                 r"|social-justice|diversity|multicultural"),
-    ("cat-psychology", r"psychology|neuroscience|mental-health"),
-    ("cat-health-medicine", r"health|medicine|medical"),
-    ("cat-nature", r"nature|environment|outdoors|biology"),
-    ("cat-popular-science", r"science|popular-science|pop-science|technology|physics|astronomy"),
-    ("cat-shakespeare", r"shakespeare"),
-    ("cat-plays", r"plays?|theatre|theater"),
-    ("subj-poetry", r"poetry|poems"),
-    ("cat-manga", r"manga\w*|anime|manhwa"),
-    ("cat-graphic-novels", r"graphic|graphic-novels?|graphicnovels|comics?|comix|sequential-art"),
-    ("cat-christianity", r"christian\w*|theology|faith|bible"),
-    ("cat-religion", r"religio\w*|spiritual\w*|buddhism|islam|judaism|jewish"),
-    ("cat-philosophy", r"philosoph\w*|existentialism"),
-    ("cat-music", r"music\w*|rock|rock-n-roll|rock-and-roll|musicians"),
-    ("cat-film-tv", r"film|television|hollywood|celebrit(y|ies)|pop-culture|entertainment"),
-    ("cat-writing", r"writing|books-about-books"),
-    ("cat-art", r"art|arts|art-history|illustrated|fashion|photography"),
-    ("subj-nonfiction", r"non-?fiction|nonfic|non-fic|true-stor(y|ies)|real-life"),
-    ("subj-fiction", r"fiction|drama|tragedy"),
-    ("subj-history", r"history|historic"),
+# Curated, ordered map from goodbooks tags to (subject, category); the first rule with an
+# alternative forming a whole hyphen-separated run of the tag wins ("ya-fantasy" ~ "fantasy").
+# Rows: (subject, category id, category name, parent category, tag alternatives). A row
+# without a category maps to its subject only. Categories form subject -> category -> sub.
+TAXONOMY = [
+    ("fiction", "paranormal-romance", "Paranormal Romance", "romance", r"paranormal-romance|pnr"),
+    ("fiction", "historical-romance", "Historical Romance", "romance",
+     r"historical-romance|romance-historical|regency"),
+    ("fiction", "contemporary-romance", "Contemporary Romance", "romance",
+     r"contemporary-romance|romance-contemporary|romantic-comedy"),
+    ("fiction", "romantic-suspense", "Romantic Suspense", "romance",
+     r"romantic-suspense|romance-suspense|suspense-romance"),
+    ("fiction", "erotica", "Erotica", "romance", r"erotica|erotic"),
+    ("fiction", "romance", "Romance", None, r"romance|romantic|love|love-stor(y|ies)|love-triangles?"),
+    ("fiction", "urban-fantasy", "Urban Fantasy", "fantasy", r"urban-fantasy"),
+    ("fiction", "epic-fantasy", "Epic & High Fantasy", "fantasy",
+     r"high-fantasy|epic-fantasy|fantasy-epic|epic"),
+    ("fiction", "fairy-tales", "Fairy Tales & Retellings", "fantasy", r"fairy-?tales?|retellings?|folklore"),
+    ("fiction", "mythology", "Mythology", "fantasy", r"myths?|mythology|gods"),
+    ("fiction", "paranormal", "Paranormal", "fantasy",
+     r"paranormal|supernatural|vampires?|vamps|werewolves|shifters|angels|demons|witches|ghosts?"
+     r"|fae|faeries|fairies"),
+    ("fiction", "magical-realism", "Magical Realism", "literary-fiction", r"magic(al)?-realism|surreal\w*"),
+    ("fiction", "fantasy", "Fantasy", None, r"fantasy|magic|wizards|dragons"),
+    ("fiction", "dystopian", "Dystopian", "science-fiction", r"dystop\w*|distop\w*|utopia"),
+    ("fiction", "post-apocalyptic", "Post-apocalyptic", "science-fiction", r"post-apocalyp\w*|apocalyp\w*"),
+    ("fiction", "time-travel", "Time Travel", "science-fiction", r"time-travel"),
+    ("fiction", "steampunk", "Steampunk", "science-fiction", r"steampunk"),
+    ("fiction", "science-fiction", "Science Fiction", None,
+     r"sci-?fi|science-?fiction|sciencefiction|sf|sff|sf-f|aliens|space|speculative-fiction"
+     r"|futuristic|future|cyberpunk"),
+    ("history", None, None, None, r"historical-non-?fiction|non-?fiction-history|history-non-?fiction"),
+    ("history", "holocaust", "Holocaust", "world-war-ii", r"holocaust"),
+    ("history", "world-war-ii", "World War II", None, r"wwii|ww2|ww-ii|world-war-(ii|2|two|ll)"),
+    ("history", "us-presidents", "U.S. Presidents", "american-history",
+     r"(us-|u-s-|american-)?presidents?|presidential"),
+    ("nonfiction", "biography", "Biography & Memoir", None,
+     r"bios?|biograph\w*|auto-?biograph\w*|autobio|memoirs?|memiors?|memior"),
+    ("history", "american-history", "American History", None,
+     r"american-history|us-history|u-s-history|history-american|american-revolution|civil-war"),
+    ("fiction", "war-fiction", "War Fiction", "historical-fiction", r"military-fiction|war-stories|war"),
+    ("history", "military-history", "Military History", None, r"military-history|military|warfare"),
+    ("history", "european-history", "European History", None,
+     r"european-history|british-history|english-history"),
+    ("history", "world-history", "World & Ancient History", None,
+     r"world-history|ancient|medieval|middle-ages|renaissance|microhistory"),
+    ("fiction", "historical-fiction", "Historical Fiction", None,
+     r"historical-fiction|historical-fic|historicalfiction|historic-fiction|fiction-historical"
+     r"|history-fiction|historical|historical-novels?"),
+    ("nonfiction", "true-crime", "True Crime", None, r"true-crime"),
+    ("fiction", "cozy-mystery", "Cozy Mystery", "mystery", r"cozy-myster(y|ies)"),
+    ("fiction", "detective", "Detective & Police", "mystery", r"detectives?|police|police-procedural"),
+    ("fiction", "mystery", "Mystery & Crime", None, r"myster(y|ies)|crime|murder|whodunit"),
+    ("fiction", "espionage", "Espionage", "thriller", r"espionage|spy|spies|political-thriller"),
+    ("fiction", "psychological-thriller", "Psychological Thriller", "thriller",
+     r"psychological-thriller|psychological"),
+    ("fiction", "thriller", "Thriller & Suspense", None,
+     r"thrillers?|suspense|suspence|conspiracy|intrigue"),
+    ("fiction", "horror", "Horror", None, r"horror|scary|creepy|spooky|zombies|gothic"),
+    ("fiction", "classics", "Classics", "literary-fiction", r"classics?|classic-\w+|great-books"),
+    ("fiction", "short-stories", "Short Stories", "literary-fiction",
+     r"short-stor(y|ies)|shortstories|short-fiction|antholog(y|ies)|novellas?|shorts"),
+    ("fiction", "chick-lit", "Chick Lit & Women's Fiction", "contemporary",
+     r"chick-?lit|chic-lit|women-s-fiction|womens-fiction|girly"),
+    ("fiction", "coming-of-age", "Coming of Age", "contemporary", r"coming-of-age|bildungsroman"),
+    ("fiction", "contemporary", "Contemporary & Realistic", None,
+     r"contemporary|realistic|realistic-fiction|modern-fiction"),
+    ("fiction", "literary-fiction", "Literary Fiction", None,
+     r"literary|literary-fiction|literature|postmodern\w*|modernism"),
+    ("fiction", "satire", "Satire", "humor", r"satire|dark-humou?r"),
+    ("fiction", "humor", "Humor", None,
+     r"humou?r|humorous|funny|comedy|comedians|hilarious|laugh-out-loud"),
+    ("fiction", "survival", "Survival", "adventure", r"survival"),
+    ("fiction", "adventure", "Adventure & Action", None, r"adventure|action"),
+    ("fiction", "christian-fiction", "Christian Fiction", None,
+     r"christian-fiction|inspirational-fiction|religious-fiction"),
+    ("nonfiction", "self-help", "Self-help", None,
+     r"self-help|self-improvement|self-development|personal-development|personal-growth"
+     r"|motivation(al)?|inspiration(al)?|inspiring"),
+    ("nonfiction", "business", "Business & Economics", None,
+     r"business|economics|leadership|management|finance"),
+    ("nonfiction", "travel", "Travel", None, r"travel\w*|wanderlust|around-the-world|exploration|road-trip"),
+    ("nonfiction", "essays", "Essays", None, r"essays?|creative-nonfiction|criticism"),
+    ("nonfiction", "food", "Food & Cooking", None, r"food\w*|cooking|cookbooks?|culinary"),
+    ("nonfiction", "journalism", "Journalism & Current Affairs", None,
+     r"journalism|current-events|current-affairs"),
+    ("nonfiction", "education", "Education & Parenting", None,
+     r"parenting|education|educational|teaching|motherhood"),
+    ("society", "politics", "Politics", None,
+     r"politics|political(-science)?|government|communism|human-rights"),
+    ("society", "social-science", "Sociology & Anthropology", None,
+     r"sociology|anthropology|social-sciences?|social-issues|social-commentary"),
+    ("society", "feminism", "Feminism & Gender", None,
+     r"feminis\w*|gender|gender-studies|women|girl-power|strong-women"),
+    ("society", "race", "Race & Civil Rights", None,
+     r"race|racism|civil-rights|african-american|black-history|slavery|social-justice|diversity"
+     r"|multicultural"),
+    ("science", "psychology", "Psychology", None, r"psychology|neuroscience|mental-health"),
+    ("science", "health-medicine", "Health & Medicine", None, r"health|medicine|medical"),
+    ("science", "nature", "Nature & Environment", None, r"nature|environment|outdoors|biology"),
+    ("science", "popular-science", "Popular Science", None,
+     r"science|popular-science|pop-science|technology|physics|astronomy"),
+    ("drama", "shakespeare", "Shakespeare", "plays", r"shakespeare"),
+    ("drama", "plays", "Plays", None, r"plays?|theatre|theater"),
+    ("poetry", None, None, None, r"poetry|poems"),
+    ("comics", "manga", "Manga", None, r"manga\w*|anime|manhwa"),
+    ("comics", "graphic-novels", "Graphic Novels & Comics", None,
+     r"graphic|graphic-novels?|graphicnovels|comics?|comix|comic-books|sequential-art"),
+    ("philosophy-religion", "christianity", "Christianity", "religion", r"christian\w*|theology|faith|bible"),
+    ("philosophy-religion", "religion", "Religion & Spirituality", None,
+     r"religio\w*|spiritual\w*|buddhism|islam|judaism|jewish"),
+    ("philosophy-religion", "philosophy", "Philosophy", None, r"philosoph\w*|existentialism"),
+    ("arts", "music", "Music", None, r"music\w*|rock|rock-n-roll|rock-and-roll|musicians"),
+    ("arts", "film-tv", "Film & Television", None,
+     r"film|television|hollywood|celebrit(y|ies)|pop-culture|entertainment"),
+    ("arts", "writing", "Writing & Books about Books", None, r"writing|books-about-books"),
+    ("arts", "art", "Art", None, r"art|arts|art-history|illustrated|fashion|photography"),
+    ("nonfiction", None, None, None, r"non-?fiction|nonfic|non-fic|true-stor(y|ies)|real-life"),
+    ("fiction", None, None, None, r"fiction|drama|tragedy"),
+    ("history", None, None, None, r"history|historic"),
 ]
 GRADE_RULES = [
-    ("grade-middle-grade", r"middle-grades?|middle-school|tween"),
-    ("grade-young-adult", r"ya|young-?adults?|youngadult|teens?|youth"),
-    ("grade-children", r"children|childrens|children-s|kids|kid|juvenile|picture-books?"
+    ("middle-grade", r"middle-grades?|middle-school|tween"),
+    ("young-adult", r"ya|young-?adults?|youngadult|teens?|youth"),
+    ("children", r"children|childrens|children-s|kids|kid|juvenile|picture-books?"
                        r"|chapter-books|elementary"),
-    ("grade-adult", r"adult|new-adult"),
+    ("adult", r"adult|new-adult"),
 ]
 
 # Generic shelf tags: dropped when any alternative is a whole hyphen-separated run.
@@ -232,7 +188,7 @@ SHELF_RE = (r"to-?read|tbr|to-?buy|to-get|to-purchase|wish-?list|want|need|maybe
             r"|audio|audio-?books?|audible|listened|nook|kobo|ibooks|pdf|epubs?|calibre|overdrive"
             r"|scribd|digital|downloaded|paper|paperback|hard-?copy|hardcover|hardback|lendable"
             r"|scanned|signed|free|freebies?|giveaways?|arc|netgalley|first-reads|amazon"
-            r"|library|shelf|bookshelf|shelfari|shelved|collections?|books?|novels?|stuff|misc"
+            r"|library|shelf|bookshelf|shelfari|shelved|stuff|misc|finish|lost-interest|on-hold|reviewed"
             r"|other|general|all|default|favou?rites?|favs?|faves?|loved|re-?reads?|re-?reading"
             r"|reads?|reading|finished|unfinished|dnf|abandoned|gave-up|stopped|dropped|paused"
             r"|unread|stars?|meh|amazing|interesting|lol|must-read|recommended|recommendations"
@@ -244,19 +200,21 @@ SHELF_RE = (r"to-?read|tbr|to-?buy|to-get|to-purchase|wish-?list|want|need|maybe
 SHELF_EXACT = {"a", "of", "the", "and", "new", "sub", "personal", "english", "mom", "life",
                "people", "world", "home", "states", "united", "young", "true", "self", "short",
                "work", "black", "south", "spirit", "development", "mind", "hist", "psych",
-               "chick", "na", "nf", "fun", "love", "roman", "romans", "bd", "classici",
+               "chick", "na", "nf", "fun", "roman", "book", "books",
+               "novel", "novels", "collection", "in-english", "favoritos", "murakami", "school-books", "romans", "bd", "classici",
                "fantasia", "narrativa", "biografie", "biografia", "biografias", "biblioteca",
                "terjemahan", "krimi", "deutsch", "tenho", "musica", "novela", "giappone",
                "international", "foreign", "light-reading", "for-fun", "just-for-fun"}
 DIGITS_OK = re.compile(r"^(\d+(st|nd|rd|th)-century|ww2|world-war-2)$")
 UPPER = {"ya": "YA", "uk": "UK", "usa": "USA", "us": "US", "lgbt": "LGBT", "lgbtq": "LGBTQ",
          "lgbtqia": "LGBTQIA", "glbt": "GLBT", "wwii": "WWII", "ww2": "WW2", "wwi": "WWI",
-         "nyc": "NYC", "sf": "SF", "sff": "SFF", "poc": "POC", "ww": "WW", "ii": "II"}
+         "nyc": "NYC", "pnr": "PNR", "sf": "SF", "sff": "SFF", "poc": "POC", "ww": "WW", "ii": "II"}
 PROPER = set("american america british england french france japan japanese india indian africa "
              "african asia asian china chinese russia russian german germany irish ireland italy "
              "italian canada canadian australia australian london paris europe european "
              "christian christianity jewish islam victorian shakespeare regency scottish "
-             "scotland latin mexico spanish iran afghanistan vietnam york harry potter".split())
+             "scotland latin mexico spanish iran afghanistan vietnam york harry potter east nobel "
+             "pulitzer booker britain california brit americana".split())
 
 EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 EVENT_SPAN = int((dt.datetime(2026, 11, 30, 23, 0, tzinfo=dt.timezone.utc) - EPOCH).total_seconds())
@@ -268,7 +226,8 @@ def run_re(alternatives):
     return re.compile(r"(?:^|-)(?:" + alternatives + r")(?:-|$)")
 
 
-TOPIC_RES = [(target, run_re(alts)) for target, alts in TOPIC_RULES]
+CATEGORIES = {c: (name, subj, parent) for subj, c, name, parent, _ in TAXONOMY if c}
+TOPIC_RES = [((subj, c), run_re(alts)) for subj, c, _, _, alts in TAXONOMY]
 GRADE_RES = [(target, run_re(alts)) for target, alts in GRADE_RULES]
 SHELF_PAT = run_re(SHELF_RE)
 
@@ -292,7 +251,8 @@ def stable_int(text):
 
 
 def label_for(tag):
-    text = re.sub(r"n-t(-|$)", r"n't\1", re.sub(r"(\w)-s(-|$)", r"\1's\2", tag))
+    text = re.sub(r"^u-s-", "us-", tag)
+    text = re.sub(r"n-t(-|$)", r"n't\1", re.sub(r"(\w)-s(-|$)", r"\1's\2", text))
     words = [UPPER.get(w, w.capitalize() if w in PROPER else w) for w in text.split("-")]
     words[0] = words[0][:1].upper() + words[0][1:]
     return " ".join(words)
@@ -346,7 +306,7 @@ def select_topics(src, books, args):
     for b in read_csv(src / "books.csv"):
         for name in b["authors"].split(","):
             parts = slug(name).split("-")
-            author_slugs.update({"-".join(parts), parts[-1], "-".join(parts[-1:] + parts[:-1])})
+            author_slugs.update({"-".join(parts), "-".join(parts[-1:] + parts[:-1])})
     tag_names = {r["tag_id"]: r["tag_name"] for r in read_csv(src / "tags.csv")}
     counts = collections.defaultdict(dict)  # book_id -> tag_id -> count
     for r in read_csv(src / "book_tags.csv"):
@@ -377,13 +337,15 @@ def build_mappings(counts, kept, per_book):
 
 
 def classify_topics(kept, mappings):
-    """topic tag_id -> (subject key, grade key, category key) from the curated rules."""
+    """topic tag_id -> [subject, grade, category, broad] keys from the curated rules.
+
+    broad: a subject- or grade-level tag without a category ("fiction", "young-adult").
+    """
     out = {}
     for t, (name, _) in kept.items():
-        target, grade = first_match(TOPIC_RES, name), first_match(GRADE_RES, name)
-        cat = target[4:] if target and target.startswith("cat-") else None
-        subj = CATEGORIES[cat][1] if cat else (target[5:] if target else None)
-        out[t] = [subj, grade[6:] if grade else None, cat]
+        subj, cat = first_match(TOPIC_RES, name) or (None, None)
+        grade = first_match(GRADE_RES, name)
+        out[t] = [subj, grade, cat, cat is None and (subj or grade) is not None]
     # Unmapped topics: the most common (weighted) subject among their books.
     book_subject = {}
     for book_id, tops in mappings.items():
@@ -404,14 +366,14 @@ def classify_topics(kept, mappings):
 
 
 def build_taxonomy(classes):
-    used = {c for _, _, c in classes.values() if c}
+    used = {v[2] for v in classes.values() if v[2]}
     used |= {CATEGORIES[c][2] for c in used if CATEGORIES[c][2]}
     categories = [{"id": f"cat-{k}", "name": CATEGORIES[k][0], "subjectId": f"subj-{CATEGORIES[k][1]}",
                    "parentId": f"cat-{CATEGORIES[k][2]}" if CATEGORIES[k][2] else None}
                   for k in sorted(used)]
-    subj_used = {s for s, _, _ in classes.values() if s} | {CATEGORIES[c][1] for c in used}
+    subj_used = {v[0] for v in classes.values() if v[0]} | {CATEGORIES[c][1] for c in used}
     subjects = [{"id": f"subj-{k}", "name": SUBJECTS[k]} for k in sorted(subj_used)]
-    grade_used = {g for _, g, _ in classes.values() if g}
+    grade_used = {v[1] for v in classes.values() if v[1]}
     grades = [{"id": f"grade-{k}", "name": GRADES[k]} for k in sorted(grade_used)]
     return subjects, grades, categories
 
@@ -459,14 +421,20 @@ def build_students(per_user, mappings, classes, kept, args):
         for book_id in {b for _, b, _ in rows}:
             for t, w in mappings.get(book_id, []):
                 topic_w[t] += w
-                subj, grade, _ = classes[t]
+                subj, grade = classes[t][:2]
                 if subj:
                     subj_w[subj] += w
                 if grade:
                     grade_w[grade] += w
-        top = sorted(topic_w, key=lambda t: (-topic_w[t], int(t)))[:args.topics_per_set]
-        specific = [kept[t][1] for t in top if classes[t][2]] or [kept[t][1] for t in top]
-        title = " and ".join(specific[:2]) + " reading list" if specific else "Reading list"
+        ranked_topics = sorted(topic_w, key=lambda t: (-topic_w[t], int(t)))
+        top, seen = [], set()  # skip broad topics, at most one topic per category
+        for t in ranked_topics:
+            cat, broad = classes[t][2:]
+            if not broad and (cat is None or cat not in seen):
+                top.append(t)
+                seen.add(cat)
+        top = (top or ranked_topics)[:args.topics_per_set]
+        title = " and ".join(kept[t][1] for t in top[:2]) + " reading list" if top else "Reading list"
         rng = random.Random(f"{args.seed}:{user}")
         ss_id = f"ss-{user}"
         created = STUDY_SET_EPOCH + dt.timedelta(seconds=rng.randrange(30 * 86400))
@@ -552,7 +520,7 @@ def main():
     subjects, grades, categories = build_taxonomy(classes)
     topics = [{"id": f"tag-{t}", "label": kept[t][1], "subjectId": ref("subj", s),
                "gradeId": ref("grade", g), "categoryId": ref("cat", c)}
-              for t, (s, g, c) in classes.items()]
+              for t, (s, g, c, _) in classes.items()]
     book_recs = [book_record(b, mappings.get(i, []), kept) for i, b in books.items()]
     used_pubs = {b["publisherId"] for b in book_recs}
     publishers = [{"id": f"pub-{slug(p)}", "name": p} for p in PUBLISHERS if f"pub-{slug(p)}" in used_pubs]

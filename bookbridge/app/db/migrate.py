@@ -18,11 +18,11 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     """Migrate the database at `url` (blocking; runs its own event loop)."""
     command.upgrade(alembic_config(url), revision)
 
 
-async def upgrade_async(url: str, revision: str = "head") -> None:
+async def upgrade_async(url: str, revision: str = "heads") -> None:
     """Migrate from inside a running event loop (Alembic's env.py starts a loop of its own)."""
     await asyncio.to_thread(upgrade, url, revision)

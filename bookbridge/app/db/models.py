@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Computed,
+    Date,
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Source ids are compared byte-wise: keyset pagination and sorted batch writes need one stable order.
@@ -157,3 +163,81 @@ class EngagementEvent(Base):
             name="known_event_type",
         ),
     )
+
+
+class IngestionBatch(Base):
+    """The ingestion log: one row per applied batch, with the result returned to the client."""
+
+    __tablename__ = "ingestion_batches"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    entity: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    payload_hash: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    received: Mapped[int] = mapped_column(Integer)
+    inserted: Mapped[int] = mapped_column(Integer)
+    updated: Mapped[int] = mapped_column(Integer)
+    unchanged: Mapped[int] = mapped_column(Integer)
+    duplicates: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    client: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[float] = mapped_column(Float)
+    __table_args__ = (
+        Index(
+            "uq_ingestion_batches_entity_key",
+            "entity",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_ingestion_batches_started_at", "started_at"),
+    )
+
+
+class DeadLetter(Base):
+    """A rejected record with its payload and reason, kept for operators to inspect and replay."""
+
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(Id, index=True)
+    entity: Mapped[str] = mapped_column(Text)
+    record_index: Mapped[int] = mapped_column(Integer)
+    record_id: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(Text, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()
+
+
+class _DailyEngagement:
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    event_type: Mapped[str] = mapped_column(Text, primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+
+
+class EngagementDailyBook(_DailyEngagement, Base):
+    """Events per day, book and type; maintained with every insert of new events."""
+
+    __tablename__ = "engagement_daily_book"
+    book_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    __table_args__ = (Index("ix_engagement_daily_book_book_id", "book_id", "day"),)
+
+
+class EngagementDailyTopic(_DailyEngagement, Base):
+    """Events per day, topic and type (events that name a topic)."""
+
+    __tablename__ = "engagement_daily_topic"
+    topic_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    __table_args__ = (Index("ix_engagement_daily_topic_topic_id", "topic_id", "day"),)
+
+
+class EngagementDailyStudySet(_DailyEngagement, Base):
+    """Events per day, study set and type."""
+
+    __tablename__ = "engagement_daily_study_set"
+    study_set_id: Mapped[str] = mapped_column(
+        Id, ForeignKey("study_sets.id", ondelete="CASCADE"), primary_key=True
+    )
+    __table_args__ = (Index("ix_engagement_daily_study_set_study_set_id", "study_set_id", "day"),)
