@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bookbridge.app.body import RequestBodyMiddleware
 from bookbridge.app.http import GraphQLApp
 from bookbridge.app.services import Services
 from bookbridge.app.settings import Settings
@@ -66,6 +69,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+        ],
+        middleware=[
+            Middleware(
+                GZipMiddleware, minimum_size=settings.gzip_min_response_bytes, compresslevel=6
+            ),
+            Middleware(
+                RequestBodyMiddleware,
+                max_body_bytes=settings.max_body_bytes,
+                max_decompressed_bytes=settings.max_decompressed_body_bytes,
+            ),
         ],
         lifespan=lifespan,
     )

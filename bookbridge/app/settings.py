@@ -30,6 +30,21 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=100, validation_alias="BOOKBRIDGE_MAX_PAGE_SIZE")
     default_page_size: int = Field(default=20, validation_alias="BOOKBRIDGE_DEFAULT_PAGE_SIZE")
     log_level: str = Field(default="INFO", validation_alias="BOOKBRIDGE_LOG_LEVEL")
+    max_body_bytes: int = Field(
+        default=16 << 20,
+        validation_alias="BOOKBRIDGE_MAX_BODY_BYTES",
+        description="largest request body read from a client (compressed size when gzipped): 413",
+    )
+    max_decompressed_body_bytes: int = Field(
+        default=64 << 20,
+        validation_alias="BOOKBRIDGE_MAX_DECOMPRESSED_BODY_BYTES",
+        description="largest size a gzip request body may inflate to: 413 beyond",
+    )
+    gzip_min_response_bytes: int = Field(
+        default=1024,
+        validation_alias="BOOKBRIDGE_GZIP_MIN_RESPONSE_BYTES",
+        description="responses at least this large are gzipped when the client accepts gzip",
+    )
 
     @property
     def production(self) -> bool:
