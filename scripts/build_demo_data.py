@@ -18,6 +18,7 @@ Usage: .venv/bin/python scripts/build_demo_data.py \
            --source ../shared/data/goodbooks --out bookbridge/demo/data
 Stdlib only.
 """
+
 import argparse
 import collections
 import csv
@@ -31,205 +32,216 @@ import shutil
 from pathlib import Path
 
 # --------------------------------------------------------------- curated maps
-PUBLISHERS = [
-    "Harbor Lane Press", "Bluebell & Finch", "Northgate Books", "Copperleaf Publishing",
-    "Quill & Compass", "Silver Birch House", "Lantern Street Press", "Meridian Hall",
-    "Old Mill Editions", "Foxglove Books", "Tidewater Press", "Granite Peak Publishing",
-    "Starling House", "Ironwood Books", "Juniper Row", "Saltmarsh Editions",
-    "Red Kite Press", "Wildflower & Stone", "Beacon Hill Books", "Cedar Hollow Press",
-    "Paper Lantern House", "Kestrel Publishing", "Amberfield Books", "Moonrise Editions",
-    "Riverbend Press", "Blackthorn & Co.", "Orchard Gate Books", "Westwind Publishing",
-    "Larkspur Press", "Hearthstone House", "Thistledown Books", "Seaglass Editions",
-    "Windmill Hill Press", "Brightwater Books", "Oakenshaw & Vale", "Marigold Press",
-    "Driftwood House", "Highland Quarto", "Evergreen Page", "Sparrowhawk Books",
-]
+# Tables are ";"-separated text; an indented line continues the last cell of the row above.
+PUBLISHERS_TABLE = """
+Harbor Lane Press; Bluebell & Finch; Northgate Books; Copperleaf Publishing
+Quill & Compass; Silver Birch House; Lantern Street Press; Meridian Hall
+Old Mill Editions; Foxglove Books; Tidewater Press; Granite Peak Publishing
+Starling House; Ironwood Books; Juniper Row; Saltmarsh Editions
+Red Kite Press; Wildflower & Stone; Beacon Hill Books; Cedar Hollow Press
+Paper Lantern House; Kestrel Publishing; Amberfield Books; Moonrise Editions
+Riverbend Press; Blackthorn & Co.; Orchard Gate Books; Westwind Publishing
+Larkspur Press; Hearthstone House; Thistledown Books; Seaglass Editions
+Windmill Hill Press; Brightwater Books; Oakenshaw & Vale; Marigold Press
+Driftwood House; Highland Quarto; Evergreen Page; Sparrowhawk Books
+"""
+SUBJECTS_TABLE = """
+fiction; Fiction
+nonfiction; Nonfiction
+science; Science
+history; History
+poetry; Poetry
+drama; Drama
+comics; Comics & Graphic Novels
+philosophy-religion; Philosophy & Religion
+society; Society & Politics
+arts; Arts & Culture
+"""
+# grade id; name; tag alternatives (the first matching grade wins)
+GRADES_TABLE = """
+middle-grade; Middle grade; middle-grades?|middle-school|tween
+young-adult; Young adult; ya|young-?adults?|youngadult|teens?|youth
+children; Children; children|childrens|children-s|kids|kid|juvenile|picture-books?|chapter-books
+    |elementary
+adult; Adult; adult|new-adult
+"""
+# Curated, ordered map from goodbooks tags to subject and category (a subject -> category ->
+# subcategory tree). A rule matches when one of its regex alternatives is a whole hyphen-separated
+# run of the tag ("ya-fantasy" matches "fantasy"); the first matching row wins. Rows without a
+# category map a tag to the subject only.
+# subject; category id; category name; parent category; tag alternatives
+TAXONOMY_TABLE = r"""
+fiction; paranormal-romance; Paranormal Romance; romance; paranormal-romance|pnr
+fiction; historical-romance; Historical Romance; romance; historical-romance|romance-historical
+    |regency
+fiction; contemporary-romance; Contemporary Romance; romance; contemporary-romance
+    |romance-contemporary|romantic-comedy
+fiction; romantic-suspense; Romantic Suspense; romance; romantic-suspense|romance-suspense
+    |suspense-romance
+fiction; erotica; Erotica; romance; erotica|erotic
+fiction; romance; Romance; ; romance|romantic|love|love-stor(y|ies)|love-triangles?
+fiction; urban-fantasy; Urban Fantasy; fantasy; urban-fantasy
+fiction; epic-fantasy; Epic & High Fantasy; fantasy; high-fantasy|epic-fantasy|fantasy-epic|epic
+fiction; fairy-tales; Fairy Tales & Retellings; fantasy; fairy-?tales?|retellings?|folklore
+fiction; mythology; Mythology; fantasy; myths?|mythology|gods
+fiction; paranormal; Paranormal; fantasy; paranormal|supernatural|vampires?|vamps|werewolves
+    |shifters|angels|demons|witches|ghosts?|fae|faeries|fairies
+fiction; magical-realism; Magical Realism; literary-fiction; magic(al)?-realism|surreal\w*
+fiction; fantasy; Fantasy; ; fantasy|magic|wizards|dragons
+fiction; dystopian; Dystopian; science-fiction; dystop\w*|distop\w*|utopia
+fiction; post-apocalyptic; Post-apocalyptic; science-fiction; post-apocalyp\w*|apocalyp\w*
+fiction; time-travel; Time Travel; science-fiction; time-travel
+fiction; steampunk; Steampunk; science-fiction; steampunk
+fiction; science-fiction; Science Fiction; ; sci-?fi|science-?fiction|sciencefiction|sf|sff|sf-f
+    |aliens|space|speculative-fiction|futuristic|future|cyberpunk
+history; ; ; ; historical-non-?fiction|non-?fiction-history|history-non-?fiction
+history; holocaust; Holocaust; world-war-ii; holocaust
+history; world-war-ii; World War II; ; wwii|ww2|ww-ii|world-war-(ii|2|two|ll)
+history; us-presidents; U.S. Presidents; american-history; (us-|u-s-|american-)?presidents?
+    |presidential
+nonfiction; biography; Biography & Memoir; ; bios?|biograph\w*|auto-?biograph\w*|autobio|memoirs?
+    |memiors?|memior
+history; american-history; American History; ; american-history|us-history|u-s-history
+    |history-american|american-revolution|civil-war
+fiction; war-fiction; War Fiction; historical-fiction; military-fiction|war-stories|war
+history; military-history; Military History; ; military-history|military|warfare
+history; european-history; European History; ; european-history|british-history|english-history
+history; world-history; World & Ancient History; ; world-history|ancient|medieval|middle-ages
+    |renaissance|microhistory
+fiction; historical-fiction; Historical Fiction; ; historical-fiction|historical-fic
+    |historicalfiction|historic-fiction|fiction-historical|history-fiction|historical
+    |historical-novels?
+nonfiction; true-crime; True Crime; ; true-crime
+fiction; cozy-mystery; Cozy Mystery; mystery; cozy-myster(y|ies)
+fiction; detective; Detective & Police; mystery; detectives?|police|police-procedural
+fiction; mystery; Mystery & Crime; ; myster(y|ies)|crime|murder|whodunit
+fiction; espionage; Espionage; thriller; espionage|spy|spies|political-thriller
+fiction; psychological-thriller; Psychological Thriller; thriller; psychological-thriller
+    |psychological
+fiction; thriller; Thriller & Suspense; ; thrillers?|suspense|suspence|conspiracy|intrigue
+fiction; horror; Horror; ; horror|scary|creepy|spooky|zombies|gothic
+fiction; classics; Classics; literary-fiction; classics?|classic-\w+|great-books
+fiction; short-stories; Short Stories; literary-fiction; short-stor(y|ies)|shortstories
+    |short-fiction|antholog(y|ies)|novellas?|shorts
+fiction; chick-lit; Chick Lit & Women's Fiction; contemporary; chick-?lit|chic-lit|women-s-fiction
+    |womens-fiction|girly
+fiction; coming-of-age; Coming of Age; contemporary; coming-of-age|bildungsroman
+fiction; contemporary; Contemporary & Realistic; ; contemporary|realistic|realistic-fiction
+    |modern-fiction
+fiction; literary-fiction; Literary Fiction; ; literary|literary-fiction|literature|postmodern\w*
+    |modernism
+fiction; satire; Satire; humor; satire|dark-humou?r
+fiction; humor; Humor; ; humou?r|humorous|funny|comedy|comedians|hilarious|laugh-out-loud
+fiction; survival; Survival; adventure; survival
+fiction; adventure; Adventure & Action; ; adventure|action
+fiction; christian-fiction; Christian Fiction; ; christian-fiction|inspirational-fiction
+    |religious-fiction
+nonfiction; self-help; Self-help; ; self-help|self-improvement|self-development
+    |personal-development|personal-growth|motivation(al)?|inspiration(al)?|inspiring
+nonfiction; business; Business & Economics; ; business|economics|leadership|management|finance
+nonfiction; travel; Travel; ; travel\w*|wanderlust|around-the-world|exploration|road-trip
+nonfiction; essays; Essays; ; essays?|creative-nonfiction|criticism
+nonfiction; food; Food & Cooking; ; food\w*|cooking|cookbooks?|culinary
+nonfiction; journalism; Journalism & Current Affairs; ; journalism|current-events|current-affairs
+nonfiction; education; Education & Parenting; ; parenting|education|educational|teaching|motherhood
+society; politics; Politics; ; politics|political(-science)?|government|communism|human-rights
+society; social-science; Sociology & Anthropology; ; sociology|anthropology|social-sciences?
+    |social-issues|social-commentary
+society; feminism; Feminism & Gender; ; feminis\w*|gender|gender-studies|women|girl-power
+    |strong-women
+society; race; Race & Civil Rights; ; race|racism|civil-rights|african-american|black-history
+    |slavery|social-justice|diversity|multicultural
+science; psychology; Psychology; ; psychology|neuroscience|mental-health
+science; health-medicine; Health & Medicine; ; health|medicine|medical
+science; nature; Nature & Environment; ; nature|environment|outdoors|biology
+science; popular-science; Popular Science; ; science|popular-science|pop-science|technology|physics
+    |astronomy
+drama; shakespeare; Shakespeare; plays; shakespeare
+drama; plays; Plays; ; plays?|theatre|theater
+poetry; ; ; ; poetry|poems
+comics; manga; Manga; ; manga\w*|anime|manhwa
+comics; graphic-novels; Graphic Novels & Comics; ; graphic|graphic-novels?|graphicnovels|comics?
+    |comix|comic-books|sequential-art
+philosophy-religion; christianity; Christianity; religion; christian\w*|theology|faith|bible
+philosophy-religion; religion; Religion & Spirituality; ; religio\w*|spiritual\w*|buddhism|islam
+    |judaism|jewish
+philosophy-religion; philosophy; Philosophy; ; philosoph\w*|existentialism
+arts; music; Music; ; music\w*|rock|rock-n-roll|rock-and-roll|musicians
+arts; film-tv; Film & Television; ; film|television|hollywood|celebrit(y|ies)|pop-culture
+    |entertainment
+arts; writing; Writing & Books about Books; ; writing|books-about-books
+arts; art; Art; ; art|arts|art-history|illustrated|fashion|photography
+nonfiction; ; ; ; non-?fiction|nonfic|non-fic|true-stor(y|ies)|real-life
+fiction; ; ; ; fiction|drama|tragedy
+history; ; ; ; history|historic
+"""
+# Generic shelf tags: dropped when one alternative is a whole hyphen-separated run of the tag.
+SHELF_ALTERNATIVES = r"""
+to-?read|tbr|to-?buy|to-get|to-purchase|wish-?list|want|need|maybe|might|priority|next|own|owned
+    |i-own|have|bought|purchased|borrowed|buy|donated|kindle|e-?books?|audio|audio-?books?|audible
+    |listened|nook|kobo|ibooks|pdf|epubs?|calibre|overdrive|scribd|digital|downloaded|paper
+    |paperback|hard-?copy|hardcover|hardback|lendable|scanned|signed|free|freebies?|giveaways?|arc
+    |netgalley|first-reads|amazon|library|shelf|bookshelf|shelfari|shelved|stuff|misc|finish
+    |lost-interest|on-hold|reviewed|other|general|all|default|favou?rites?|favs?|faves?|loved
+    |re-?reads?|re-?reading|reads?|reading|finished|unfinished|dnf|abandoned|gave-up|stopped
+    |dropped|paused|unread|stars?|meh|amazing|interesting|lol|must-read|recommended|recommendations
+    |best|series|sequels?|stand-?alones?|trilog(y|ies)|challenge|rory|gilmore|bbc|guardian
+    |modern-library|oprahs?|book-?club|book-?group|botm|skimm|obc|tournament-of-books
+    |sword-and-laser|bookcrossing|movies?|for-school|required|classroom|ap-lit|uni|not|done
+    |completed|made-me-cry|tear-jerkers?|guilty-pleasures?|brain-candy|fluff|cover-love
+    |beautiful-covers|book-boyfriends?|my-\w+|mine
+"""
+SHELF_WORDS = """
+a and bd biblioteca biografia biografias biografie black book books chick classici collection
+deutsch development english fantasia favoritos for-fun foreign fun giappone hist home in-english
+international just-for-fun krimi life light-reading mind mom murakami musica na narrativa new nf
+novel novela novels of people personal psych roman romans school-books self short south spirit
+states sub tenho terjemahan the true united work world young
+"""
+UPPER_WORDS = """YA UK USA US LGBT LGBTQ LGBTQIA GLBT WWII WW2 WWI NYC PNR SF SFF POC WW II"""
+PROPER_WORDS = """
+afghanistan africa african america american americana asia asian australia australian booker brit
+britain british california canada canadian china chinese christian christianity east england europe
+european france french german germany harry india indian iran ireland irish islam italian italy
+japan japanese jewish latin london mexico nobel paris potter pulitzer regency russia russian
+scotland scottish shakespeare spanish victorian vietnam york
+"""
 
-SUBJECTS = {
-    "fiction": "Fiction", "nonfiction": "Nonfiction", "science": "Science",
-    "history": "History", "poetry": "Poetry", "drama": "Drama",
-    "comics": "Comics & Graphic Novels", "philosophy-religion": "Philosophy & Religion",
-    "society": "Society & Politics", "arts": "Arts & Culture",
-}
-GRADES = {"children": "Children", "middle-grade": "Middle grade",
-          "young-adult": "Young adult", "adult": "Adult"}
-
-# Curated, ordered map from goodbooks tags to (subject, category); the first rule with an
-# alternative forming a whole hyphen-separated run of the tag wins ("ya-fantasy" ~ "fantasy").
-# Rows: (subject, category id, category name, parent category, tag alternatives). A row
-# without a category maps to its subject only. Categories form subject -> category -> sub.
-TAXONOMY = [
-    ("fiction", "paranormal-romance", "Paranormal Romance", "romance", r"paranormal-romance|pnr"),
-    ("fiction", "historical-romance", "Historical Romance", "romance",
-     r"historical-romance|romance-historical|regency"),
-    ("fiction", "contemporary-romance", "Contemporary Romance", "romance",
-     r"contemporary-romance|romance-contemporary|romantic-comedy"),
-    ("fiction", "romantic-suspense", "Romantic Suspense", "romance",
-     r"romantic-suspense|romance-suspense|suspense-romance"),
-    ("fiction", "erotica", "Erotica", "romance", r"erotica|erotic"),
-    ("fiction", "romance", "Romance", None, r"romance|romantic|love|love-stor(y|ies)|love-triangles?"),
-    ("fiction", "urban-fantasy", "Urban Fantasy", "fantasy", r"urban-fantasy"),
-    ("fiction", "epic-fantasy", "Epic & High Fantasy", "fantasy",
-     r"high-fantasy|epic-fantasy|fantasy-epic|epic"),
-    ("fiction", "fairy-tales", "Fairy Tales & Retellings", "fantasy", r"fairy-?tales?|retellings?|folklore"),
-    ("fiction", "mythology", "Mythology", "fantasy", r"myths?|mythology|gods"),
-    ("fiction", "paranormal", "Paranormal", "fantasy",
-     r"paranormal|supernatural|vampires?|vamps|werewolves|shifters|angels|demons|witches|ghosts?"
-     r"|fae|faeries|fairies"),
-    ("fiction", "magical-realism", "Magical Realism", "literary-fiction", r"magic(al)?-realism|surreal\w*"),
-    ("fiction", "fantasy", "Fantasy", None, r"fantasy|magic|wizards|dragons"),
-    ("fiction", "dystopian", "Dystopian", "science-fiction", r"dystop\w*|distop\w*|utopia"),
-    ("fiction", "post-apocalyptic", "Post-apocalyptic", "science-fiction", r"post-apocalyp\w*|apocalyp\w*"),
-    ("fiction", "time-travel", "Time Travel", "science-fiction", r"time-travel"),
-    ("fiction", "steampunk", "Steampunk", "science-fiction", r"steampunk"),
-    ("fiction", "science-fiction", "Science Fiction", None,
-     r"sci-?fi|science-?fiction|sciencefiction|sf|sff|sf-f|aliens|space|speculative-fiction"
-     r"|futuristic|future|cyberpunk"),
-    ("history", None, None, None, r"historical-non-?fiction|non-?fiction-history|history-non-?fiction"),
-    ("history", "holocaust", "Holocaust", "world-war-ii", r"holocaust"),
-    ("history", "world-war-ii", "World War II", None, r"wwii|ww2|ww-ii|world-war-(ii|2|two|ll)"),
-    ("history", "us-presidents", "U.S. Presidents", "american-history",
-     r"(us-|u-s-|american-)?presidents?|presidential"),
-    ("nonfiction", "biography", "Biography & Memoir", None,
-     r"bios?|biograph\w*|auto-?biograph\w*|autobio|memoirs?|memiors?|memior"),
-    ("history", "american-history", "American History", None,
-     r"american-history|us-history|u-s-history|history-american|american-revolution|civil-war"),
-    ("fiction", "war-fiction", "War Fiction", "historical-fiction", r"military-fiction|war-stories|war"),
-    ("history", "military-history", "Military History", None, r"military-history|military|warfare"),
-    ("history", "european-history", "European History", None,
-     r"european-history|british-history|english-history"),
-    ("history", "world-history", "World & Ancient History", None,
-     r"world-history|ancient|medieval|middle-ages|renaissance|microhistory"),
-    ("fiction", "historical-fiction", "Historical Fiction", None,
-     r"historical-fiction|historical-fic|historicalfiction|historic-fiction|fiction-historical"
-     r"|history-fiction|historical|historical-novels?"),
-    ("nonfiction", "true-crime", "True Crime", None, r"true-crime"),
-    ("fiction", "cozy-mystery", "Cozy Mystery", "mystery", r"cozy-myster(y|ies)"),
-    ("fiction", "detective", "Detective & Police", "mystery", r"detectives?|police|police-procedural"),
-    ("fiction", "mystery", "Mystery & Crime", None, r"myster(y|ies)|crime|murder|whodunit"),
-    ("fiction", "espionage", "Espionage", "thriller", r"espionage|spy|spies|political-thriller"),
-    ("fiction", "psychological-thriller", "Psychological Thriller", "thriller",
-     r"psychological-thriller|psychological"),
-    ("fiction", "thriller", "Thriller & Suspense", None,
-     r"thrillers?|suspense|suspence|conspiracy|intrigue"),
-    ("fiction", "horror", "Horror", None, r"horror|scary|creepy|spooky|zombies|gothic"),
-    ("fiction", "classics", "Classics", "literary-fiction", r"classics?|classic-\w+|great-books"),
-    ("fiction", "short-stories", "Short Stories", "literary-fiction",
-     r"short-stor(y|ies)|shortstories|short-fiction|antholog(y|ies)|novellas?|shorts"),
-    ("fiction", "chick-lit", "Chick Lit & Women's Fiction", "contemporary",
-     r"chick-?lit|chic-lit|women-s-fiction|womens-fiction|girly"),
-    ("fiction", "coming-of-age", "Coming of Age", "contemporary", r"coming-of-age|bildungsroman"),
-    ("fiction", "contemporary", "Contemporary & Realistic", None,
-     r"contemporary|realistic|realistic-fiction|modern-fiction"),
-    ("fiction", "literary-fiction", "Literary Fiction", None,
-     r"literary|literary-fiction|literature|postmodern\w*|modernism"),
-    ("fiction", "satire", "Satire", "humor", r"satire|dark-humou?r"),
-    ("fiction", "humor", "Humor", None,
-     r"humou?r|humorous|funny|comedy|comedians|hilarious|laugh-out-loud"),
-    ("fiction", "survival", "Survival", "adventure", r"survival"),
-    ("fiction", "adventure", "Adventure & Action", None, r"adventure|action"),
-    ("fiction", "christian-fiction", "Christian Fiction", None,
-     r"christian-fiction|inspirational-fiction|religious-fiction"),
-    ("nonfiction", "self-help", "Self-help", None,
-     r"self-help|self-improvement|self-development|personal-development|personal-growth"
-     r"|motivation(al)?|inspiration(al)?|inspiring"),
-    ("nonfiction", "business", "Business & Economics", None,
-     r"business|economics|leadership|management|finance"),
-    ("nonfiction", "travel", "Travel", None, r"travel\w*|wanderlust|around-the-world|exploration|road-trip"),
-    ("nonfiction", "essays", "Essays", None, r"essays?|creative-nonfiction|criticism"),
-    ("nonfiction", "food", "Food & Cooking", None, r"food\w*|cooking|cookbooks?|culinary"),
-    ("nonfiction", "journalism", "Journalism & Current Affairs", None,
-     r"journalism|current-events|current-affairs"),
-    ("nonfiction", "education", "Education & Parenting", None,
-     r"parenting|education|educational|teaching|motherhood"),
-    ("society", "politics", "Politics", None,
-     r"politics|political(-science)?|government|communism|human-rights"),
-    ("society", "social-science", "Sociology & Anthropology", None,
-     r"sociology|anthropology|social-sciences?|social-issues|social-commentary"),
-    ("society", "feminism", "Feminism & Gender", None,
-     r"feminis\w*|gender|gender-studies|women|girl-power|strong-women"),
-    ("society", "race", "Race & Civil Rights", None,
-     r"race|racism|civil-rights|african-american|black-history|slavery|social-justice|diversity"
-     r"|multicultural"),
-    ("science", "psychology", "Psychology", None, r"psychology|neuroscience|mental-health"),
-    ("science", "health-medicine", "Health & Medicine", None, r"health|medicine|medical"),
-    ("science", "nature", "Nature & Environment", None, r"nature|environment|outdoors|biology"),
-    ("science", "popular-science", "Popular Science", None,
-     r"science|popular-science|pop-science|technology|physics|astronomy"),
-    ("drama", "shakespeare", "Shakespeare", "plays", r"shakespeare"),
-    ("drama", "plays", "Plays", None, r"plays?|theatre|theater"),
-    ("poetry", None, None, None, r"poetry|poems"),
-    ("comics", "manga", "Manga", None, r"manga\w*|anime|manhwa"),
-    ("comics", "graphic-novels", "Graphic Novels & Comics", None,
-     r"graphic|graphic-novels?|graphicnovels|comics?|comix|comic-books|sequential-art"),
-    ("philosophy-religion", "christianity", "Christianity", "religion", r"christian\w*|theology|faith|bible"),
-    ("philosophy-religion", "religion", "Religion & Spirituality", None,
-     r"religio\w*|spiritual\w*|buddhism|islam|judaism|jewish"),
-    ("philosophy-religion", "philosophy", "Philosophy", None, r"philosoph\w*|existentialism"),
-    ("arts", "music", "Music", None, r"music\w*|rock|rock-n-roll|rock-and-roll|musicians"),
-    ("arts", "film-tv", "Film & Television", None,
-     r"film|television|hollywood|celebrit(y|ies)|pop-culture|entertainment"),
-    ("arts", "writing", "Writing & Books about Books", None, r"writing|books-about-books"),
-    ("arts", "art", "Art", None, r"art|arts|art-history|illustrated|fashion|photography"),
-    ("nonfiction", None, None, None, r"non-?fiction|nonfic|non-fic|true-stor(y|ies)|real-life"),
-    ("fiction", None, None, None, r"fiction|drama|tragedy"),
-    ("history", None, None, None, r"history|historic"),
-]
-GRADE_RULES = [
-    ("middle-grade", r"middle-grades?|middle-school|tween"),
-    ("young-adult", r"ya|young-?adults?|youngadult|teens?|youth"),
-    ("children", r"children|childrens|children-s|kids|kid|juvenile|picture-books?"
-                       r"|chapter-books|elementary"),
-    ("adult", r"adult|new-adult"),
-]
-
-# Generic shelf tags: dropped when any alternative is a whole hyphen-separated run.
-SHELF_RE = (r"to-?read|tbr|to-?buy|to-get|to-purchase|wish-?list|want|need|maybe|might|priority"
-            r"|next|own|owned|i-own|have|bought|purchased|borrowed|buy|donated|kindle|e-?books?"
-            r"|audio|audio-?books?|audible|listened|nook|kobo|ibooks|pdf|epubs?|calibre|overdrive"
-            r"|scribd|digital|downloaded|paper|paperback|hard-?copy|hardcover|hardback|lendable"
-            r"|scanned|signed|free|freebies?|giveaways?|arc|netgalley|first-reads|amazon"
-            r"|library|shelf|bookshelf|shelfari|shelved|stuff|misc|finish|lost-interest|on-hold|reviewed"
-            r"|other|general|all|default|favou?rites?|favs?|faves?|loved|re-?reads?|re-?reading"
-            r"|reads?|reading|finished|unfinished|dnf|abandoned|gave-up|stopped|dropped|paused"
-            r"|unread|stars?|meh|amazing|interesting|lol|must-read|recommended|recommendations"
-            r"|best|series|sequels?|stand-?alones?|trilog(y|ies)|challenge|rory|gilmore|bbc"
-            r"|guardian|modern-library|oprahs?|book-?club|book-?group|botm|skimm|obc"
-            r"|tournament-of-books|sword-and-laser|bookcrossing|movies?|for-school|required"
-            r"|classroom|ap-lit|uni|not|done|completed|made-me-cry|tear-jerkers?|guilty-pleasures?"
-            r"|brain-candy|fluff|cover-love|beautiful-covers|book-boyfriends?|my-\w+|mine")
-SHELF_EXACT = {"a", "of", "the", "and", "new", "sub", "personal", "english", "mom", "life",
-               "people", "world", "home", "states", "united", "young", "true", "self", "short",
-               "work", "black", "south", "spirit", "development", "mind", "hist", "psych",
-               "chick", "na", "nf", "fun", "roman", "book", "books",
-               "novel", "novels", "collection", "in-english", "favoritos", "murakami", "school-books", "romans", "bd", "classici",
-               "fantasia", "narrativa", "biografie", "biografia", "biografias", "biblioteca",
-               "terjemahan", "krimi", "deutsch", "tenho", "musica", "novela", "giappone",
-               "international", "foreign", "light-reading", "for-fun", "just-for-fun"}
 DIGITS_OK = re.compile(r"^(\d+(st|nd|rd|th)-century|ww2|world-war-2)$")
-UPPER = {"ya": "YA", "uk": "UK", "usa": "USA", "us": "US", "lgbt": "LGBT", "lgbtq": "LGBTQ",
-         "lgbtqia": "LGBTQIA", "glbt": "GLBT", "wwii": "WWII", "ww2": "WW2", "wwi": "WWI",
-         "nyc": "NYC", "pnr": "PNR", "sf": "SF", "sff": "SFF", "poc": "POC", "ww": "WW", "ii": "II"}
-PROPER = set("american america british england french france japan japanese india indian africa "
-             "african asia asian china chinese russia russian german germany irish ireland italy "
-             "italian canada canadian australia australian london paris europe european "
-             "christian christianity jewish islam victorian shakespeare regency scottish "
-             "scotland latin mexico spanish iran afghanistan vietnam york harry potter east nobel "
-             "pulitzer booker britain california brit americana".split())
-
-EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-EVENT_SPAN = int((dt.datetime(2026, 11, 30, 23, 0, tzinfo=dt.timezone.utc) - EPOCH).total_seconds())
-STUDY_SET_EPOCH = dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+EVENT_SPAN = int((dt.datetime(2026, 11, 30, 23, 0, tzinfo=dt.UTC) - EPOCH).total_seconds())
+STUDY_SET_EPOCH = dt.datetime(2025, 12, 1, tzinfo=dt.UTC)
 UPDATED_AT = "2026-06-01T00:00:00Z"
+ONE_MINUTE = dt.timedelta(minutes=1)
+
+
+def table(text):
+    """Rows of a ";"-separated table; empty cells are None."""
+    rows = []
+    for line in text.strip("\n").splitlines():
+        if line.startswith(" "):
+            rows[-1][-1] += line.strip()
+        elif line.strip():
+            rows.append([cell.strip() for cell in line.split(";")])
+    return [tuple(cell or None for cell in row) for row in rows]
 
 
 def run_re(alternatives):
+    """Regex matching when one alternative is a whole hyphen-separated run of a tag."""
     return re.compile(r"(?:^|-)(?:" + alternatives + r")(?:-|$)")
 
 
+PUBLISHERS = [name for row in table(PUBLISHERS_TABLE) for name in row]
+SUBJECTS = dict(table(SUBJECTS_TABLE))
+GRADES = {grade: name for grade, name, _ in table(GRADES_TABLE)}
+GRADE_RES = [(grade, run_re(alts)) for grade, _, alts in table(GRADES_TABLE)]
+TAXONOMY = table(TAXONOMY_TABLE)
 CATEGORIES = {c: (name, subj, parent) for subj, c, name, parent, _ in TAXONOMY if c}
 TOPIC_RES = [((subj, c), run_re(alts)) for subj, c, _, _, alts in TAXONOMY]
-GRADE_RES = [(target, run_re(alts)) for target, alts in GRADE_RULES]
-SHELF_PAT = run_re(SHELF_RE)
+SHELF_PAT = run_re("".join(SHELF_ALTERNATIVES.split()))
+SHELF_EXACT = set(SHELF_WORDS.split())
+UPPER = {word.lower(): word for word in UPPER_WORDS.split()}
+PROPER = set(PROPER_WORDS.split())
 
 
 # ------------------------------------------------------------------- helpers
@@ -269,8 +281,10 @@ def argmax(weights):
 
 def write_jsonl_gz(path, records):
     data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                                 mtime=0, compresslevel=9) as gz:
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+    ):
         gz.write(data.encode("utf-8"))
     return len(records)
 
@@ -278,7 +292,9 @@ def write_jsonl_gz(path, records):
 # ------------------------------------------------------------------- pipeline
 def choose_books(src, n_books):
     """All books with ratings, then the most-shelved (to_read) books, up to n_books."""
-    rated = {r["book_id"] for r in read_csv(src / "book_coverage.csv") if r["has_all_ratings"] == "True"}
+    rated = {
+        r["book_id"] for r in read_csv(src / "book_coverage.csv") if r["has_all_ratings"] == "True"
+    }
     shelved = collections.Counter(r["book_id"] for r in read_csv(src / "to_read.csv"))
     chosen = sorted(rated, key=int)[:n_books]
     for book_id, _ in sorted(shelved.items(), key=lambda kv: (-kv[1], int(kv[0]))):
@@ -314,10 +330,13 @@ def select_topics(src, books, args):
         if book_id and count > 0:
             counts[book_id][r["tag_id"]] = counts[book_id].get(r["tag_id"], 0) + count
     n_books = collections.Counter(t for tags in counts.values() for t in tags)
-    candidates = [t for t, n in n_books.items() if n >= args.min_topic_books
-                  and not is_shelf_tag(tag_names[t], author_slugs)]
+    candidates = [
+        t
+        for t, n in n_books.items()
+        if n >= args.min_topic_books and not is_shelf_tag(tag_names[t], author_slugs)
+    ]
     kept, labels = {}, set()
-    for t in sorted(candidates, key=lambda t: (-n_books[t], int(t)))[:args.max_topics]:
+    for t in sorted(candidates, key=lambda t: (-n_books[t], int(t)))[: args.max_topics]:
         label = label_for(tag_names[t])
         if label.lower() not in labels:  # e.g. "ya-fiction" vs "ya_fiction": keep the commoner
             labels.add(label.lower())
@@ -328,7 +347,9 @@ def select_topics(src, books, args):
 def build_mappings(counts, kept, per_book):
     mappings = {}  # book_id -> [(topic_tag_id, weight)] by weight desc
     for book_id, tags in counts.items():
-        top = sorted(((c, t) for t, c in tags.items() if t in kept), key=lambda x: (-x[0], int(x[1])))
+        top = sorted(
+            ((c, t) for t, c in tags.items() if t in kept), key=lambda x: (-x[0], int(x[1]))
+        )
         top = top[:per_book]
         if top:
             mx = top[0][0]
@@ -368,9 +389,15 @@ def classify_topics(kept, mappings):
 def build_taxonomy(classes):
     used = {v[2] for v in classes.values() if v[2]}
     used |= {CATEGORIES[c][2] for c in used if CATEGORIES[c][2]}
-    categories = [{"id": f"cat-{k}", "name": CATEGORIES[k][0], "subjectId": f"subj-{CATEGORIES[k][1]}",
-                   "parentId": f"cat-{CATEGORIES[k][2]}" if CATEGORIES[k][2] else None}
-                  for k in sorted(used)]
+    categories = [
+        {
+            "id": f"cat-{k}",
+            "name": CATEGORIES[k][0],
+            "subjectId": f"subj-{CATEGORIES[k][1]}",
+            "parentId": f"cat-{CATEGORIES[k][2]}" if CATEGORIES[k][2] else None,
+        }
+        for k in sorted(used)
+    ]
     subj_used = {v[0] for v in classes.values() if v[0]} | {CATEGORIES[c][1] for c in used}
     subjects = [{"id": f"subj-{k}", "name": SUBJECTS[k]} for k in sorted(subj_used)]
     grade_used = {v[1] for v in classes.values() if v[1]}
@@ -388,13 +415,19 @@ def book_record(b, tops, kept):
     if year:
         y = int(float(year))
         parts.append(f"First published in {y if y > 0 else f'{-y} BC'}.")
-    parts.append(f"Average Goodreads rating {float(b['average_rating']):.2f} "
-                 f"from {int(b['ratings_count']):,} ratings.")
+    parts.append(
+        f"Average Goodreads rating {float(b['average_rating']):.2f} "
+        f"from {int(b['ratings_count']):,} ratings."
+    )
     pub = PUBLISHERS[stable_int(f"publisher:{b['book_id']}") % len(PUBLISHERS)]
-    return {"id": b["book_id"], "publisherId": f"pub-{slug(pub)}",
-            "title": (b["original_title"].strip() or b["title"].strip()),
-            "description": " ".join(parts), "tags": [kept[t][1] for t, _ in tops[:10]],
-            "updatedAt": UPDATED_AT}
+    return {
+        "id": b["book_id"],
+        "publisherId": f"pub-{slug(pub)}",
+        "title": (b["original_title"].strip() or b["title"].strip()),
+        "description": " ".join(parts),
+        "tags": [kept[t][1] for t, _ in tops[:10]],
+        "updatedAt": UPDATED_AT,
+    }
 
 
 def load_interactions(src, chosen):
@@ -412,12 +445,12 @@ def load_interactions(src, chosen):
 def build_students(per_user, mappings, classes, kept, args):
     ranked = sorted(per_user, key=lambda u: (-len(per_user[u]), int(u)))
     study_sets, events = [], []
-    for user in ranked[:args.students]:
+    for user in ranked[: args.students]:
         rows = per_user[user]
         n_events = sum(2 if kind == "rate" and rating >= 4 else 1 for kind, _, rating in rows)
         if len(events) + n_events > args.max_events:
             break
-        topic_w, subj_w, grade_w = collections.Counter(), collections.Counter(), collections.Counter()
+        topic_w, subj_w, grade_w = (collections.Counter() for _ in range(3))
         for book_id in {b for _, b, _ in rows}:
             for t, w in mappings.get(book_id, []):
                 topic_w[t] += w
@@ -433,30 +466,44 @@ def build_students(per_user, mappings, classes, kept, args):
             if not broad and (cat is None or cat not in seen):
                 top.append(t)
                 seen.add(cat)
-        top = (top or ranked_topics)[:args.topics_per_set]
-        title = " and ".join(kept[t][1] for t in top[:2]) + " reading list" if top else "Reading list"
+        top = (top or ranked_topics)[: args.topics_per_set]
+        title = (
+            " and ".join(kept[t][1] for t in top[:2]) + " reading list" if top else "Reading list"
+        )
         rng = random.Random(f"{args.seed}:{user}")
         ss_id = f"ss-{user}"
         created = STUDY_SET_EPOCH + dt.timedelta(seconds=rng.randrange(30 * 86400))
-        study_sets.append({"id": ss_id, "userId": f"user-{user}", "subjectId": ref("subj", argmax(subj_w)),
-                           "gradeId": ref("grade", argmax(grade_w)), "title": title,
-                           "createdAt": iso(created), "topicIds": [f"tag-{t}" for t in top]})
-        slots = sorted(rng.sample(range(EVENT_SPAN), len(rows)))
-        for (kind, book_id, rating), slot in zip(rows, slots):
-            at = EPOCH + dt.timedelta(seconds=slot)
+        study_sets.append(
+            {
+                "id": ss_id,
+                "userId": f"user-{user}",
+                "subjectId": ref("subj", argmax(subj_w)),
+                "gradeId": ref("grade", argmax(grade_w)),
+                "title": title,
+                "createdAt": iso(created),
+                "topicIds": [f"tag-{t}" for t in top],
+            }
+        )
+        # Distinct 3-minute slots in file order; a rate follows its complete by one minute.
+        slots = sorted(rng.sample(range(EVENT_SPAN // 180), len(rows)))
+        for (kind, book_id, rating), slot in zip(rows, slots, strict=True):
+            at = EPOCH + dt.timedelta(seconds=slot * 180 + rng.randrange(60))
             in_set = [t for t, _ in mappings.get(book_id, []) if t in top]
             topic = f"tag-{in_set[0]}" if in_set else None
-            base = {"studySetId": ss_id, "bookId": book_id, "topicId": topic}
-            if kind == "save":
-                events.append({"id": f"ev-s-{user}-{book_id}", "eventType": "save", "at": at, **base})
-                continue
-            if rating >= 4:
-                events.append({"id": f"ev-c-{user}-{book_id}", "eventType": "complete", "at": at, **base})
-            events.append({"id": f"ev-r-{user}-{book_id}", "eventType": "rate",
-                           "at": at + dt.timedelta(minutes=2), **base})
-    events = [{"id": e["id"], "studySetId": e["studySetId"], "eventType": e["eventType"],
-               "occurredAt": iso(e["at"]), "bookId": e["bookId"], "topicId": e["topicId"]}
-              for e in events]
+            todo = [("s", "save", at)] if kind == "save" else [("r", "rate", at + ONE_MINUTE)]
+            if kind == "rate" and rating >= 4:
+                todo.insert(0, ("c", "complete", at))
+            events.extend(
+                {
+                    "id": f"ev-{code}-{user}-{book_id}",
+                    "studySetId": ss_id,
+                    "eventType": event_type,
+                    "occurredAt": iso(when),
+                    "bookId": book_id,
+                    "topicId": topic,
+                }
+                for code, event_type, when in todo
+            )
     events.sort(key=lambda e: (e["occurredAt"], e["id"]))
     return sorted(study_sets, key=lambda s: s["id"]), events
 
@@ -473,10 +520,13 @@ The files here are therefore also shared under CC BY-SA 4.0.
 Generated by `scripts/build_demo_data.py` (deterministic); counts are in `manifest.json`.
 
 ## Taken from goodbooks-10k (real data)
-- Books: ids (goodbooks `book_id`), titles, authors, first-publication year, average
+- Books (2,000): all 1,188 books with ratings, then the most-shelved books of `to_read.csv`.
+  Ids (goodbooks `book_id`), titles, authors, first-publication year, average
   rating and ratings count (the last four only inside the synthesized description).
-- Topics: Goodreads shelf tags (`tags.csv`) used by the chosen books, minus generic shelf
-  tags (to-read, owned, kindle, years, reading challenges, author names, ...).
+- Topics: Goodreads shelf tags (`tags.csv`) on at least 20 of the chosen books, minus
+  generic shelf tags (to-read, owned, kindle, years, reading challenges, author names,
+  non-ASCII tags, ...). Labels are the tag names made readable ("science-fiction" ->
+  "Science fiction").
 - Topic/book mappings: `book_tags.csv` counts, normalised per book to weights in (0, 1].
 - Engagement events: `ratings.csv` rows (`rate`, plus `complete` for ratings >= 4) and
   `to_read.csv` rows (`save`) of the chosen students on the chosen books; user ids are the
@@ -489,8 +539,11 @@ Generated by `scripts/build_demo_data.py` (deterministic); counts are in `manife
 - Book descriptions: a plain sentence composed from the real fields above.
 - All timestamps (`updatedAt`, `createdAt`, `occurredAt`): the source has none; events are
   spread over 2026-01-01..2026-11-30 keeping each user's file order (saves before ratings).
-- Study sets: one per student; subject, grade, topics and title derived from the topics of
-  the books the student rated or shelved.
+- Study sets: one per student (the users with the most rows on the chosen books); subject
+  and grade are the dominant ones among the topics of the books the student rated or
+  shelved, topicIds the top topics by summed weight (skipping broad subject/grade-level tags,
+  at most one per category), and the title is built from the first two topic labels.
+- Event topicId: the book's highest-weighted topic among its study set's topics (or null).
 """
 
 
@@ -518,38 +571,70 @@ def main():
     kept = {t: v for t, v in kept.items() if t in mapped}  # drop topics left without a mapping
     classes = classify_topics(kept, mappings)
     subjects, grades, categories = build_taxonomy(classes)
-    topics = [{"id": f"tag-{t}", "label": kept[t][1], "subjectId": ref("subj", s),
-               "gradeId": ref("grade", g), "categoryId": ref("cat", c)}
-              for t, (s, g, c, _) in classes.items()]
+    topics = [
+        {
+            "id": f"tag-{t}",
+            "label": kept[t][1],
+            "subjectId": ref("subj", s),
+            "gradeId": ref("grade", g),
+            "categoryId": ref("cat", c),
+        }
+        for t, (s, g, c, _) in classes.items()
+    ]
     book_recs = [book_record(b, mappings.get(i, []), kept) for i, b in books.items()]
     used_pubs = {b["publisherId"] for b in book_recs}
-    publishers = [{"id": f"pub-{slug(p)}", "name": p} for p in PUBLISHERS if f"pub-{slug(p)}" in used_pubs]
-    topic_map = [{"topicId": f"tag-{t}", "bookId": b, "weight": w}
-                 for b, tops in mappings.items() for t, w in tops]
-    study_sets, events = build_students(load_interactions(src, chosen), mappings, classes, kept, args)
+    publishers = [
+        {"id": f"pub-{slug(p)}", "name": p} for p in PUBLISHERS if f"pub-{slug(p)}" in used_pubs
+    ]
+    topic_map = [
+        {"topicId": f"tag-{t}", "bookId": b, "weight": w}
+        for b, tops in mappings.items()
+        for t, w in tops
+    ]
+    study_sets, events = build_students(
+        load_interactions(src, chosen), mappings, classes, kept, args
+    )
 
     by_id = lambda r: r["id"]  # noqa: E731
     outputs = {
-        "publishers": sorted(publishers, key=by_id), "subjects": subjects, "grades": grades,
-        "categories": categories, "topics": sorted(topics, key=by_id),
+        "publishers": sorted(publishers, key=by_id),
+        "subjects": subjects,
+        "grades": grades,
+        "categories": categories,
+        "topics": sorted(topics, key=by_id),
         "books": sorted(book_recs, key=by_id),
         "topic_book_mappings": sorted(topic_map, key=lambda m: (m["topicId"], m["bookId"])),
-        "study_sets": study_sets, "engagement_events": events,
+        "study_sets": study_sets,
+        "engagement_events": events,
     }
     files = {}
     for name, records in outputs.items():
         path = out / f"{name}.jsonl.gz"
-        files[path.name] = {"records": write_jsonl_gz(path, records), "bytes": path.stat().st_size,
-                            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        files[path.name] = {
+            "records": write_jsonl_gz(path, records),
+            "bytes": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
     shutil.copyfile(src / "LICENSE", out / "LICENSE")
     (out / "ATTRIBUTION.md").write_text(ATTRIBUTION, encoding="utf-8")
-    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-              if k not in ("source", "out")}
-    manifest = {"generator": "scripts/build_demo_data.py", "source": "goodbooks-10k (Zygmunt Zając)",
-                "license": "CC BY-SA 4.0", "format": "gzip-compressed JSON Lines, one record per line",
-                "parameters": params, "files": files}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                       encoding="utf-8")
+    params = {k: v for k, v in vars(args).items() if k not in ("source", "out")}
+    manifest = {
+        "generator": "scripts/build_demo_data.py",
+        "source": "goodbooks-10k (Zygmunt Zając)",
+        "license": "CC BY-SA 4.0",
+        "format": "gzip-compressed JSON Lines, one record per line",
+        "parameters": params,
+        "synthetic": {
+            "publishers": len(PUBLISHERS),
+            "bookUpdatedAt": UPDATED_AT,
+            "studySetCreatedAt": ["2025-12-01", "2025-12-30"],
+            "eventWindow": [iso(EPOCH), iso(EPOCH + dt.timedelta(seconds=EVENT_SPAN))],
+        },
+        "files": files,
+    }
+    (out / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     for fname, info in files.items():
         print(f"{fname:32} {info['records']:>8} records {info['bytes']:>9} bytes")
 

@@ -20,7 +20,11 @@ from bookbridge.graphql_schema.catalog import (
     Topic,
     TopicConnection,
 )
-from bookbridge.graphql_schema.ingestion import IngestionBatch
+from bookbridge.graphql_schema.ingestion import (
+    BatchResult,
+    IngestionBatch,
+    IngestionBatchConnection,
+)
 from bookbridge.graphql_schema.recommendation import RecommendationList
 from bookbridge.graphql_schema.study_set import StudySet, StudySetConnection
 from bookbridge.graphql_schema.taxonomy import Category, Grade, Subject
@@ -56,6 +60,26 @@ class Query:
         resolver=analytics_r.publisher_analytics
     )
     ingestion_batch: IngestionBatch | None = strawberry.field(resolver=ingestion_r.ingestion_batch)
+    ingestion_batches: IngestionBatchConnection = strawberry.field(
+        resolver=ingestion_r.ingestion_batches, description="The ingestion log, newest first."
+    )
+
+
+@strawberry.type(description="Batched, idempotent ingestion: each mutation applies one batch.")
+class Mutation:
+    upsert_publishers: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_publishers)
+    upsert_subjects: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_subjects)
+    upsert_grades: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_grades)
+    upsert_categories: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_categories)
+    upsert_topics: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_topics)
+    upsert_books: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_books)
+    upsert_topic_book_mappings: BatchResult = strawberry.mutation(
+        resolver=ingestion_r.upsert_topic_book_mappings
+    )
+    upsert_study_sets: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_study_sets)
+    record_engagement_events: BatchResult = strawberry.mutation(
+        resolver=ingestion_r.record_engagement_events
+    )
 
 
 class BookbridgeSchema(strawberry.Schema):
@@ -75,5 +99,6 @@ class BookbridgeSchema(strawberry.Schema):
 def build_schema(**_: Any) -> BookbridgeSchema:
     return BookbridgeSchema(
         query=Query,
+        mutation=Mutation,
         extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
     )

@@ -1,0 +1,60 @@
+"""Reads of the ingestion log (ingestion_batches)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bookbridge.app.db.models import IngestionBatch
+from bookbridge.app.db.pagination import Page, PageArgs, decode_cursor
+from bookbridge.app.db.records import Record
+from bookbridge.app.errors import InvalidArgument
+
+COLUMNS = (
+    IngestionBatch.id,
+    IngestionBatch.entity,
+    IngestionBatch.status,
+    IngestionBatch.idempotency_key,
+    IngestionBatch.received,
+    IngestionBatch.inserted,
+    IngestionBatch.updated,
+    IngestionBatch.unchanged,
+    IngestionBatch.duplicates,
+    IngestionBatch.rejected,
+    IngestionBatch.result,
+    IngestionBatch.client,
+    IngestionBatch.started_at,
+    IngestionBatch.duration_ms,
+)
+
+
+async def batch_by_id(conn: AsyncConnection, batch_id: str) -> Record | None:
+    query = select(*COLUMNS).where(IngestionBatch.id == batch_id)
+    return (await conn.execute(query)).one_or_none()
+
+
+async def list_batches(
+    conn: AsyncConnection, page: PageArgs, entity: str | None = None
+) -> Page[Record]:
+    """Newest first; the cursor is (started_at, id)."""
+    query = (
+        select(*COLUMNS)
+        .order_by(IngestionBatch.started_at.desc(), IngestionBatch.id.desc())
+        .limit(page.first + 1)
+    )
+    if entity is not None:
+        query = query.where(IngestionBatch.entity == entity)
+    if page.after is not None:
+        started, batch_id = decode_cursor(page.after, (str, str))
+        try:
+            when = datetime.fromisoformat(started)
+        except ValueError:
+            raise InvalidArgument("after", "is not a valid cursor") from None
+        query = query.where(
+            (IngestionBatch.started_at < when)
+            | ((IngestionBatch.started_at == when) & (IngestionBatch.id < batch_id))
+        )
+    rows = (await conn.execute(query)).all()
+    return Page.from_rows(rows, page.first, lambda r: (r.started_at.isoformat(), r.id))
