@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from bookbridge.app.settings import Settings
+from bookbridge.app.settings import Settings, normalize_database_url
 
 log = logging.getLogger("bookbridge")
 
@@ -19,7 +19,7 @@ def resolve_database_url(settings: Settings) -> str:
     from bookbridge.app.db.migrate import upgrade
     from bookbridge.app.embedded import embedded_database_url
 
-    url = settings.database_url or embedded_database_url(settings.data_dir)
+    url = normalize_database_url(settings.database_url or embedded_database_url(settings.data_dir))
     upgrade(url)
     return url
 
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("BOOKBRIDGE_LOG_LEVEL", "INFO"), format="%(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     return func(args)
