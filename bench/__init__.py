@@ -1,0 +1,1 @@
+"""The bookbridge benchmark suite: seed, serve, drive over HTTP, compare with the raw limit."""

@@ -1,0 +1,122 @@
+"""Drives a server with wrk (C, epoll): one Lua script per scenario cycles through its bodies."""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+LUA = r"""
+local bodies = {%(bodies)s}
+local path = "%(path)s"
+local reqs = {}
+local i = 0
+n, sql, bad, sqlseen = 0, 0, 0, 0
+local threads = {}
+
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local headers = {["Content-Type"] = "application/json", ["Accept-Encoding"] = "identity"}
+  for k, b in ipairs(bodies) do reqs[k] = wrk.format("POST", path, headers, b) end
+  i = tid * 7
+end
+
+function request()
+  i = i + 1
+  return reqs[(i %% #reqs) + 1]
+end
+
+function response(status, headers, body)
+  n = n + 1
+  if status ~= 200 or string.find(body, '"errors":', 1, true) then bad = bad + 1 end
+  local s = headers["x-bench-sql"]
+  if s then sql = sql + tonumber(s); sqlseen = sqlseen + 1 end
+end
+
+function done(summary, latency, requests)
+  local tn, ts, tb, tseen = 0, 0, 0, 0
+  for _, t in ipairs(threads) do
+    tn = tn + t:get("n"); ts = ts + t:get("sql"); tb = tb + t:get("bad"); tseen = tseen + t:get("sqlseen")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, "bad": %%d, ' ..
+    '"sql": %%d, "sql_seen": %%d, "socket_errors": %%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    tb, ts, tseen, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+@dataclass
+class Run:
+    requests: int
+    seconds: float
+    throughput_rps: float
+    p50_ms: float
+    p99_ms: float
+    bad: int
+    sql_per_request: float | None
+    client_cpu: float  # wrk's CPU seconds per wall second (1.0 = one core busy)
+
+
+def _lua_string(data: bytes) -> str:
+    text = data.decode()
+    level = "=" * 4
+    assert f"]{level}]" not in text
+    return f"[{level}[{text}]{level}]"
+
+
+def write_script(bodies: list[bytes], path: str) -> Path:
+    script = LUA % {"bodies": ",\n".join(_lua_string(b) for b in bodies), "path": path}
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-", delete=False) as fh:
+        fh.write(script)
+    return Path(fh.name)
+
+
+def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: int = 1) -> Run:
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk not found (Debian: apt-get install wrk)")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            base_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    line = next(x for x in out.splitlines() if x.startswith("BENCH "))
+    data = json.loads(line[len("BENCH ") :])
+    secs = data["duration_us"] / 1e6
+    return Run(
+        requests=data["requests"],
+        seconds=secs,
+        throughput_rps=data["requests"] / secs,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        bad=data["bad"] + data["socket_errors"],
+        sql_per_request=(data["sql"] / data["sql_seen"]) if data["sql_seen"] else None,
+        client_cpu=cpu / wall,
+    )

@@ -1,0 +1,81 @@
+"""Writes bench/results.json (the issue's shape) and bench/RESULTS.md (the same as a table)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+FIELDS = (
+    "name",
+    "concurrency",
+    "throughput_rps",
+    "p50_ms",
+    "p99_ms",
+    "sql_per_request",
+    "raw_throughput_rps",
+    "ratio",
+)
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def line(row: dict[str, Any]) -> str:
+    d = row["_detail"]
+    ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
+    raw = f"{row['raw_throughput_rps']:.0f}" if row["raw_throughput_rps"] is not None else "-"
+    return (
+        f"{row['name']:<26} c={row['concurrency']:<3} {row['throughput_rps']:>8.0f} rps  "
+        f"p50 {row['p50_ms']:>7.2f} ms  p99 {row['p99_ms']:>7.2f} ms  sql/req {row['sql_per_request']}  "
+        f"raw {raw} rps (p50 {d['raw_p50_ms']} p99 {d['raw_p99_ms']})  ratio {ratio}  "
+        f"runs {[round(x) for x in d['runs']]} raw {[round(x) for x in d['raw_runs']]}  "
+        f"errors {d['errors']}  wrk cpu {d['client_cpu']}"
+    )
+
+
+def write(
+    out: Path, rows: list[dict[str, Any]], scale: str, args: dict[str, Any]
+) -> dict[str, Any]:
+    result = {
+        "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "scenarios": [{k: row[k] for k in FIELDS} for row in rows],
+        "run": {
+            "scale": scale,
+            "workers": args["workers"],
+            "duration_s": args["duration"],
+            "repeat": args["repeat"],
+            "redis": bool(args["redis_url"]),
+            "detail": {row["name"]: row["_detail"] for row in rows},
+        },
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "RESULTS.md").write_text(
+        f"# Benchmark results\n\n{result['machine']}; {result['date']}; scale {scale}, "
+        f"{args['workers']} uvicorn workers, {args['repeat']} x {args['duration']} s runs, "
+        f"medians (`python -m bench`).\n\n" + markdown_table(result["scenarios"]) + "\n"
+    )
+    return result
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    head = "| scenario | clients | rps | p50 ms | p99 ms | SQL/req | raw rps | ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+
+    def cell(v: Any) -> str:
+        return "-" if v is None else str(v)
+
+    return head + "\n".join("| " + " | ".join(cell(r[k]) for k in FIELDS) + " |" for r in rows)
