@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import strawberry
+from strawberry.utils.str_converters import to_camel_case
 
 from bookbridge.app.db.pagination import Page
 from bookbridge.app.db.records import Record
@@ -200,8 +203,51 @@ class RecordEngagementEventsInput:
 
 
 def record_dicts(records: list[Any]) -> list[dict[str, Any]]:
-    """Input objects as plain dicts with snake_case keys, as the ingestion service takes them."""
-    return [dict(vars(r)) for r in records]
+    """Records as plain dicts with snake_case keys, as the ingestion service takes them."""
+    return [r if isinstance(r, dict) else dict(vars(r)) for r in records]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchValue:
+    """What a batch input argument is at run time: the key and the records as plain dicts."""
+
+    idempotency_key: str | None
+    records: list[dict[str, Any]]
+
+
+def _batch_builder(record_type: type) -> Callable[[type, Mapping[str, Any], Any], BatchValue]:
+    """Build batch inputs straight from graphql-core's coerced dicts.
+
+    graphql-core has already checked every value against the schema; Strawberry's generic
+    conversion into one dataclass per record costs about 0.25 ms a record (2.5 s for a batch
+    of 10,000), so the records stay dicts, with their keys renamed once to snake_case.
+    """
+    definition = record_type.__strawberry_definition__  # type: ignore[attr-defined]
+    renames = {to_camel_case(f.python_name): f.python_name for f in definition.fields}
+
+    def build(cls: type, value: Mapping[str, Any], context: Any) -> BatchValue:
+        records = value.get("records") or []
+        return BatchValue(
+            value.get("idempotencyKey"),
+            [{renames.get(k, k): v for k, v in record.items()} for record in records],
+        )
+
+    return build
+
+
+BATCH_INPUTS: tuple[tuple[Any, type], ...] = (
+    (UpsertPublishersInput, PublisherInput),
+    (UpsertSubjectsInput, SubjectInput),
+    (UpsertGradesInput, GradeInput),
+    (UpsertCategoriesInput, CategoryInput),
+    (UpsertTopicsInput, TopicInput),
+    (UpsertBooksInput, BookInput),
+    (UpsertTopicBookMappingsInput, TopicBookMappingInput),
+    (UpsertStudySetsInput, StudySetInput),
+    (RecordEngagementEventsInput, EngagementEventInput),
+)
+for _batch_type, _record_type in BATCH_INPUTS:
+    _batch_type.__strawberry_definition__.from_input = _batch_builder(_record_type)
 
 
 @strawberry.type(description="One applied ingestion batch and what it did.")
