@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bookbridge.app.db.engine import make_engine
+from bookbridge.app.reco.cache import RecoCache
 from bookbridge.app.settings import Settings
 
 
@@ -15,15 +17,37 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     read_engine: AsyncEngine  # autocommit view of `engine`: reads skip BEGIN/ROLLBACK
+    redis: Redis | None = None  # REDIS_URL; calls bounded by short socket timeouts
+    reco_cache: RecoCache = field(default_factory=RecoCache)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
         engine = make_engine(settings)
+        redis = make_redis(settings)
         return cls(
             settings=settings,
             engine=engine,
             read_engine=engine.execution_options(isolation_level="AUTOCOMMIT"),
+            redis=redis,
+            reco_cache=RecoCache(settings.reco, redis),
         )
 
     async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.engine.dispose()
+
+
+def make_redis(settings: Settings) -> Redis | None:
+    """A Redis client whose calls fail fast (no retries, short timeouts) when REDIS_URL is set."""
+    if not settings.redis_url:
+        return None
+    timeout = settings.reco.redis_timeout_seconds
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry_on_timeout=False,
+        retry=None,
+        health_check_interval=0,
+    )

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bookbridge.app.reco.config import RecoSettings
+
 
 class Settings(BaseSettings):
     """Every knob of the service; each field maps to an upper-case environment variable."""
@@ -30,6 +32,7 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=100, validation_alias="BOOKBRIDGE_MAX_PAGE_SIZE")
     default_page_size: int = Field(default=20, validation_alias="BOOKBRIDGE_DEFAULT_PAGE_SIZE")
     log_level: str = Field(default="INFO", validation_alias="BOOKBRIDGE_LOG_LEVEL")
+    reco: RecoSettings = Field(default_factory=RecoSettings, description="BOOKBRIDGE_RECO_*")
     max_body_bytes: int = Field(
         default=16 << 20,
         validation_alias="BOOKBRIDGE_MAX_BODY_BYTES",

@@ -1,4 +1,4 @@
-"""Recommendation lists: which books, how strongly, and why in words."""
+"""Recommendation lists: which books, how strongly, and why in words; A/B experiment results."""
 
 from __future__ import annotations
 
@@ -33,3 +33,19 @@ class RecommendationList:
         default=None, description="The A/B experiment that chose the strategy, if any."
     )
     variant: str | None = None
+
+
+@strawberry.type(description="One variant of an experiment: lists shown and attributed events.")
+class ExperimentVariantResult:
+    variant: str
+    strategy: RecommendationStrategy
+    exposures: int = strawberry.field(description="Recommendation lists served.")
+    clicks: int = strawberry.field(description="Click events on a shown book after the exposure.")
+    completions: int = strawberry.field(description="Complete events on a shown book.")
+    ctr: float = strawberry.field(description="clicks / exposures")
+
+
+@strawberry.type
+class ExperimentResults:
+    experiment_id: strawberry.ID
+    variants: list[ExperimentVariantResult]

@@ -25,7 +25,7 @@ from bookbridge.graphql_schema.ingestion import (
     IngestionBatch,
     IngestionBatchConnection,
 )
-from bookbridge.graphql_schema.recommendation import RecommendationList
+from bookbridge.graphql_schema.recommendation import ExperimentResults, RecommendationList
 from bookbridge.graphql_schema.study_set import StudySet, StudySetConnection
 from bookbridge.graphql_schema.taxonomy import Category, Grade, Subject
 from bookbridge.resolvers import analytics as analytics_r
@@ -60,6 +60,10 @@ class Query:
         resolver=analytics_r.publisher_analytics
     )
     ingestion_batch: IngestionBatch | None = strawberry.field(resolver=ingestion_r.ingestion_batch)
+    experiment_results: ExperimentResults = strawberry.field(
+        resolver=recommendations_r.experiment_results,
+        description="Per-variant exposures, attributed clicks and CTR of an A/B experiment.",
+    )
     ingestion_batches: IngestionBatchConnection = strawberry.field(
         resolver=ingestion_r.ingestion_batches, description="The ingestion log, newest first."
     )

@@ -241,3 +241,93 @@ class EngagementDailyStudySet(_DailyEngagement, Base):
         Id, ForeignKey("study_sets.id", ondelete="CASCADE"), primary_key=True
     )
     __table_args__ = (Index("ix_engagement_daily_study_set_study_set_id", "study_set_id", "day"),)
+
+
+# --- recommendations (migration 0003): precomputed lists, rollups, experiments, worker state ---
+
+
+class BookPopularity(Base):
+    """Per-book rollup of the daily aggregates, refreshed by the worker: the formula's inputs."""
+
+    __tablename__ = "book_popularity"
+    book_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+    decayed: Mapped[float] = mapped_column(Float)  # sum of events x 2^(-age_days / half_life)
+    base_score: Mapped[float] = mapped_column(Float)  # ln(events + 1) x decayed / events
+    last_day: Mapped[date | None] = mapped_column(Date)
+    refreshed_at: Mapped[datetime] = _now()
+
+
+class BookNeighbour(Base):
+    """Precomputed neighbour lists: kind 'collab' (co-engagement) or 'content' (TF-IDF)."""
+
+    __tablename__ = "book_neighbours"
+    kind: Mapped[str] = mapped_column(Text, primary_key=True)
+    book_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    neighbour_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+
+
+class TrendingBook(Base):
+    """Time-decayed popularity per subject and grade ('' means any), ranked by the worker."""
+
+    __tablename__ = "trending_books"
+    subject_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    grade_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    book_id: Mapped[str] = mapped_column(Id)
+    score: Mapped[float] = mapped_column(Float)
+
+
+class RecommendationExposure(Base):
+    """One recommendation list shown under an A/B experiment (for exposures, clicks and CTR)."""
+
+    __tablename__ = "recommendation_exposures"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    experiment: Mapped[str] = mapped_column(Text)
+    variant: Mapped[str] = mapped_column(Text)
+    strategy: Mapped[str] = mapped_column(Text)
+    study_set_id: Mapped[str] = mapped_column(Id, index=True)
+    user_id: Mapped[str] = mapped_column(Id)
+    book_ids: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    served_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_recommendation_exposures_experiment", "experiment", "variant"),)
+
+
+class _AnalyticsDaily:
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+    students: Mapped[int] = mapped_column(Integer)  # distinct users behind `events`
+
+
+class AnalyticsDailyPublisher(_AnalyticsDaily, Base):
+    """Events and distinct students per day on a publisher's books (worker-maintained)."""
+
+    __tablename__ = "analytics_daily_publisher"
+    publisher_id: Mapped[str] = mapped_column(Id, primary_key=True)
+
+
+class AnalyticsDailyBook(_AnalyticsDaily, Base):
+    """Events and distinct students per day and book (worker-maintained)."""
+
+    __tablename__ = "analytics_daily_book"
+    book_id: Mapped[str] = mapped_column(Id, primary_key=True)
+
+
+class AnalyticsDailyTopic(_AnalyticsDaily, Base):
+    """Events and distinct students per day on books mapped to a topic (worker-maintained)."""
+
+    __tablename__ = "analytics_daily_topic"
+    topic_id: Mapped[str] = mapped_column(Id, primary_key=True)
+
+
+class WorkerJob(Base):
+    """The last run of each worker job; replicas skip a job that ran within its interval."""
+
+    __tablename__ = "worker_jobs"
+    job: Mapped[str] = mapped_column(Text, primary_key=True)
+    runs: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status: Mapped[str | None] = mapped_column(Text)
+    last_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

@@ -1,0 +1,148 @@
+"""Worker jobs in SQL: popularity rollup, trending lists, aggregate reconciliation, reports."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_POPULARITY = text(
+    """
+    INSERT INTO book_popularity (book_id, events, decayed, base_score, last_day, refreshed_at)
+    SELECT book_id, events, decayed,
+           CASE WHEN events > 0 THEN ln(events + 1) * decayed / events ELSE 0 END, last_day, now()
+    FROM (
+        SELECT book_id, sum(events) AS events,
+               sum(events * power(0.5, greatest(CAST(:as_of AS date) - day, 0) / :half_life))
+                   AS decayed,
+               max(day) AS last_day
+        FROM engagement_daily_book GROUP BY book_id
+    ) agg
+    """
+)
+
+
+async def refresh_popularity(conn: AsyncConnection, half_life_days: float, as_of: date) -> int:
+    """Roll the daily per-book aggregates up into engagement counts and decayed counts."""
+    await conn.execute(text("DELETE FROM book_popularity"))
+    result = await conn.execute(_POPULARITY, {"as_of": as_of, "half_life": half_life_days})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+_TRENDING = text(
+    """
+    WITH scopes AS (
+        SELECT DISTINCT m.book_id, coalesce(t.subject_id, '') AS s, coalesce(t.grade_id, '') AS g
+        FROM topic_book_mappings m JOIN topics t ON t.id = m.topic_id
+    ), expanded AS (
+        SELECT book_id, s, g FROM scopes
+        UNION SELECT book_id, s, '' FROM scopes
+        UNION SELECT book_id, '', g FROM scopes
+        UNION SELECT book_id, '', '' FROM book_popularity
+    ), ranked AS (
+        SELECT e.s, e.g, e.book_id, p.decayed AS score,
+               row_number() OVER (PARTITION BY e.s, e.g ORDER BY p.decayed DESC, e.book_id) AS rn
+        FROM expanded e JOIN book_popularity p ON p.book_id = e.book_id
+        WHERE p.decayed > 0
+    )
+    INSERT INTO trending_books (subject_id, grade_id, rank, book_id, score)
+    SELECT s, g, rn, book_id, score FROM ranked WHERE rn <= :size
+    """
+)
+
+
+async def refresh_trending(conn: AsyncConnection, size: int) -> int:
+    """Rank books by decayed popularity within each subject, grade, subject x grade, and overall."""
+    await conn.execute(text("DELETE FROM trending_books"))
+    result = await conn.execute(_TRENDING, {"size": size})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+_RECONCILE = """
+    WITH truth AS (
+        SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, {key}, event_type, count(*) AS events
+        FROM engagement_events WHERE {key} IS NOT NULL GROUP BY 1, 2, 3
+    ), diff AS (
+        SELECT coalesce(t.day, a.day) AS day, coalesce(t.{key}, a.{key}) AS {key},
+               coalesce(t.event_type, a.event_type) AS event_type, t.events AS want
+        FROM truth t FULL JOIN engagement_daily_{table} a
+          ON a.day = t.day AND a.{key} = t.{key} AND a.event_type = t.event_type
+        WHERE t.events IS DISTINCT FROM a.events
+    ), removed AS (
+        DELETE FROM engagement_daily_{table} a USING diff d
+        WHERE d.want IS NULL AND a.day = d.day AND a.{key} = d.{key} AND a.event_type = d.event_type
+        RETURNING 1
+    ), fixed AS (
+        INSERT INTO engagement_daily_{table} AS a (day, {key}, event_type, events)
+        SELECT day, {key}, event_type, want FROM diff WHERE want IS NOT NULL
+        ON CONFLICT (day, {key}, event_type) DO UPDATE SET events = EXCLUDED.events
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM removed) + (SELECT count(*) FROM fixed) AS repaired
+"""
+
+
+async def reconcile_aggregates(conn: AsyncConnection) -> dict[str, int]:
+    """Recount the daily aggregates from the raw events and repair rows that disagree.
+
+    Holds a SHARE lock on engagement_events for the transaction, so ingestion (which updates the
+    aggregates in the same transaction as the events) waits instead of racing the recount.
+    """
+    await conn.execute(text("LOCK TABLE engagement_events IN SHARE MODE"))
+    out = {}
+    for table in ("book", "topic", "study_set"):
+        sql = text(_RECONCILE.format(table=table, key=f"{table}_id"))
+        out[table] = int((await conn.execute(sql)).scalar_one())
+    return out
+
+
+_REPORT = text(
+    """
+    SELECT 'books_without_topics' AS kind, count(*) AS n,
+           (array_agg(b.id ORDER BY b.id))[1:20] AS sample
+    FROM books b WHERE NOT EXISTS (SELECT 1 FROM topic_book_mappings m WHERE m.book_id = b.id)
+    UNION ALL
+    SELECT 'topics_without_books', count(*), (array_agg(t.id ORDER BY t.id))[1:20]
+    FROM topics t WHERE NOT EXISTS (SELECT 1 FROM topic_book_mappings m WHERE m.topic_id = t.id)
+    """
+)
+
+
+async def catalog_report(conn: AsyncConnection) -> dict[str, Any]:
+    """Books without topics and topics without books: counts and the first 20 ids of each."""
+    rows = (await conn.execute(_REPORT)).all()
+    return {r.kind: {"count": int(r.n), "sample": list(r.sample or [])} for r in rows}
+
+
+_ANALYTICS = {
+    "publisher": """
+        INSERT INTO analytics_daily_publisher (day, publisher_id, events, students)
+        SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, b.publisher_id, count(*),
+               count(DISTINCT s.user_id)
+        FROM engagement_events e JOIN books b ON b.id = e.book_id
+        JOIN study_sets s ON s.id = e.study_set_id GROUP BY 1, 2""",
+    "book": """
+        INSERT INTO analytics_daily_book (day, book_id, events, students)
+        SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, e.book_id, count(*),
+               count(DISTINCT s.user_id)
+        FROM engagement_events e JOIN study_sets s ON s.id = e.study_set_id
+        WHERE e.book_id IS NOT NULL GROUP BY 1, 2""",
+    "topic": """
+        INSERT INTO analytics_daily_topic (day, topic_id, events, students)
+        SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, e.topic_id, count(*),
+               count(DISTINCT s.user_id)
+        FROM engagement_events e JOIN study_sets s ON s.id = e.study_set_id
+        WHERE e.topic_id IS NOT NULL GROUP BY 1, 2""",
+}
+
+
+async def refresh_analytics(conn: AsyncConnection) -> dict[str, int]:
+    """Rebuild the analytics aggregates (events and distinct students per day) from raw events."""
+    out = {}
+    for name, sql in _ANALYTICS.items():
+        await conn.execute(text(f"DELETE FROM analytics_daily_{name}"))
+        result = await conn.execute(text(sql))
+        out[name] = int(getattr(result, "rowcount", 0) or 0)
+    return out

@@ -1,0 +1,165 @@
+"""The strategies (TOPIC, COLLABORATIVE, CONTENT, TRENDING, HYBRID), batched over study sets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bookbridge.app.reco import data
+from bookbridge.app.reco.config import RecoSettings
+from bookbridge.app.reco.data import OwnBooks, StudentScope, StudySetContext
+from bookbridge.app.reco.scoring import (
+    Component,
+    Scored,
+    blend,
+    neighbour_component,
+    ranked,
+    topic_component,
+    trending_component,
+)
+
+STRATEGIES = ("TOPIC", "COLLABORATIVE", "CONTENT", "TRENDING", "HYBRID")
+FALLBACKS = {
+    "TOPIC": ("TRENDING",),
+    "COLLABORATIVE": ("TOPIC", "TRENDING"),
+    "CONTENT": ("TOPIC", "TRENDING"),
+    "TRENDING": (),
+    "HYBRID": (),
+}
+WHY_EMPTY = {
+    "TOPIC": "this study set has no topics",
+    "COLLABORATIVE": "no co-engagement data for this study set yet",
+    "CONTENT": "this study set has no books to compare with yet",
+    "TRENDING": "nothing is trending yet",
+}
+COLLAB_PHRASE = "Students who engaged with '{title}' also engaged with this (similarity {sim:.2f})"
+CONTENT_PHRASE = "Similar in title, description, tags and topics to '{title}' ({sim:.2f})"
+
+
+@dataclass(slots=True)
+class Item:
+    book_id: str
+    score: float
+    reasons: list[str]
+
+
+@dataclass(slots=True)
+class RecList:
+    items: list[Item]
+    strategy: str
+    experiment: str | None = None
+    variant: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "items": [[i.book_id, i.score, i.reasons] for i in self.items],
+            "strategy": self.strategy,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> RecList:
+        return cls([Item(b, s, r) for b, s, r in raw["items"]], raw["strategy"])
+
+
+@dataclass(slots=True)
+class _Job:
+    ctx: StudySetContext
+    own: OwnBooks
+    components: dict[str, Component] = field(default_factory=dict)
+
+
+async def recommend_many(
+    conn: AsyncConnection,
+    settings: RecoSettings,
+    study_set_ids: Sequence[str],
+    strategy: str,
+    first: int,
+    scope: StudentScope | None = None,
+) -> dict[str, RecList]:
+    """Top-`first` lists for each known study set (unknown or out-of-scope ids are absent)."""
+    contexts = await data.study_set_contexts(conn, study_set_ids, scope, settings.topic_match_limit)
+    if not contexts:
+        return {}
+    own = await data.own_books(
+        conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
+    )
+    jobs = [_Job(ctx, own[sid]) for sid, ctx in contexts.items()]
+    needed = ("TOPIC", "COLLABORATIVE", "CONTENT", "TRENDING") if strategy == "HYBRID" else ()
+    for name in needed or (strategy, *FALLBACKS[strategy]):
+        await _fill(conn, settings, name, jobs)
+    return {job.ctx.id: _assemble(settings, job, strategy, first) for job in jobs}
+
+
+async def _fill(conn: AsyncConnection, s: RecoSettings, name: str, jobs: list[_Job]) -> None:
+    if name == "TOPIC":
+        topics = sorted({t for j in jobs for t in j.ctx.topics})
+        cands = await data.topic_candidates(conn, topics, s.candidates_per_topic)
+        for j in jobs:
+            j.components[name] = topic_component(j.ctx.topics, cands, s.half_life_days)
+    elif name in ("COLLABORATIVE", "CONTENT"):
+        kind, phrase = (
+            ("collab", COLLAB_PHRASE) if name == "COLLABORATIVE" else ("content", CONTENT_PHRASE)
+        )
+        lists = await data.neighbours(conn, kind, sorted({b for j in jobs for b, _ in j.own.seeds}))
+        for j in jobs:
+            j.components[name] = neighbour_component(j.own.seeds, lists, phrase)
+    elif name == "TRENDING":
+        await _fill_trending(conn, s, jobs)
+
+
+async def _fill_trending(conn: AsyncConnection, s: RecoSettings, jobs: list[_Job]) -> None:
+    def chain(ctx: StudySetContext) -> list[tuple[str, str]]:
+        sub, grade = ctx.subject_id or "", ctx.grade_id or ""
+        return list(dict.fromkeys([(sub, grade), (sub, ""), ("", "")]))
+
+    scopes = sorted({sc for j in jobs for sc in chain(j.ctx)})
+    lists = await data.trending(conn, scopes, s.trending_size)
+    names = await data.subject_grade_names(conn, sorted({x for sc in scopes for x in sc if x}))
+    for j in jobs:
+        for sub, grade in chain(j.ctx):
+            if lists.get((sub, grade)):
+                where = " and ".join(
+                    n for n in (names.get(f"s:{sub}", ""), names.get(f"g:{grade}", "")) if n
+                )
+                j.components["TRENDING"] = trending_component(
+                    lists[(sub, grade)], f"in {where}" if where else "across all subjects"
+                )
+                break
+        else:
+            j.components["TRENDING"] = {}
+
+
+def _assemble(s: RecoSettings, job: _Job, strategy: str, first: int) -> RecList:
+    exclude = job.own.excluded
+    if strategy == "HYBRID":
+        rows = ranked(blend(job.components, s.hybrid_weights), exclude)[:first]
+        return RecList([Item(b, sc.score, sc.reasons) for b, sc in rows], strategy)
+    rows = ranked(job.components[strategy], exclude)[:first]
+    items = [Item(b, sc.score, sc.reasons) for b, sc in rows]
+    why = WHY_EMPTY[strategy] if not items else f"fewer than {first} {strategy} results"
+    for fallback in FALLBACKS[strategy]:
+        if len(items) >= first:
+            break
+        have = {i.book_id for i in items}
+        extra = ranked(job.components[fallback], exclude | have)[: first - len(items)]
+        items.extend(_fallback_items(items, extra, fallback, why))
+        why = f"{why}; then {WHY_EMPTY[fallback]}"
+    return RecList(items, strategy)
+
+
+def _fallback_items(
+    primary: list[Item], extra: list[tuple[str, Scored]], name: str, why: str
+) -> list[Item]:
+    """Fallback items rank below the primary ones: scores rescaled under the last primary score."""
+    if not extra:
+        return []
+    floor = primary[-1].score if primary else None
+    top = max(sc.score for _, sc in extra) or 1.0
+    out = []
+    for book, sc in extra:
+        score = sc.score if floor is None else 0.5 * floor * sc.score / top
+        out.append(Item(book, score, [f"Fallback to {name} ({why})", *sc.reasons]))
+    return out
