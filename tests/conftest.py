@@ -14,11 +14,13 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bookbridge.app.auth.config import SecuritySettings
 from bookbridge.app.db.migrate import upgrade
 from bookbridge.app.db.models import Base
 from bookbridge.app.factory import create_app
 from bookbridge.app.services import Services
 from bookbridge.app.settings import Settings, normalize_database_url
+from tests import auth_helpers
 
 
 def _database_url() -> str:
@@ -59,7 +61,8 @@ def reset(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(bookbridge_env="test", database_url=database_url)
+    security = SecuritySettings(jwt_secret=auth_helpers.SECRET)
+    return Settings(bookbridge_env="test", database_url=database_url, security=security)
 
 
 @pytest.fixture(scope="session")
@@ -109,12 +112,20 @@ def sql(services: Services) -> Iterator[StatementCounter]:
 
 
 class GraphQLClient:
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    """Sends operations as an admin (a JWT) unless given another `token` (None: anonymous)."""
+
+    def __init__(self, http: httpx.AsyncClient, token: str | None = auth_helpers.ADMIN) -> None:
         self.http = http
+        self.token = token
+
+    def as_(self, token: str | None) -> GraphQLClient:
+        return GraphQLClient(self.http, token)
 
     async def __call__(
         self, query: str, variables: dict[str, Any] | None = None, **headers: str
     ) -> dict[str, Any]:
+        if self.token is not None:
+            headers = {"Authorization": f"Bearer {self.token}", **headers}
         response = await self.http.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
         )

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from bookbridge.app.auth.commands import add_commands as add_auth_commands
 from bookbridge.app.settings import Settings, normalize_database_url
 from bookbridge.sync.command import add_sync_command
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply the database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("demo", help="load the bundled demo data set").set_defaults(func=cmd_demo)
+    add_auth_commands(sub)
     add_sync_command(sub)
     return parser
 

@@ -5,26 +5,60 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from bookbridge.app.auth.authenticate import authenticate
+from bookbridge.app.auth.jwt import JwtVerifier
+from bookbridge.app.auth.viewer import Unauthenticated
 from bookbridge.app.services import Services
 from bookbridge.graphql_schema.context import Context
+from bookbridge.graphql_schema.extensions.refusal import CODES, Refusal, error_body
 
 
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, services_of: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._services_of = services_of
+        self._verifier: JwtVerifier | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as exc:  # every refusal is a JSON GraphQL error with a code
+            code = exc.code if isinstance(exc, Refusal) else CODES.get(exc.status_code)
+            headers = exc.headers if isinstance(exc, Refusal) else {}
+            if exc.status_code == 401:
+                headers = {**headers, "WWW-Authenticate": "Bearer"}
+            response = Response(
+                orjson.dumps(error_body(exc.reason, code or "BAD_REQUEST")),
+                status_code=exc.status_code,
+                media_type="application/json",
+                headers=headers,
+            )
+        await response(scope, receive, send)
+        return None
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         services: Services = self._services_of()
         assert isinstance(request, Request) and isinstance(response, Response)
-        return Context.create(services, request, response)
+        if self._verifier is None or self._verifier.settings is not services.settings.security:
+            self._verifier = JwtVerifier(services.settings.security)
+        try:
+            viewer = await authenticate(
+                request.headers.get("authorization"), services.read_engine, self._verifier
+            )
+        except Unauthenticated as exc:
+            raise Refusal(401, str(exc)) from None
+        return Context.create(services, request, response, viewer)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

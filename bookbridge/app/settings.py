@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bookbridge.app.auth.config import SecuritySettings
+from bookbridge.app.observability.config import ObservabilitySettings
 from bookbridge.app.reco.config import RecoSettings
 
 
@@ -32,6 +34,12 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=100, validation_alias="BOOKBRIDGE_MAX_PAGE_SIZE")
     default_page_size: int = Field(default=20, validation_alias="BOOKBRIDGE_DEFAULT_PAGE_SIZE")
     log_level: str = Field(default="INFO", validation_alias="BOOKBRIDGE_LOG_LEVEL")
+    security: SecuritySettings = Field(
+        default_factory=SecuritySettings, description="tokens, limits, trusted documents"
+    )
+    observability: ObservabilitySettings = Field(
+        default_factory=ObservabilitySettings, description="logs, metrics, tracing"
+    )
     reco: RecoSettings = Field(default_factory=RecoSettings, description="BOOKBRIDGE_RECO_*")
     max_body_bytes: int = Field(
         default=16 << 20,

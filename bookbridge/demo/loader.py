@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from bookbridge.app.auth.viewer import SYSTEM
 from bookbridge.app.services import Services
 from bookbridge.app.settings import Settings
 from bookbridge.graphql_schema.context import Context
@@ -73,7 +74,9 @@ async def load_demo(
             for number, batch in enumerate(batches(read_records(stem, data_dir), batch_size)):
                 variables = {"input": {"idempotencyKey": f"demo:{stem}:{number}", "records": batch}}
                 result = await schema.execute(
-                    document, variable_values=variables, context_value=Context.create(services)
+                    document,
+                    variable_values=variables,
+                    context_value=Context.create(services, viewer=SYSTEM),
                 )
                 if result.errors:
                     raise RuntimeError(f"demo {stem} batch {number}: {result.errors[0].message}")

@@ -9,6 +9,7 @@ import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bookbridge.app.auth.viewer import ANONYMOUS, Viewer
 from bookbridge.app.services import Services
 from bookbridge.app.settings import Settings
 from bookbridge.loaders import Loaders
@@ -20,6 +21,7 @@ class Context:
     response: Response | None
     services: Services
     loaders: Loaders
+    viewer: Viewer = ANONYMOUS
 
     @property
     def settings(self) -> Settings:
@@ -27,9 +29,15 @@ class Context:
 
     @classmethod
     def create(
-        cls, services: Services, request: Request | None = None, response: Response | None = None
+        cls,
+        services: Services,
+        request: Request | None = None,
+        response: Response | None = None,
+        viewer: Viewer = ANONYMOUS,
     ) -> Context:
-        return cls(request, response, services, Loaders.create(services.read_engine))
+        return cls(
+            request, response, services, Loaders.create(services.read_engine, viewer), viewer
+        )
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

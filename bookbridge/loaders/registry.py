@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bookbridge.app.auth.viewer import ANONYMOUS, Viewer
 from bookbridge.loaders.catalog import (
     BookByIdLoader,
     BooksByPublisherLoader,
@@ -39,7 +40,8 @@ class Loaders:
     topic_ids_by_study_set: TopicIdsByStudySetLoader
 
     @classmethod
-    def create(cls, engine: AsyncEngine) -> Loaders:
+    def create(cls, engine: AsyncEngine, viewer: Viewer = ANONYMOUS) -> Loaders:
+        """`viewer` filters the loaders of students' data (in their SQL, not afterwards)."""
         return cls(
             publisher_by_id=PublisherByIdLoader(engine),
             book_by_id=BookByIdLoader(engine),
@@ -51,6 +53,6 @@ class Loaders:
             grade_by_id=GradeByIdLoader(engine),
             category_by_id=CategoryByIdLoader(engine),
             categories_by_parent=CategoriesByParentLoader(engine),
-            study_set_by_id=StudySetByIdLoader(engine),
-            topic_ids_by_study_set=TopicIdsByStudySetLoader(engine),
+            study_set_by_id=StudySetByIdLoader(engine, viewer),
+            topic_ids_by_study_set=TopicIdsByStudySetLoader(engine, viewer),
         )

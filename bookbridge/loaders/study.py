@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bookbridge.app.auth.viewer import Viewer
 from bookbridge.app.db import study
 from bookbridge.app.db.records import Record
-from bookbridge.loaders.base import ReadLoader, by_id
+from bookbridge.loaders.base import K, ReadLoader, V
 
 
-class StudySetByIdLoader(ReadLoader[str, Record | None]):
-    fetch = staticmethod(by_id(study.study_sets_by_ids))  # type: ignore[assignment]
+class _ViewerLoader(ReadLoader[K, V]):
+    """A loader of students' data: its queries are filtered by the viewer it was made for."""
+
+    def __init__(self, engine: AsyncEngine, viewer: Viewer) -> None:
+        super().__init__(engine)
+        self.viewer = viewer
 
 
-class TopicIdsByStudySetLoader(ReadLoader[str, list[str]]):
+class StudySetByIdLoader(_ViewerLoader[str, Record | None]):
+    async def fetch(self, conn: AsyncConnection, keys: list[str]) -> list[Record | None]:
+        found = {r.id: r for r in await study.study_sets_by_ids(conn, keys, self.viewer)}
+        return [found.get(key) for key in keys]
+
+
+class TopicIdsByStudySetLoader(_ViewerLoader[str, list[str]]):
     async def fetch(self, conn: AsyncConnection, keys: list[str]) -> list[list[str]]:
-        found = await study.topic_ids_by_study_sets(conn, keys)
+        found = await study.topic_ids_by_study_sets(conn, keys, self.viewer)
         return [found[key] for key in keys]

@@ -10,6 +10,7 @@ import strawberry
 from bookbridge.app.errors import NotImplementedYet
 from bookbridge.graphql_schema.analytics import PublisherAnalytics
 from bookbridge.graphql_schema.context import Info
+from bookbridge.resolvers.guards import require_publisher
 
 
 async def publisher_analytics(
@@ -18,4 +19,5 @@ async def publisher_analytics(
     from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
     to: datetime | None = None,
 ) -> PublisherAnalytics:
+    require_publisher(info, str(publisher_id))
     raise NotImplementedYet("publisherAnalytics")

@@ -25,11 +25,18 @@ from bookbridge.graphql_schema.ingestion import (
     record_dicts,
 )
 from bookbridge.graphql_schema.pagination import page_args
+from bookbridge.resolvers.guards import batch_visibility, require_write
 
 
 async def _ingest(info: Info, entity: str, records: list[Any], key: str | None) -> BatchResult:
+    publisher_scope = require_write(info, entity)
     outcome: BatchOutcome = await ingest(
-        info.context.services.engine, entity, record_dicts(records), key
+        info.context.services.engine,
+        entity,
+        record_dicts(records),
+        key,
+        publisher_scope=publisher_scope,
+        client=info.context.viewer.subject,
     )
     return BatchResult.of(outcome)
 
@@ -73,14 +80,17 @@ async def record_engagement_events(info: Info, input: RecordEngagementEventsInpu
 
 
 async def ingestion_batch(info: Info, id: strawberry.ID) -> IngestionBatch | None:
+    visible = batch_visibility(info)
     async with info.context.services.read_engine.connect() as conn:
-        row = await ingestion_log.batch_by_id(conn, str(id))
+        row = await ingestion_log.batch_by_id(conn, str(id), visible)
     return IngestionBatch.from_row(row) if row else None
 
 
 async def ingestion_batches(
     info: Info, first: int | None = None, after: str | None = None, entity: str | None = None
 ) -> IngestionBatchConnection:
+    visible = batch_visibility(info)
     args = page_args(info, first, after)
     async with info.context.services.read_engine.connect() as conn:
-        return IngestionBatchConnection.of(await ingestion_log.list_batches(conn, args, entity))
+        page = await ingestion_log.list_batches(conn, args, entity, visible)
+    return IngestionBatchConnection.of(page)

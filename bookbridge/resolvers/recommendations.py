@@ -15,6 +15,7 @@ from bookbridge.graphql_schema.recommendation import (
     RecommendationStrategy,
     RecommendedBook,
 )
+from bookbridge.resolvers.guards import require_study_set
 
 
 async def _to_graphql(info: Info, found: RecList) -> RecommendationList:
@@ -35,6 +36,8 @@ async def _to_graphql(info: Info, found: RecList) -> RecommendationList:
 async def recommendations_for(
     info: Info, study_set_id: str, first: int | None, strategy: RecommendationStrategy | None
 ) -> RecommendationList:
+    service.check_first(info.context.services, first)
+    await require_study_set(info, study_set_id)  # its student or an admin; others: NOT_FOUND
     name = strategy.name if strategy else None
     found = await service.recommendations(info.context.services, study_set_id, first, name)
     return await _to_graphql(info, found)

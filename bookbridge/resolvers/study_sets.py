@@ -21,6 +21,7 @@ async def study_sets(
     after: str | None = None,
     filter: StudySetFilter | None = None,
 ) -> StudySetConnection:
+    info.context.viewer.require_student_reader()
     args = page_args(info, first, after)
     flt = study.StudySetFilter(
         user_id=str(filter.user_id) if filter and filter.user_id else None,
@@ -28,4 +29,5 @@ async def study_sets(
         grade_id=str(filter.grade_id) if filter and filter.grade_id else None,
     )
     async with info.context.services.read_engine.connect() as conn:
-        return StudySetConnection.of(await study.list_study_sets(conn, flt, args))
+        page = await study.list_study_sets(conn, flt, args, info.context.viewer)
+    return StudySetConnection.of(page)

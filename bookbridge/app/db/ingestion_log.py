@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bookbridge.app.auth.viewer import BatchScope
 from bookbridge.app.db.models import IngestionBatch
 from bookbridge.app.db.pagination import Page, PageArgs, decode_cursor
 from bookbridge.app.db.records import Record
@@ -30,17 +31,27 @@ COLUMNS = (
 )
 
 
-async def batch_by_id(conn: AsyncConnection, batch_id: str) -> Record | None:
-    query = select(*COLUMNS).where(IngestionBatch.id == batch_id)
+def _visible(scope: BatchScope) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = true()
+    if scope.entities is not None:
+        condition = IngestionBatch.entity.in_(sorted(scope.entities))
+    if scope.client is not None:
+        condition = condition & (IngestionBatch.client == scope.client)
+    return condition
+
+
+async def batch_by_id(conn: AsyncConnection, batch_id: str, scope: BatchScope) -> Record | None:
+    query = select(*COLUMNS).where(IngestionBatch.id == batch_id, _visible(scope))
     return (await conn.execute(query)).one_or_none()
 
 
 async def list_batches(
-    conn: AsyncConnection, page: PageArgs, entity: str | None = None
+    conn: AsyncConnection, page: PageArgs, entity: str | None, scope: BatchScope
 ) -> Page[Record]:
-    """Newest first; the cursor is (started_at, id)."""
+    """Newest first; the cursor is (started_at, id). Only the batches `scope` may see."""
     query = (
         select(*COLUMNS)
+        .where(_visible(scope))
         .order_by(IngestionBatch.started_at.desc(), IngestionBatch.id.desc())
         .limit(page.first + 1)
     )

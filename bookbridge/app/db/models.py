@@ -243,6 +243,34 @@ class EngagementDailyStudySet(_DailyEngagement, Base):
     __table_args__ = (Index("ix_engagement_daily_study_set_study_set_id", "study_set_id", "day"),)
 
 
+# --- auth and trusted documents (migration 0004): API keys, registered GraphQL documents ---
+
+
+class ApiKey(Base):
+    """An API key of a sync client; only the SHA-256 of its secret is stored, never the key."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)  # public part of the key
+    name: Mapped[str] = mapped_column(Text, index=True)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    publisher_id: Mapped[str | None] = mapped_column(Id)  # bound keys write only this publisher
+    secret_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rotated_from: Mapped[str | None] = mapped_column(Id)
+
+
+class TrustedDocument(Base):
+    """A registered GraphQL document (persisted query), keyed by the SHA-256 of its text."""
+
+    __tablename__ = "trusted_documents"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)  # sha256 hex of `body`
+    body: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
 # --- recommendations (migration 0003): precomputed lists, rollups, experiments, worker state ---
 
 

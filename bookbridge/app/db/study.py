@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bookbridge.app.auth.viewer import Viewer
 from bookbridge.app.db.models import StudySet, StudySetTopic
 from bookbridge.app.db.pagination import Page, PageArgs, decode_cursor
 from bookbridge.app.db.records import Record
@@ -29,15 +30,31 @@ class StudySetFilter:
     grade_id: str | None = None
 
 
-async def study_sets_by_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[Record]:
-    query = select(*STUDY_SET_COLUMNS).where(StudySet.id.in_(ids))
+def visible_to(viewer: Viewer) -> ColumnElement[bool]:
+    """The study sets a viewer may read: all for an admin, a student's own, else none."""
+    if viewer.is_admin:
+        return true()
+    if viewer.role == "student" and viewer.user_id is not None:
+        return StudySet.user_id == viewer.user_id
+    return false()
+
+
+async def study_sets_by_ids(
+    conn: AsyncConnection, ids: Sequence[str], viewer: Viewer
+) -> list[Record]:
+    query = select(*STUDY_SET_COLUMNS).where(StudySet.id.in_(ids), visible_to(viewer))
     return list((await conn.execute(query)).all())
 
 
 async def list_study_sets(
-    conn: AsyncConnection, flt: StudySetFilter, page: PageArgs
+    conn: AsyncConnection, flt: StudySetFilter, page: PageArgs, viewer: Viewer
 ) -> Page[Record]:
-    query = select(*STUDY_SET_COLUMNS).order_by(StudySet.id).limit(page.first + 1)
+    query = (
+        select(*STUDY_SET_COLUMNS)
+        .where(visible_to(viewer))
+        .order_by(StudySet.id)
+        .limit(page.first + 1)
+    )
     for column, value in (
         (StudySet.user_id, flt.user_id),
         (StudySet.subject_id, flt.subject_id),
@@ -53,11 +70,12 @@ async def list_study_sets(
 
 
 async def topic_ids_by_study_sets(
-    conn: AsyncConnection, study_set_ids: Sequence[str]
+    conn: AsyncConnection, study_set_ids: Sequence[str], viewer: Viewer
 ) -> dict[str, list[str]]:
     query = (
         select(StudySetTopic.study_set_id, StudySetTopic.topic_id)
-        .where(StudySetTopic.study_set_id.in_(study_set_ids))
+        .join(StudySet, StudySet.id == StudySetTopic.study_set_id)
+        .where(StudySetTopic.study_set_id.in_(study_set_ids), visible_to(viewer))
         .order_by(StudySetTopic.study_set_id, StudySetTopic.topic_id)
     )
     out: dict[str, list[str]] = {sid: [] for sid in study_set_ids}
