@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bookbridge.app.auth.commands import add_commands as add_auth_commands
+from bookbridge.app.reco.commands import add_commands as add_reco_commands
 from bookbridge.app.settings import Settings, normalize_database_url
 from bookbridge.sync.command import add_sync_command
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="load the bundled demo data set").set_defaults(func=cmd_demo)
     add_auth_commands(sub)
     add_sync_command(sub)
+    add_reco_commands(sub)
     return parser
 
 

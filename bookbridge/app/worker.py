@@ -39,7 +39,9 @@ async def job_lists(services: Services) -> dict[str, Any]:
         )
         out["trending"] = await jobs.refresh_trending(conn, s.trending_size)
     async with services.engine.begin() as conn:
-        collab = await neighbours.compute_collab(conn, s.neighbours_k, 0.5)
+        collab = await neighbours.compute_collab(
+            conn, s.neighbours_k, s.ease_lambda, s.ease_max_items
+        )
         out["collab"] = await neighbours.replace_neighbours(conn, "collab", collab)
     async with services.engine.begin() as conn:
         content = await neighbours.compute_content(conn, s.neighbours_k)

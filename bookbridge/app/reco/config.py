@@ -33,6 +33,10 @@ class RecoSettings(BaseSettings):
         default=100, description="a study set's most recent books used as seeds"
     )
     neighbours_k: int = Field(default=50, description="neighbours kept per book and kind")
+    ease_lambda: float = Field(default=200.0, gt=0, description="EASE L2 regularisation")
+    ease_max_items: int = Field(
+        default=12_000, description="above this many engaged books, cosine item-kNN replaces EASE"
+    )
     trending_size: int = Field(default=200, description="books kept per subject/grade trend list")
     hybrid_weights: dict[str, float] = Field(
         default={"COLLABORATIVE": 1.0, "TOPIC": 0.3, "CONTENT": 0.1, "TRENDING": 0.05},

@@ -88,6 +88,20 @@ def cosine_neighbours(
     return out
 
 
+def ease_neighbours(matrix: sp.csr_matrix, k: int, lam: float) -> list[tuple[int, int, float]]:
+    """EASE (Steck 2019): B = I - P / diag(P), P = (X'X + lam I)^-1; keeps each item's k best
+    positive weights. Dense in the number of items: used up to `ease_max_items`."""
+    gram = (matrix.T @ matrix).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += lam
+    p = np.linalg.inv(gram)
+    b = -p / np.diag(p)[None, :]
+    del p, gram
+    out: list[tuple[int, int, float]] = []
+    for start in range(0, b.shape[0], CHUNK):
+        out.extend(top_k(b[start : start + CHUNK], k, start))
+    return out
+
+
 def tokens(
     title: str, description: str | None, tags: Sequence[str], topics: Sequence[str]
 ) -> list[str]:
@@ -146,8 +160,9 @@ _CONTENT = text(
 
 
 async def compute_collab(
-    conn: AsyncConnection, k: int, alpha: float
+    conn: AsyncConnection, k: int, lam: float, ease_max_items: int
 ) -> list[tuple[str, str, float]]:
+    """Co-engagement neighbours per student: EASE when the catalog is small enough, else cosine."""
     pairs = (await conn.execute(_CO_ENGAGEMENT)).all()
     users: dict[str, int] = {}
     books: dict[str, int] = {}
@@ -159,7 +174,11 @@ async def compute_collab(
         (np.ones(len(pairs), dtype=np.float32), (ui, bi)), shape=(len(users), len(books))
     )
     names = list(books)
-    return [(names[i], names[j], s) for i, j, s in cosine_neighbours(matrix, k, alpha)]
+    if len(books) <= ease_max_items:
+        triples = ease_neighbours(matrix, k, lam)
+    else:
+        triples = cosine_neighbours(matrix, k)
+    return [(names[i], names[j], s) for i, j, s in triples]
 
 
 async def compute_content(conn: AsyncConnection, k: int) -> list[tuple[str, str, float]]:

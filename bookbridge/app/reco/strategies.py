@@ -35,7 +35,7 @@ WHY_EMPTY = {
     "CONTENT": "this study set has no books to compare with yet",
     "TRENDING": "nothing is trending yet",
 }
-COLLAB_PHRASE = "Students who engaged with '{title}' also engaged with this (similarity {sim:.2f})"
+COLLAB_PHRASE = "Students who engaged with '{title}' also engaged with this (strength {sim:.3f})"
 CONTENT_PHRASE = "Similar in title, description, tags and topics to '{title}' ({sim:.2f})"
 
 

@@ -1,0 +1,197 @@
+"""The recommendation cache: versioned invalidation, single-flight, Redis down, hung, and back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bookbridge.app.reco import service
+from bookbridge.app.reco.cache import RecoCache, note_engagement, note_lists_refreshed
+from bookbridge.app.services import Services, make_redis
+from tests import reco_factories as f
+from tests.test_reco_topic import refresh, setup
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+
+
+def replica(services: Services, redis_url: str | None = REDIS_URL, **reco: float) -> Services:
+    """Another process's view: same database, its own in-process cache, a Redis client."""
+    settings = services.settings.model_copy(
+        update={
+            "redis_url": redis_url,
+            "reco": services.settings.reco.model_copy(update={"redis_retry_seconds": 0.2, **reco}),
+        }
+    )
+    redis = make_redis(settings)
+    return Services(
+        settings=settings,
+        engine=services.engine,
+        read_engine=services.read_engine,
+        redis=redis,
+        reco_cache=RecoCache(settings.reco, redis),
+    )
+
+
+@pytest.fixture
+async def flushed() -> AsyncIterator[None]:
+    redis = make_redis(replica_settings_url())
+    assert redis is not None
+    await redis.flushdb()
+    yield
+    await redis.flushdb()
+    await redis.aclose()
+
+
+def replica_settings_url() -> object:
+    from bookbridge.app.settings import Settings
+
+    return Settings(redis_url=REDIS_URL)
+
+
+async def ids(s: Services, sid: str = "ss1") -> list[str]:
+    return [i.book_id for i in (await service.recommendations(s, sid, 10, "TOPIC")).items]
+
+
+async def test_engagement_invalidates_that_study_set_only(
+    services: Services, flushed: None
+) -> None:
+    await setup(services)
+    await f.study_set(services, "ss2", "u2", ["t1"])
+    await refresh(services)
+    a = replica(services)
+    assert await ids(a) == ["b1", "b2", "b3", "b4"]
+    await ids(a, "ss2")
+    await f.events(services, "ss1", ["b1"], "complete")
+    assert await ids(a) == ["b1", "b2", "b3", "b4"]  # cached: nobody said anything changed
+    before = dict(a.reco_cache.stats)
+    await note_engagement(a, ["ss1"])
+    assert await ids(a) == ["b2", "b3", "b4"]
+    await ids(a, "ss2")
+    assert a.reco_cache.stats["misses"] == before["misses"] + 1  # ss2 still served from cache
+    await a.close()
+
+
+async def test_replicas_share_redis_and_its_versions(services: Services, flushed: None) -> None:
+    await setup(services)
+    await refresh(services)
+    a, b = replica(services), replica(services, cache_ttl_seconds=0.0)
+    await ids(a)
+    assert (await b.reco_cache.get_or_compute("ss:ss1:TOPIC:10", "ss1", _never))[1] == "redis"
+    await f.events(services, "ss1", ["b1"], "complete")
+    await note_engagement(a, ["ss1"])  # replica a ingested it; b learns through the version key
+    assert await ids(b) == ["b2", "b3", "b4"]
+    await note_lists_refreshed(a)  # e.g. the worker refreshed the neighbour lists
+    assert await b.reco_cache.get_or_compute("ss:ss1:TOPIC:10", "ss1", _none) == (None, "miss")
+    await a.close()
+    await b.close()
+
+
+async def _never() -> dict[str, object] | None:
+    raise AssertionError("should have been a cache hit")
+
+
+async def _none() -> dict[str, object] | None:
+    return None
+
+
+async def test_concurrent_misses_compute_once() -> None:
+    cache = RecoCache()
+    calls = 0
+    gate = asyncio.Event()
+
+    async def compute() -> dict[str, object] | None:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return {"n": calls}
+
+    tasks = [asyncio.create_task(cache.get_or_compute("k", "ss", compute)) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    results = await asyncio.gather(*tasks)
+    assert calls == 1
+    assert all(value == {"n": 1} for value, _ in results)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def assert_survives(s: Services) -> None:
+    """Answers come from PostgreSQL, each request bounded (never the OS's TCP timeouts)."""
+    for _ in range(3):
+        s.reco_cache.clear_local()
+        got = await asyncio.wait_for(ids(s), timeout=5)
+        assert got == ["b1", "b2", "b3", "b4"]
+    assert s.reco_cache.stats["redis_errors"] >= 1
+
+
+async def test_redis_down(services: Services) -> None:
+    await setup(services)
+    await refresh(services)
+    s = replica(services, f"redis://127.0.0.1:{free_port()}/0")
+    await assert_survives(s)
+    await note_engagement(s, ["ss1"])  # invalidation does not raise either
+    await s.close()
+
+
+async def test_redis_hung_then_back(services: Services, tmp_path: object) -> None:
+    """A SIGSTOPped redis-server accepts connections and never answers; after SIGCONT the
+    cache warms again. Without a redis-server binary, a socket that never answers stands in."""
+    await setup(services)
+    await refresh(services)
+    port = free_port()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", port)
+        s = replica(services, f"redis://127.0.0.1:{port}/0")
+        await assert_survives(s)
+        server.close()
+        await s.close()
+        return
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        s = replica(services, f"redis://127.0.0.1:{port}/0")
+        for _ in range(50):
+            try:
+                assert s.redis is not None
+                await s.redis.ping()
+                break
+            except Exception:
+                await asyncio.sleep(0.05)
+        await ids(s)
+        proc.send_signal(signal.SIGSTOP)
+        await assert_survives(s)
+        proc.send_signal(signal.SIGCONT)
+        await asyncio.sleep(0.3)  # past redis_retry_seconds: Redis is tried again
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            s.reco_cache.clear_local()
+            await ids(s)
+            if s.reco_cache.stats["redis_hits"] > 0:
+                break
+            await asyncio.sleep(0.1)
+        assert s.reco_cache.stats["redis_hits"] > 0
+        await s.close()
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), timeout=5)
