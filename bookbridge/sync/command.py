@@ -53,6 +53,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from bookbridge.sync.client import SyncClient
     from bookbridge.sync.state import dead_letter_path
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     if args.retry_dead_letters:
         if args.dead_letter is None and args.file is None:
             return _usage("--retry-dead-letters needs --dead-letter FILE or the input FILE")
