@@ -72,7 +72,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     await services.close()
 
 
-TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
+# Children first; on tables this small DELETE is far cheaper than TRUNCATE (new files per table).
+CLEANUP = "; ".join(f"DELETE FROM {t.name}" for t in reversed(Base.metadata.sorted_tables))
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +82,8 @@ async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     if "services" in request.fixturenames:
         services: Services = request.getfixturevalue("services")
         async with services.engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+            for statement in CLEANUP.split("; "):
+                await conn.execute(text(statement))
 
 
 class StatementCounter:
