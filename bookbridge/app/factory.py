@@ -47,8 +47,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     graphql = GraphQLApp(
         current,
-        schema=build_schema(),
-        graphql_ide=None if settings.production else "graphiql",
+        schema=build_schema(settings),
+        graphql_ide="graphiql"
+        if settings.security.switch("graphiql", production=settings.production)
+        else None,
         allow_queries_via_get=True,
     )
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from bookbridge.app.errors import ClientError
+from bookbridge.app.settings import Settings
 from bookbridge.graphql_schema.analytics import PublisherAnalytics
 from bookbridge.graphql_schema.catalog import (
     Book,
@@ -20,6 +23,9 @@ from bookbridge.graphql_schema.catalog import (
     Topic,
     TopicConnection,
 )
+from bookbridge.graphql_schema.extensions.limits import limit_extensions
+from bookbridge.graphql_schema.extensions.masking import MaskUnexpectedErrors
+from bookbridge.graphql_schema.extensions.ratelimit import RateLimiter
 from bookbridge.graphql_schema.ingestion import (
     BatchResult,
     IngestionBatch,
@@ -95,14 +101,34 @@ class BookbridgeSchema(strawberry.Schema):
             if isinstance(original, ClientError):
                 error.extensions = {**(error.extensions or {}), "code": original.code}
             elif original is None:
-                error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}
+                # Limit refusals carry their own code; graphql-core's validation errors get this one.
+                error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED", **(error.extensions or {})}
             else:
-                log.error("unexpected error", exc_info=original)
+                error_id = uuid.uuid4().hex[:16]
+                error.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
+                log.error(
+                    "unexpected error %s", error_id, exc_info=original, extra={"error_id": error_id}
+                )
 
 
-def build_schema(**_: Any) -> BookbridgeSchema:
+def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema:
+    """The schema with its extensions; `settings` (default: the environment's) set the limits."""
+    settings = settings or Settings()
+    security = settings.security
+    extensions: list[Any] = [
+        *limit_extensions(settings, RateLimiter()),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+    ]
+    if security.masking(production=settings.production):
+        extensions.insert(0, MaskUnexpectedErrors)
     return BookbridgeSchema(
         query=Query,
         mutation=Mutation,
-        extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
+        extensions=extensions,
+        config=StrawberryConfig(
+            disable_field_suggestions=not security.switch(
+                "field_suggestions", production=settings.production
+            )
+        ),
     )
