@@ -59,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     chosen = {s for s in args.scenarios.split(",") if s}
     all_scenarios = asyncio.run(scenarios.read_scenarios(url))
     todo = [s for s in all_scenarios if not chosen or s.name in chosen]
-    env = {"DATABASE_URL": url.replace("postgresql://", "postgresql+asyncpg://")}
+    env = {
+        "DATABASE_URL": url.replace("postgresql://", "postgresql+asyncpg://"),
+        # per-client rate limits would measure the limiter, not the server: off for the bench
+        "BOOKBRIDGE_RATE_LIMIT_COST_PER_MINUTE": "0",
+        "BOOKBRIDGE_RATE_LIMIT_ANONYMOUS_COST_PER_MINUTE": "0",
+    }
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
     rows = []

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 import strawberry
+from strawberry.types.nodes import SelectedField
 
 from bookbridge.app.db.pagination import Page
 from bookbridge.app.db.records import Record
 from bookbridge.graphql_schema.context import Info
+from bookbridge.graphql_schema.lookahead import children, inside, selection, under
 from bookbridge.graphql_schema.pagination import (
     AFTER_DESCRIPTION,
     FIRST_DESCRIPTION,
@@ -20,10 +24,8 @@ from bookbridge.graphql_schema.taxonomy import (
     Category,
     Grade,
     Subject,
-    load_category,
-    load_grade,
-    load_subject,
 )
+from bookbridge.loaders.base import MISSING
 from bookbridge.loaders.catalog import ChildPageKey
 
 
@@ -68,15 +70,83 @@ class Book:
             publisher_id=row.publisher_id,
         )
 
+    # Plain (non-async) resolvers: the data is usually loaded ahead by the list above
+    # (prime_books), so they return values and graphql-core stays on its synchronous path.
     @strawberry.field
-    async def publisher(self, info: Info) -> Publisher | None:
-        row = await info.context.loaders.publisher_by_id.load(self.publisher_id)
-        return Publisher.from_row(row) if row else None
+    def publisher(self, info: Info) -> Publisher | None:
+        return info.context.loaders.publisher_by_id.now_or_later(self.publisher_id, _publisher)
 
     @strawberry.field(description="The book's topics, heaviest mapping first.")
-    async def topics(self, info: Info) -> list[BookTopic]:
-        weights = await info.context.loaders.topic_weights_by_book.load(self.id)
-        return [BookTopic(topic_id=topic_id, weight=weight) for topic_id, weight in weights]
+    def topics(self, info: Info) -> list[BookTopic]:
+        weights = info.context.loaders.topic_weights_by_book.peek(self.id)
+        if weights is not MISSING:
+            return _book_topics(weights)
+        return cast(list[BookTopic], self._load_topics(info))
+
+    async def _load_topics(self, info: Info) -> list[BookTopic]:
+        await _prime_book_topics(info, [self.id], selection(info))
+        return _book_topics(info.context.loaders.topic_weights_by_book.peek(self.id))
+
+
+def _subject(row: Record | None) -> Subject | None:
+    return Subject.from_row(row) if row else None
+
+
+def _grade(row: Record | None) -> Grade | None:
+    return Grade.from_row(row) if row else None
+
+
+def _category(row: Record | None) -> Category | None:
+    return Category.from_row(row) if row else None
+
+
+def _publisher(row: Record | None) -> Publisher | None:
+    return Publisher.from_row(row) if row else None
+
+
+def _book_topics(weights: list[tuple[str, float]]) -> list[BookTopic]:
+    return [BookTopic(topic_id=topic_id, weight=weight) for topic_id, weight in weights]
+
+
+def _topic(row: Record | None) -> Topic:
+    assert row is not None, "a mapping's topic exists (foreign key)"
+    return Topic.from_row(row)
+
+
+def _unique(values: Sequence[str | None]) -> list[str]:
+    return [v for v in dict.fromkeys(values) if v is not None]
+
+
+async def prime_books(info: Info, rows: Sequence[Record], wanted: list[SelectedField]) -> None:
+    """Load, one batch per relation and level, what `wanted` (the selection under Book) needs."""
+    jobs: list[Awaitable[object]] = []
+    if under(wanted, "publisher"):
+        ids = _unique([r.publisher_id for r in rows])
+        jobs.append(info.context.loaders.publisher_by_id.load_many(ids))
+    if topics := under(wanted, "topics"):
+        jobs.append(_prime_book_topics(info, [r.id for r in rows], children(topics)))
+    await asyncio.gather(*jobs)
+
+
+async def _prime_book_topics(info: Info, book_ids: list[str], wanted: list[SelectedField]) -> None:
+    loaders = info.context.loaders
+    weights = await loaders.topic_weights_by_book.load_many(book_ids)
+    if topic := under(wanted, "topic"):
+        rows = await loaders.topic_by_id.load_many(_unique([t for w in weights for t, _ in w]))
+        await prime_topics(info, [r for r in rows if r is not None], children(topic))
+
+
+async def prime_topics(info: Info, rows: Sequence[Record], wanted: list[SelectedField]) -> None:
+    """Load the subjects, grades and categories `wanted` (the selection under Topic) needs."""
+    loaders = info.context.loaders
+    jobs: list[Awaitable[object]] = []
+    if under(wanted, "subject") and (ids := _unique([r.subject_id for r in rows])):
+        jobs.append(loaders.subject_by_id.load_many(ids))
+    if under(wanted, "grade") and (ids := _unique([r.grade_id for r in rows])):
+        jobs.append(loaders.grade_by_id.load_many(ids))
+    if under(wanted, "category") and (ids := _unique([r.category_id for r in rows])):
+        jobs.append(loaders.category_by_id.load_many(ids))
+    await asyncio.gather(*jobs)
 
 
 @strawberry.type(description="A topic a book is mapped to, with the mapping's weight.")
@@ -85,10 +155,8 @@ class BookTopic:
     topic_id: strawberry.Private[str]
 
     @strawberry.field
-    async def topic(self, info: Info) -> Topic:
-        row = await info.context.loaders.topic_by_id.load(self.topic_id)
-        assert row is not None, "a mapping's topic exists (foreign key)"
-        return Topic.from_row(row)
+    def topic(self, info: Info) -> Topic:
+        return info.context.loaders.topic_by_id.now_or_later(self.topic_id, _topic)
 
 
 @strawberry.type(description="A canonical study topic, e.g. Photosynthesis.")
@@ -110,16 +178,22 @@ class Topic:
         )
 
     @strawberry.field
-    async def subject(self, info: Info) -> Subject | None:
-        return await load_subject(info, self.subject_id)
+    def subject(self, info: Info) -> Subject | None:
+        if self.subject_id is None:
+            return None
+        return info.context.loaders.subject_by_id.now_or_later(self.subject_id, _subject)
 
     @strawberry.field
-    async def grade(self, info: Info) -> Grade | None:
-        return await load_grade(info, self.grade_id)
+    def grade(self, info: Info) -> Grade | None:
+        if self.grade_id is None:
+            return None
+        return info.context.loaders.grade_by_id.now_or_later(self.grade_id, _grade)
 
     @strawberry.field
-    async def category(self, info: Info) -> Category | None:
-        return await load_category(info, self.category_id)
+    def category(self, info: Info) -> Category | None:
+        if self.category_id is None:
+            return None
+        return info.context.loaders.category_by_id.now_or_later(self.category_id, _category)
 
     @strawberry.field(description="Books mapped to this topic, heaviest mapping first.")
     async def books(
@@ -139,18 +213,24 @@ class BookEdge:
     node: Book
 
 
+async def _book_edges(root: BookConnection, info: Info) -> list[BookEdge]:
+    await prime_books(info, root.rows, inside(selection(info), "node"))
+    return [
+        BookEdge(cursor=c, node=Book.from_row(r))
+        for r, c in zip(root.rows, root.cursors, strict=True)
+    ]
+
+
 @strawberry.type
 class BookConnection:
-    edges: list[BookEdge]
+    edges: list[BookEdge] = strawberry.field(resolver=_book_edges)
     page_info: PageInfo
+    rows: strawberry.Private[list[Record]]
+    cursors: strawberry.Private[list[str]]
 
     @classmethod
     def of(cls, page: Page[Record]) -> BookConnection:
-        edges = [
-            BookEdge(cursor=c, node=Book.from_row(r))
-            for r, c in zip(page.items, page.cursors, strict=True)
-        ]
-        return cls(edges=edges, page_info=PageInfo.of(page))  # type: ignore[arg-type]
+        return cls(page_info=PageInfo.of(page), rows=page.items, cursors=page.cursors)  # type: ignore[arg-type]
 
 
 @strawberry.type(description="A book of a topic, with the weight of its mapping.")
@@ -160,18 +240,24 @@ class TopicBookEdge:
     weight: float
 
 
+async def _topic_book_edges(root: TopicBookConnection, info: Info) -> list[TopicBookEdge]:
+    await prime_books(info, root.rows, inside(selection(info), "node"))
+    return [
+        TopicBookEdge(cursor=c, node=Book.from_row(r), weight=r.weight)
+        for r, c in zip(root.rows, root.cursors, strict=True)
+    ]
+
+
 @strawberry.type
 class TopicBookConnection:
-    edges: list[TopicBookEdge]
+    edges: list[TopicBookEdge] = strawberry.field(resolver=_topic_book_edges)
     page_info: PageInfo
+    rows: strawberry.Private[list[Record]]
+    cursors: strawberry.Private[list[str]]
 
     @classmethod
     def of(cls, page: Page[Record]) -> TopicBookConnection:
-        edges = [
-            TopicBookEdge(cursor=c, node=Book.from_row(r), weight=r.weight)
-            for r, c in zip(page.items, page.cursors, strict=True)
-        ]
-        return cls(edges=edges, page_info=PageInfo.of(page))  # type: ignore[arg-type]
+        return cls(page_info=PageInfo.of(page), rows=page.items, cursors=page.cursors)  # type: ignore[arg-type]
 
 
 @strawberry.type
@@ -200,18 +286,24 @@ class TopicEdge:
     node: Topic
 
 
+async def _topic_edges(root: TopicConnection, info: Info) -> list[TopicEdge]:
+    await prime_topics(info, root.rows, inside(selection(info), "node"))
+    return [
+        TopicEdge(cursor=c, node=Topic.from_row(r))
+        for r, c in zip(root.rows, root.cursors, strict=True)
+    ]
+
+
 @strawberry.type
 class TopicConnection:
-    edges: list[TopicEdge]
+    edges: list[TopicEdge] = strawberry.field(resolver=_topic_edges)
     page_info: PageInfo
+    rows: strawberry.Private[list[Record]]
+    cursors: strawberry.Private[list[str]]
 
     @classmethod
     def of(cls, page: Page[Record]) -> TopicConnection:
-        edges = [
-            TopicEdge(cursor=c, node=Topic.from_row(r))
-            for r, c in zip(page.items, page.cursors, strict=True)
-        ]
-        return cls(edges=edges, page_info=PageInfo.of(page))  # type: ignore[arg-type]
+        return cls(page_info=PageInfo.of(page), rows=page.items, cursors=page.cursors)  # type: ignore[arg-type]
 
 
 @strawberry.input(description="Every given condition must hold.")

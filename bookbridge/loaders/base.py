@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from bookbridge.app.db.records import Record
+from bookbridge.loaders.tracing import traced_batch
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
+MISSING: Any = object()
 
 
 class ReadLoader(DataLoader[K, V], Generic[K, V]):
@@ -22,12 +25,36 @@ class ReadLoader(DataLoader[K, V], Generic[K, V]):
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        super().__init__(load_fn=self._load)
+        super().__init__(load_fn=traced_batch(type(self).__name__, self._load))
         self._engine = engine
+        self._done: dict[K, V] = {}
 
     async def _load(self, keys: list[K]) -> Sequence[V]:
         async with self._engine.connect() as conn:
-            return await self.fetch(conn, keys)
+            values = await self.fetch(conn, keys)
+        self._done.update(zip(keys, values, strict=True))
+        return values
+
+    def peek(self, key: K) -> V:
+        """The value if a batch of this request already loaded `key`, else MISSING."""
+        found: V = self._done.get(key, MISSING)
+        return found
+
+    def now_or_later(self, key: K, convert: Callable[[V], T]) -> T:
+        """`convert(value)` when already loaded, else an awaitable of it.
+
+        graphql-core awaits whatever a resolver returns that is awaitable, so a plain
+        (non-async) resolver that returns the value directly stays on the fast synchronous
+        path whenever a parent resolver loaded its data ahead (see graphql_schema/lookahead.py).
+        """
+        found = self._done.get(key, MISSING)
+        if found is not MISSING:
+            return convert(found)
+
+        async def later() -> T:
+            return convert(await self.load(key))
+
+        return cast(T, later())
 
     async def fetch(self, conn: AsyncConnection, keys: list[K]) -> Sequence[V]:
         raise NotImplementedError

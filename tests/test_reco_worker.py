@@ -1,0 +1,113 @@
+"""The worker: lists, reconciliation and reports; two replicas never run a job twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+from sqlalchemy import text
+
+from bookbridge.app.db import models
+from bookbridge.app.services import Services
+from bookbridge.app.worker import JOBS, job_reconcile, job_report, run_worker
+from tests import reco_factories as f
+from tests.conftest import GraphQLClient
+from tests.factories import insert_rows
+
+
+async def co_engagement(services: Services) -> None:
+    """b1 and b2 are read together by many students; b3 alone."""
+    await f.taxonomy(services)
+    await f.books(services, {"b1": {"t1": 0.8}, "b2": {"t1": 0.5}, "b3": {"t2": 0.9}, "b4": {}})
+    for i in range(8):
+        await f.study_set(services, f"ss{i}", f"u{i}", ["t1"])
+        await f.events(services, f"ss{i}", ["b1", "b2"] if i < 6 else ["b3"], "view")
+        await f.daily_book(services, "b1", 1, days_ago=i)
+
+
+async def test_two_replicas_run_each_job_once(services: Services) -> None:
+    await co_engagement(services)
+    names = list(JOBS)
+    a, b = await asyncio.gather(
+        run_worker(services, names, 60, once=True), run_worker(services, names, 60, once=True)
+    )
+    for name in names:
+        outcomes = sorted(r["outcome"] for r in a + b if r["job"] == name)
+        assert outcomes[0] == "ok" and outcomes[1] in ("skipped_locked", "skipped_fresh"), outcomes
+    async with services.engine.connect() as conn:
+        runs = dict((await conn.execute(text("SELECT job, runs FROM worker_jobs"))).all())
+    assert runs == dict.fromkeys(names, 1)
+
+
+async def test_worker_processes_log_json_lines(services: Services, database_url: str) -> None:
+    await co_engagement(services)
+    env = {**os.environ, "DATABASE_URL": database_url, "BOOKBRIDGE_LOG_LEVEL": "INFO"}
+    env.pop("REDIS_URL", None)
+    cmd = [sys.executable, "-m", "bookbridge.app.cli", "worker", "--once", "--jobs", "lists,report"]
+    procs = [
+        await asyncio.create_subprocess_exec(*cmd, env=env, stderr=asyncio.subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [await asyncio.wait_for(p.communicate(), timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    records = [
+        json.loads(line)
+        for _, err in outputs
+        for line in err.decode().splitlines()
+        if line.startswith("{")
+    ]
+    for job in ("lists", "report"):
+        mine = [r for r in records if r["job"] == job]
+        assert len(mine) == 2 and sorted(r["outcome"] for r in mine)[0] == "ok"
+        assert all("duration_ms" in r and "replica" in r for r in mine)
+
+
+async def test_lists_feed_similar_and_trending(services: Services, gql: GraphQLClient) -> None:
+    await co_engagement(services)
+    await run_worker(services, ["lists"], 60, once=True)
+    similar = await gql.data(
+        '{ similarBooks(bookId: "b1") { strategy items { book { id } reasons } } }'
+    )
+    items = similar["similarBooks"]["items"]
+    assert items[0]["book"]["id"] == "b2"
+    assert any("Students who engaged with 'Title of b1'" in r for r in items[0]["reasons"])
+    trending = await gql.data(
+        '{ trendingBooks(subjectId: "s1", first: 3) { strategy items { book { id } score reasons } } }'
+    )
+    top = trending["trendingBooks"]["items"][0]
+    assert top["book"]["id"] == "b1" and top["reasons"] == ["Trending in Biology"]
+    rec = await gql.data(
+        '{ recommendations(studySetId: "ss6", strategy: COLLABORATIVE) { items { book { id } reasons } } }'
+    )
+    # ss6 read b3 only, which nobody else read: no co-engagement, so it falls back and says so
+    first = rec["recommendations"]["items"][0]
+    assert first["reasons"][0].startswith("Fallback to TOPIC (no co-engagement data")
+
+
+async def test_reconcile_repairs_aggregates_from_raw_events(services: Services) -> None:
+    await co_engagement(services)
+    await insert_rows(
+        services,
+        models.EngagementDailyBook,
+        [{"book_id": "b3", "day": f.day(30), "event_type": "save", "events": 99}],
+    )
+    result = await job_reconcile(services)
+    assert result["repaired"]["book"] > 0
+    async with services.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT book_id, sum(events) FROM engagement_daily_book GROUP BY 1 ORDER BY 1")
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [("b1", 6), ("b2", 6), ("b3", 2)]
+    assert (await job_reconcile(services))["repaired"] == {"book": 0, "topic": 0, "study_set": 0}
+
+
+async def test_report_names_books_without_topics(services: Services) -> None:
+    await co_engagement(services)
+    await insert_rows(services, models.Topic, [{"id": "t9", "label": "Orphan"}])
+    report = await job_report(services)
+    assert report["books_without_topics"] == {"count": 1, "sample": ["b4"]}
+    assert report["topics_without_books"] == {"count": 1, "sample": ["t9"]}
