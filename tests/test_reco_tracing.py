@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
-from opentelemetry import trace
+from collections.abc import Iterator
+
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bookbridge.app.reco import service
+from bookbridge.app.reco import service, tracing
 from bookbridge.app.reco.cache import RecoCache
 from bookbridge.app.services import Services
 from tests.test_reco_topic import refresh, setup
 
 
-def exporter() -> InMemorySpanExporter:
-    memory = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    return memory
+@pytest.fixture
+def memory() -> Iterator[InMemorySpanExporter]:
+    """A provider of our own (the global one is left alone: other code reads it)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use_provider(provider)
+    yield exporter
+    tracing.use_provider(None)
+    provider.shutdown()
 
 
-async def test_resolver_cache_and_sql_spans(services: Services) -> None:
+async def test_resolver_cache_and_sql_spans(
+    services: Services, memory: InMemorySpanExporter
+) -> None:
     await setup(services)
     await refresh(services)
-    memory = exporter()
     s = Services(
         settings=services.settings,
         engine=services.engine,
@@ -56,4 +61,3 @@ async def test_resolver_cache_and_sql_spans(services: Services) -> None:
     assert not [sp for sp in again if sp.name.startswith("reco.sql.")]  # served from the cache
     hit = next(sp for sp in again if sp.name == "reco.cache.lookup")
     assert hit.attributes is not None and hit.attributes["reco.cache.source"] == "local"
-    memory.shutdown()

@@ -121,7 +121,7 @@ class RecoCache:
     async def _bounded(self, op: str, call: Callable[[Redis], Awaitable[T]]) -> T | None:
         if self.redis is None or time.monotonic() < self._redis_skip_until:
             return None
-        with tracer.start_as_current_span(f"reco.cache.redis.{op}") as span:
+        with tracer().start_as_current_span(f"reco.cache.redis.{op}") as span:
             try:
                 return await asyncio.wait_for(
                     call(self.redis), timeout=self.settings.redis_timeout_seconds

@@ -36,7 +36,7 @@ async def recommendations(
     """A study set's list: the given strategy, else its experiment variant's, else HYBRID."""
     n = check_first(services, first)
     s = services.settings.reco
-    with tracer.start_as_current_span(
+    with tracer().start_as_current_span(
         "reco.recommendations", attributes={"reco.study_set": study_set_id, "reco.first": n}
     ) as span:
 
@@ -60,7 +60,7 @@ async def recommendations(
             }
 
         key = f"ss:{study_set_id}:{strategy or 'auto'}:{n}"
-        with tracer.start_as_current_span("reco.cache.lookup") as cache_span:
+        with tracer().start_as_current_span("reco.cache.lookup") as cache_span:
             value, source = await services.reco_cache.get_or_compute(key, study_set_id, compute)
             cache_span.set_attribute("reco.cache.source", source)
         span.set_attribute("reco.cache.source", source)
@@ -85,7 +85,7 @@ async def recommendations(
 
 async def similar_books(services: Services, book_id: str, first: int | None) -> RecList:
     n = check_first(services, first)
-    with tracer.start_as_current_span("reco.similar_books", attributes={"reco.book": book_id}):
+    with tracer().start_as_current_span("reco.similar_books", attributes={"reco.book": book_id}):
 
         async def compute() -> dict[str, object] | None:
             async with services.read_engine.connect() as conn:
@@ -101,7 +101,7 @@ async def trending_books(
 ) -> RecList:
     n = check_first(services, first)
     size = services.settings.reco.trending_size
-    with tracer.start_as_current_span("reco.trending_books"):
+    with tracer().start_as_current_span("reco.trending_books"):
 
         async def compute() -> dict[str, object] | None:
             async with services.read_engine.connect() as conn:

@@ -8,7 +8,18 @@ from typing import ParamSpec, TypeVar
 
 from opentelemetry import trace
 
-tracer = trace.get_tracer("bookbridge.reco")
+_override: trace.TracerProvider | None = None
+
+
+def use_provider(provider: trace.TracerProvider | None) -> None:
+    """Send recommendation spans to this provider instead of the global one (None: global)."""
+    global _override  # noqa: PLW0603
+    _override = provider
+
+
+def tracer() -> trace.Tracer:
+    return (_override or trace.get_tracer_provider()).get_tracer("bookbridge.reco")
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -20,7 +31,7 @@ def sql_span(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awa
     def wrap(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(fn)
         async def inner(*args: P.args, **kwargs: P.kwargs) -> R:
-            with tracer.start_as_current_span(
+            with tracer().start_as_current_span(
                 f"reco.sql.{name}", attributes={"db.system": "postgresql", "db.operation": name}
             ):
                 return await fn(*args, **kwargs)
