@@ -16,6 +16,7 @@ from bookbridge.app.reco import service
 from bookbridge.app.reco.cache import RecoCache, note_engagement, note_lists_refreshed
 from bookbridge.app.services import Services, make_redis
 from tests import reco_factories as f
+from tests.conftest import GraphQLClient
 from tests.test_reco_topic import refresh, setup
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
@@ -195,3 +196,25 @@ async def test_redis_hung_then_back(services: Services, tmp_path: object) -> Non
         proc.send_signal(signal.SIGCONT)
         proc.terminate()
         await asyncio.wait_for(proc.wait(), timeout=5)
+
+
+async def test_record_engagement_events_invalidates(services: Services, gql: GraphQLClient) -> None:
+    """The mutation's hook: a completed book leaves the (cached) list at once."""
+    await setup(services)
+    await refresh(services)
+    query = '{ recommendations(studySetId: "ss1", strategy: TOPIC) { items { book { id } } } }'
+    first = await gql.data(query)
+    assert first["recommendations"]["items"][0]["book"]["id"] == "b1"
+    mutation = """mutation($r: [EngagementEventInput!]!) {
+      recordEngagementEvents(input: {records: $r}) { inserted rejected { reason } } }"""
+    event = {
+        "id": "new-1",
+        "studySetId": "ss1",
+        "eventType": "complete",
+        "occurredAt": f.NOW.isoformat(),
+        "bookId": "b1",
+    }
+    done = await gql.data(mutation, {"r": [event]})
+    assert done["recordEngagementEvents"]["inserted"] == 1
+    again = await gql.data(query)
+    assert "b1" not in [i["book"]["id"] for i in again["recommendations"]["items"]]

@@ -8,6 +8,7 @@ import strawberry
 
 from bookbridge.app.db import ingestion_log
 from bookbridge.app.ingest.service import BatchOutcome, ingest
+from bookbridge.app.reco.cache import note_engagement
 from bookbridge.graphql_schema.context import Info
 from bookbridge.graphql_schema.ingestion import (
     BatchResult,
@@ -76,7 +77,11 @@ async def upsert_study_sets(info: Info, input: UpsertStudySetsInput) -> BatchRes
 
 
 async def record_engagement_events(info: Info, input: RecordEngagementEventsInput) -> BatchResult:
-    return await _ingest(info, "engagement_events", input.records, input.idempotency_key)
+    result = await _ingest(info, "engagement_events", input.records, input.idempotency_key)
+    if result.inserted:  # new engagement changes those study sets' recommendations
+        touched = {str(r.get("study_set_id")) for r in record_dicts(input.records)}
+        await note_engagement(info.context.services, sorted(touched))
+    return result
 
 
 async def ingestion_batch(info: Info, id: strawberry.ID) -> IngestionBatch | None:
