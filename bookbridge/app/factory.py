@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from bookbridge.app.body import RequestBodyMiddleware
 from bookbridge.app.http import GraphQLApp
+from bookbridge.app.response_cache import ResponseCache
 from bookbridge.app.services import Services
 from bookbridge.app.settings import Settings
 from bookbridge.graphql_schema.schema import build_schema
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         try:
             yield
         finally:
+            await cache.close()
             if owned is not None:
                 await owned.close()
                 state.pop("services", None)
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         else None,
         allow_queries_via_get=True,
     )
+    cache = ResponseCache(graphql, current, settings)  # public catalog queries; see its docstring
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -68,7 +71,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     return Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", cache, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bookbridge.app.auth.config import SecuritySettings
 from bookbridge.app.observability.config import ObservabilitySettings
 from bookbridge.app.reco.config import RecoSettings
+from bookbridge.app.response_cache import ResponseCacheSettings
 
 
 class Settings(BaseSettings):
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
         default_factory=ObservabilitySettings, description="logs, metrics, tracing"
     )
     reco: RecoSettings = Field(default_factory=RecoSettings, description="BOOKBRIDGE_RECO_*")
+    response_cache: ResponseCacheSettings = Field(
+        default_factory=ResponseCacheSettings, description="BOOKBRIDGE_RESPONSE_CACHE_*"
+    )
     max_body_bytes: int = Field(
         default=16 << 20,
         validation_alias="BOOKBRIDGE_MAX_BODY_BYTES",

@@ -9,6 +9,7 @@ import strawberry
 from bookbridge.app.db import ingestion_log
 from bookbridge.app.ingest.service import BatchOutcome, ingest
 from bookbridge.app.reco.cache import note_engagement
+from bookbridge.app.response_cache import invalidate
 from bookbridge.graphql_schema.context import Info
 from bookbridge.graphql_schema.ingestion import (
     BatchResult,
@@ -39,6 +40,7 @@ async def _ingest(info: Info, entity: str, records: list[Any], key: str | None) 
         publisher_scope=publisher_scope,
         client=info.context.viewer.subject,
     )
+    await invalidate(info.context.services.engine, entity, outcome.inserted + outcome.updated)
     return BatchResult.of(outcome)
 
 
