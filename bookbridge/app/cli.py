@@ -44,6 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        log_config=None,  # keep our JSON/text handler (bookbridge.access logs each request)
     )
     return 0
 
@@ -88,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("BOOKBRIDGE_LOG_LEVEL", "INFO"), format="%(message)s")
+    from bookbridge.app.observability.logging import configure_logging
+
+    settings = Settings()
+    default = "json" if settings.production else "text"
+    configure_logging(settings.log_level, settings.observability.log_format or default)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func

@@ -15,7 +15,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bookbridge.app.body import RequestBodyMiddleware
+from bookbridge.app.db.ops import dead_letter_count
 from bookbridge.app.http import GraphQLApp
+from bookbridge.app.observability import metrics, tracing
+from bookbridge.app.observability.logging import configure_logging
+from bookbridge.app.observability.middleware import TelemetryMiddleware
 from bookbridge.app.response_cache import ResponseCache
 from bookbridge.app.services import Services
 from bookbridge.app.settings import Settings
@@ -36,10 +40,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         owned = None
         if "services" not in state:
             owned = state["services"] = Services.create(_with_database(settings))
+        if not logging.getLogger().handlers:  # worker processes of `serve --workers N`
+            fmt = settings.observability.log_format or ("json" if settings.production else "text")
+            configure_logging(settings.log_level, fmt)
+        provider = tracing.setup(state["services"])
         try:
             yield
         finally:
             await cache.close()
+            if provider is not None:
+                provider.shutdown()
             if owned is not None:
                 await owned.close()
                 state.pop("services", None)
@@ -67,15 +77,34 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         except Exception as exc:  # any failure means not ready; say which
             log.warning("readiness check failed: %s", exc)
             return JSONResponse({"database": "unreachable"}, status_code=503)
+        redis = current().redis
+        if redis is not None:
+            try:
+                await redis.ping()
+            except Exception as exc:  # same: not ready, and the log says why
+                log.warning("readiness check failed (redis): %s", exc)
+                return JSONResponse({"database": "ok", "redis": "unreachable"}, status_code=503)
+            return JSONResponse({"database": "ok", "redis": "ok"})
         return JSONResponse({"database": "ok"})
+
+    async def prometheus(request: Request) -> Response:
+        try:
+            async with current().read_engine.connect() as conn:
+                metrics.DEAD_LETTERS.set(await dead_letter_count(conn))
+        except Exception as exc:  # a scrape still answers when the database is down
+            log.warning("metrics: dead-letter count failed: %s", exc)
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     return Starlette(
         routes=[
             Route("/graphql", cache, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *([Route("/metrics", prometheus)] if settings.observability.metrics else []),
         ],
         middleware=[
+            Middleware(TelemetryMiddleware),
             Middleware(
                 GZipMiddleware, minimum_size=settings.gzip_min_response_bytes, compresslevel=6
             ),

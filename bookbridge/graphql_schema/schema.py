@@ -13,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from bookbridge.app.errors import ClientError
+from bookbridge.app.observability.metrics import OperationNames
 from bookbridge.app.settings import Settings
 from bookbridge.graphql_schema.analytics import PublisherAnalytics
 from bookbridge.graphql_schema.catalog import (
@@ -26,6 +27,7 @@ from bookbridge.graphql_schema.catalog import (
 from bookbridge.graphql_schema.extensions.limits import limit_extensions
 from bookbridge.graphql_schema.extensions.masking import MaskUnexpectedErrors
 from bookbridge.graphql_schema.extensions.ratelimit import RateLimiter
+from bookbridge.graphql_schema.extensions.tracing import OperationTelemetry
 from bookbridge.graphql_schema.ingestion import (
     BatchResult,
     IngestionBatch,
@@ -122,6 +124,8 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
     ]
     if security.masking(production=settings.production):
         extensions.insert(0, MaskUnexpectedErrors)
+    names = OperationNames(settings.observability.metrics_max_operations)
+    extensions.insert(0, lambda: OperationTelemetry(names))
     return BookbridgeSchema(
         query=Query,
         mutation=Mutation,

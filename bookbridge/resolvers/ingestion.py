@@ -8,6 +8,7 @@ import strawberry
 
 from bookbridge.app.db import ingestion_log
 from bookbridge.app.ingest.service import BatchOutcome, ingest
+from bookbridge.app.observability import metrics
 from bookbridge.app.reco.cache import note_engagement
 from bookbridge.app.response_cache import invalidate
 from bookbridge.graphql_schema.context import Info
@@ -41,6 +42,17 @@ async def _ingest(info: Info, entity: str, records: list[Any], key: str | None) 
         client=info.context.viewer.subject,
     )
     await invalidate(info.context.services.engine, entity, outcome.inserted + outcome.updated)
+    metrics.record_batch(
+        entity,
+        "replayed" if outcome.replayed else ("partial" if outcome.rejected else "applied"),
+        {
+            "inserted": outcome.inserted,
+            "updated": outcome.updated,
+            "unchanged": outcome.unchanged,
+            "duplicates": outcome.duplicates,
+            "rejected": len(outcome.rejected),
+        },
+    )
     return BatchResult.of(outcome)
 
 

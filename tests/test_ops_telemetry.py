@@ -1,0 +1,120 @@
+"""Operations: /metrics, /healthz, /readyz, JSON logs with trace ids, and OpenTelemetry spans
+(incoming traceparent continued; operation, dataloader and SQL spans; no variables or ids)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from bookbridge.app.observability import tracing
+from bookbridge.app.observability.logging import JsonFormatter
+from bookbridge.app.services import Services
+from tests import factories
+from tests.conftest import GraphQLClient
+from tests.ingest_helpers import apply
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+SECRET_VARIABLE = "stu-variable-9d1e"
+
+
+async def test_metrics_expose_operations_ingestion_and_dead_letters(
+    services: Services, gql: GraphQLClient, http: httpx.AsyncClient
+) -> None:
+    await gql.data("query CatalogPage { subjects { id } }")
+    await apply(gql, "subjects", [{"id": "s1", "name": "Science"}, {"id": "", "name": "bad"}])
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert (
+        'bookbridge_graphql_operation_duration_seconds_count{operation="CatalogPage",type="query"}'
+        in text
+    )
+    assert 'bookbridge_ingestion_records_total{entity="subjects",outcome="inserted"}' in text
+    assert 'bookbridge_ingestion_batches_total{entity="subjects",outcome="partial"}' in text
+    assert "bookbridge_dead_letters 1.0" in text
+    assert 'bookbridge_http_requests_total{method="POST",route="/graphql",status="200"}' in text
+    for name in ("cache_lookups_total", "recommendation_duration_seconds", "worker_job_duration"):
+        assert f"bookbridge_{name}" in text
+
+
+async def test_health_and_readiness(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/healthz")).text == "ok"
+    ready = await http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
+
+
+def test_json_logs_carry_the_trace_id() -> None:
+    provider = TracerProvider()
+    record = logging.LogRecord("bookbridge.x", logging.INFO, __file__, 1, "hello %s", ("w",), None)
+    record.error_id = "abc123"
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        line = orjson.loads(JsonFormatter().format(record))
+        assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert line["message"] == "hello w" and line["error_id"] == "abc123"
+    assert line["level"] == "info" and line["logger"] == "bookbridge.x"
+
+
+@pytest.fixture
+def spans(services: Services) -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _reset_global_provider()
+    tracing.install(provider, services)
+    assert trace.get_tracer_provider() is provider
+    yield exporter
+    tracing.uninstall()
+    provider.shutdown()
+    _reset_global_provider()  # other tests (the sync client's) must see no provider
+
+
+def _reset_global_provider() -> None:
+    # What opentelemetry's own test utilities do: the API allows setting the provider only once.
+    from opentelemetry.util._once import Once
+
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace._TRACER_PROVIDER = None
+
+
+def _attributes(span: ReadableSpan) -> str:
+    return " ".join(f"{k}={v!r}" for k, v in (span.attributes or {}).items())
+
+
+async def test_spans_continue_the_callers_trace_without_ids_or_variables(
+    services: Services, gql: GraphQLClient, http: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    await factories.catalog(services, books=4)
+    spans.clear()
+    query = (
+        "query Shelf($q: String) { books(first: 3, filter: {search: $q}) "
+        '{ edges { node { id publisher { id name } } } } one: book(id: "b0001") { id } }'
+    )
+    response = await http.post(
+        "/graphql",
+        json={"query": query, "variables": {"q": SECRET_VARIABLE}},
+        headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
+    )
+    assert response.status_code == 200
+    finished = spans.get_finished_spans()
+    assert finished and all(format(s.context.trace_id, "032x") == TRACE_ID for s in finished)
+    by_name = {s.name: s for s in finished}
+    server = by_name["POST /graphql"]
+    assert server.parent is not None and format(server.parent.span_id, "016x") == PARENT_ID
+    operation = by_name["graphql.query Shelf"]
+    assert operation.parent is not None and operation.parent.span_id == server.context.span_id
+    assert any(name.startswith("dataloader ") for name in by_name), list(by_name)
+    sql = [s for s in finished if "db.statement" in (s.attributes or {})]
+    assert sql, [s.name for s in finished]
+    for span in finished:
+        text = _attributes(span)
+        assert SECRET_VARIABLE not in text and "b0001" not in text and "p1" not in text.split()
