@@ -21,6 +21,7 @@ async def refresh(services: Services) -> None:
     async with services.engine.begin() as conn:
         await jobs.refresh_popularity(conn, services.settings.reco.half_life_days, f.TODAY)
         await jobs.refresh_trending(conn, 100)
+        await jobs.refresh_topic_top(conn, 100)
     services.reco_cache.clear_local()
 
 
@@ -103,3 +104,25 @@ async def test_topics_matched_from_title_when_none_sent(
     items = (await gql.data(QUERY, {"id": "ss3", "s": "TOPIC"}))["recommendations"]["items"]
     assert items[0]["book"]["id"] == "b1"
     assert items[0]["reasons"][0].startswith("Matches your topic 'Photosynthesis'")
+
+
+async def test_live_ranking_matches_the_workers(services: Services) -> None:
+    """A topic the worker has not ranked yet is ranked live, with the same answer."""
+    from bookbridge.app.reco.strategies import recommend_many
+
+    await setup(services)
+    await f.study_set(services, "ss2", "u2", ["t1", "t2"])
+    async with services.engine.begin() as conn:
+        await jobs.refresh_popularity(conn, services.settings.reco.half_life_days, f.TODAY)
+    reco = services.settings.reco
+
+    async def lists() -> dict[str, list[tuple[str, float]]]:
+        async with services.read_engine.connect() as conn:
+            found = await recommend_many(conn, reco, ["ss1", "ss2"], "TOPIC", 10)
+        return {k: [(i.book_id, round(i.score, 9)) for i in v.items] for k, v in found.items()}
+
+    live = await lists()
+    async with services.engine.begin() as conn:
+        await jobs.refresh_topic_top(conn, 100)
+    assert await lists() == live
+    assert live["ss2"][0][0] == "b1"

@@ -47,7 +47,7 @@ async def test_resolver_cache_and_sql_spans(
         "reco.sql.study_set_contexts",
         "reco.sql.own_books",
         "reco.sql.topic_candidates",
-        "reco.sql.neighbours",
+        "reco.sql.neighbour_scores",
         "reco.sql.trending",
     } <= names
     root = next(sp for sp in spans if sp.name == "reco.recommendations")

@@ -38,6 +38,7 @@ async def job_lists(services: Services) -> dict[str, Any]:
             conn, s.half_life_days, datetime.now(UTC).date()
         )
         out["trending"] = await jobs.refresh_trending(conn, s.trending_size)
+        out["topic_top"] = await jobs.refresh_topic_top(conn, s.candidates_per_topic)
     async with services.engine.begin() as conn:
         collab = await neighbours.compute_collab(
             conn, s.neighbours_k, s.ease_lambda, s.ease_max_items

@@ -307,6 +307,19 @@ class TrendingBook(Base):
     score: Mapped[float] = mapped_column(Float)
 
 
+class TopicTopBook(Base):
+    """Each topic's best books by weight x ln(engagement + 1) x recency, ranked by the worker."""
+
+    __tablename__ = "topic_top_books"
+    topic_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    book_id: Mapped[str] = mapped_column(Id)
+    weight: Mapped[float] = mapped_column(Float)
+    events: Mapped[int] = mapped_column(BigInteger)
+    decayed: Mapped[float] = mapped_column(Float)
+    base_score: Mapped[float] = mapped_column(Float)
+
+
 class RecommendationExposure(Base):
     """One recommendation list shown under an A/B experiment (for exposures, clicks and CTR)."""
 

@@ -6,7 +6,7 @@ loaders and the offline evaluation share one code path. Engagement counts come f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -177,16 +177,27 @@ _TOPIC_CANDIDATES = text(
 )
 
 
+_TOPIC_TOP = text(
+    "SELECT topic_id, book_id, weight, events, decayed, base_score FROM topic_top_books "
+    "WHERE topic_id = ANY(:topics) AND rank <= :limit ORDER BY topic_id, rank"
+)
+
+
 @sql_span("topic_candidates")
 async def topic_candidates(
     conn: AsyncConnection, topic_ids: Sequence[str], limit: int
 ) -> dict[str, list[Candidate]]:
-    """The best `limit` books of each topic by weight x ln(engagement + 1) x recency."""
+    """The best `limit` books of each topic by weight x ln(engagement + 1) x recency: the
+    worker's ranking, or (for topics it has not ranked yet) the same ranking computed live."""
     out: dict[str, list[Candidate]] = {t: [] for t in topic_ids}
     if not topic_ids:
         return out
     params = {"topics": sorted(set(topic_ids)), "limit": limit}
-    for r in (await conn.execute(_TOPIC_CANDIDATES, params)).all():
+    rows = list((await conn.execute(_TOPIC_TOP, params)).all())
+    missing = sorted(set(topic_ids) - {r.topic_id for r in rows})
+    if missing:
+        rows += (await conn.execute(_TOPIC_CANDIDATES, params | {"topics": missing})).all()
+    for r in rows:
         out[r.topic_id].append(
             Candidate(r.book_id, r.weight, int(r.events), float(r.decayed), float(r.base_score))
         )
@@ -210,6 +221,60 @@ async def neighbours(
     params = {"kind": kind, "books": sorted(set(book_ids))}
     for r in (await conn.execute(_NEIGHBOURS, params)).all():
         out.setdefault(r.book_id, []).append((r.neighbour_id, r.score))
+    return out
+
+
+_NEIGHBOUR_SCORES = text(
+    """
+    WITH seeds AS (
+        SELECT * FROM unnest(CAST(:ss AS text[]), CAST(:books AS text[]), CAST(:titles AS text[]))
+            AS s(study_set_id, book_id, title)
+    ), ex AS (
+        SELECT * FROM unnest(CAST(:ex_ss AS text[]), CAST(:ex_books AS text[]))
+            AS e(study_set_id, book_id)
+    ), agg AS (
+        SELECT s.study_set_id, n.neighbour_id, sum(n.score) AS total, max(n.score) AS best,
+               (array_agg(s.title ORDER BY n.score DESC, s.book_id))[1] AS title
+        FROM seeds s JOIN book_neighbours n ON n.kind = :kind AND n.book_id = s.book_id
+        WHERE NOT EXISTS (
+            SELECT 1 FROM ex WHERE ex.study_set_id = s.study_set_id AND ex.book_id = n.neighbour_id
+        )
+        GROUP BY s.study_set_id, n.neighbour_id
+    ), ranked AS (
+        SELECT *, row_number() OVER (
+            PARTITION BY study_set_id ORDER BY total DESC, neighbour_id) AS rn
+        FROM agg
+    )
+    SELECT study_set_id, neighbour_id, total, best, title FROM ranked WHERE rn <= :limit
+    """
+)
+
+
+@sql_span("neighbour_scores")
+async def neighbour_scores(
+    conn: AsyncConnection,
+    kind: str,
+    own: Mapping[str, OwnBooks],
+    limit: int,
+) -> dict[str, list[tuple[str, float, float, str]]]:
+    """Per study set: neighbours of its books summed in SQL, its excluded books left out, the
+    best `limit` as (book, summed similarity, best similarity, title of the closest seed)."""
+    out: dict[str, list[tuple[str, float, float, str]]] = {sid: [] for sid in own}
+    seeds = [(sid, b, t) for sid, o in own.items() for b, t in o.seeds]
+    if not seeds:
+        return out
+    excluded = [(sid, b) for sid, o in own.items() for b in o.excluded]
+    params = {
+        "kind": kind,
+        "ss": [s for s, _, _ in seeds],
+        "books": [b for _, b, _ in seeds],
+        "titles": [t for _, _, t in seeds],
+        "ex_ss": [s for s, _ in excluded],
+        "ex_books": [b for _, b in excluded],
+        "limit": limit,
+    }
+    for r in (await conn.execute(_NEIGHBOUR_SCORES, params)).all():
+        out[r.study_set_id].append((r.neighbour_id, r.total, r.best, r.title))
     return out
 
 

@@ -31,6 +31,30 @@ async def refresh_popularity(conn: AsyncConnection, half_life_days: float, as_of
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+_TOPIC_TOP = text(
+    """
+    INSERT INTO topic_top_books (topic_id, rank, book_id, weight, events, decayed, base_score)
+    SELECT topic_id, rn, book_id, weight, events, decayed, base_score FROM (
+        SELECT m.topic_id, m.book_id, m.weight, coalesce(p.events, 0) AS events,
+               coalesce(p.decayed, 0) AS decayed, coalesce(p.base_score, 0) AS base_score,
+               row_number() OVER (
+                   PARTITION BY m.topic_id
+                   ORDER BY m.weight * coalesce(p.base_score, 0) DESC, m.weight DESC, m.book_id
+               ) AS rn
+        FROM topic_book_mappings m LEFT JOIN book_popularity p ON p.book_id = m.book_id
+    ) ranked
+    WHERE rn <= :size
+    """
+)
+
+
+async def refresh_topic_top(conn: AsyncConnection, size: int) -> int:
+    """Rank each topic's books by the formula, so a request reads a few rows per topic."""
+    await conn.execute(text("DELETE FROM topic_top_books"))
+    result = await conn.execute(_TOPIC_TOP, {"size": size})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 _TRENDING = text(
     """
     WITH scopes AS (

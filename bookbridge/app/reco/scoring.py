@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bookbridge.app.reco.data import Candidate
@@ -11,11 +11,16 @@ from bookbridge.app.reco.data import Candidate
 
 @dataclass(slots=True)
 class Scored:
-    """A component's score for one book, with the words that explain it."""
+    """A component's score for one book, with the words that explain it (made on demand:
+    only the books that make the list are ever explained)."""
 
     score: float
-    reasons: list[str] = field(default_factory=list)
+    why: list[str] | Callable[[], list[str]] = field(default_factory=list)
     tiebreak: float = 0.0
+
+    @property
+    def reasons(self) -> list[str]:
+        return self.why() if callable(self.why) else self.why
 
 
 Component = dict[str, Scored]
@@ -43,22 +48,33 @@ def topic_component(
             acc.setdefault(c.book_id, []).append((c.weight, label, c))
     out: Component = {}
     for book_id, parts in acc.items():
-        parts.sort(key=lambda p: (-p[0], p[1]))
-        weight, label, cand = parts[0]
-        recency = recency_factor(cand.events, cand.decayed)
-        score = sum(topic_formula(w, c.events, recency) for w, _, c in parts)
+        base = parts[0][2].base_score  # ln(events + 1) x recency, the same for every topic
+        score = sum(w * base for w, _, _ in parts)
+        out[book_id] = Scored(
+            score, _topic_words(parts, half_life_days), tiebreak=sum(p[0] for p in parts)
+        )
+    return out
+
+
+def _topic_words(
+    parts: list[tuple[float, str, Candidate]], half_life_days: float
+) -> Callable[[], list[str]]:
+    def words() -> list[str]:
+        weight, label, cand = min(parts, key=lambda p: (-p[0], p[1]))
         reasons = [f"Matches your topic '{label}' (weight {weight:.2f})"]
         if len(parts) > 1:
             reasons[0] += f" and {len(parts) - 1} more of your topics"
         if cand.events > 0:
+            recency = recency_factor(cand.events, cand.decayed)
             reasons.append(
                 f"{cand.events} engagements by students (aggregated), "
                 f"recency factor {recency:.2f} (half-life {half_life_days:g} days)"
             )
         else:
             reasons.append("No engagement recorded yet: ranked by topic weight")
-        out[book_id] = Scored(score, reasons, tiebreak=sum(p[0] for p in parts))
-    return out
+        return reasons
+
+    return words
 
 
 def neighbour_component(
@@ -78,9 +94,20 @@ def neighbour_component(
                 if sim > float(entry[1]):
                     entry[1], entry[2] = sim, title
     return {
-        book: Scored(float(total), [phrase.format(title=title, sim=float(best))])
+        book: Scored(float(total), _phrase(phrase, str(title), float(best)))
         for book, (total, best, title) in acc.items()
     }
+
+
+def neighbour_rows_component(
+    rows: Sequence[tuple[str, float, float, str]], phrase: str
+) -> Component:
+    """From SQL-aggregated rows: (book, summed similarity, best similarity, closest seed title)."""
+    return {book: Scored(total, _phrase(phrase, title, best)) for book, total, best, title in rows}
+
+
+def _phrase(phrase: str, title: str, sim: float) -> Callable[[], list[str]]:
+    return lambda: [phrase.format(title=title, sim=sim)]
 
 
 def trending_component(items: Sequence[tuple[str, float]], where: str) -> Component:
@@ -107,7 +134,7 @@ def normalised(component: Component) -> dict[str, float]:
 def blend(components: Mapping[str, Component], weights: Mapping[str, float]) -> Component:
     """HYBRID: weighted sum of normalised component scores; reasons from each contributor."""
     total: dict[str, float] = {}
-    why: dict[str, list[tuple[float, str]]] = {}
+    why: dict[str, list[tuple[float, Scored]]] = {}
     for name, component in components.items():
         w = weights.get(name, 0.0)
         if w <= 0:
@@ -115,11 +142,13 @@ def blend(components: Mapping[str, Component], weights: Mapping[str, float]) -> 
         for book, value in normalised(component).items():
             contribution = w * value
             total[book] = total.get(book, 0.0) + contribution
-            first = component[book].reasons[:1]
-            if first:
-                why.setdefault(book, []).append((contribution, first[0]))
-    out: Component = {}
-    for book, score in total.items():
-        reasons = [r for _, r in sorted(why.get(book, []), key=lambda x: -x[0])]
-        out[book] = Scored(score, reasons)
-    return out
+            why.setdefault(book, []).append((contribution, component[book]))
+    return {book: Scored(score, _blend_words(why[book])) for book, score in total.items()}
+
+
+def _blend_words(parts: list[tuple[float, Scored]]) -> Callable[[], list[str]]:
+    def words() -> list[str]:
+        ordered = sorted(parts, key=lambda p: -p[0])
+        return [r for _, sc in ordered for r in sc.reasons[:1]]
+
+    return words

@@ -15,7 +15,7 @@ from bookbridge.app.reco.scoring import (
     Component,
     Scored,
     blend,
-    neighbour_component,
+    neighbour_rows_component,
     ranked,
     topic_component,
     trending_component,
@@ -103,9 +103,10 @@ async def _fill(conn: AsyncConnection, s: RecoSettings, name: str, jobs: list[_J
         kind, phrase = (
             ("collab", COLLAB_PHRASE) if name == "COLLABORATIVE" else ("content", CONTENT_PHRASE)
         )
-        lists = await data.neighbours(conn, kind, sorted({b for j in jobs for b, _ in j.own.seeds}))
+        own = {j.ctx.id: j.own for j in jobs}
+        found = await data.neighbour_scores(conn, kind, own, s.candidates_per_strategy)
         for j in jobs:
-            j.components[name] = neighbour_component(j.own.seeds, lists, phrase)
+            j.components[name] = neighbour_rows_component(found[j.ctx.id], phrase)
     elif name == "TRENDING":
         await _fill_trending(conn, s, jobs)
 
