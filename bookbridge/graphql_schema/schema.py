@@ -24,6 +24,7 @@ from bookbridge.graphql_schema.catalog import (
     Topic,
     TopicConnection,
 )
+from bookbridge.graphql_schema.erasure import ErasureResult
 from bookbridge.graphql_schema.extensions.limits import limit_extensions
 from bookbridge.graphql_schema.extensions.masking import MaskUnexpectedErrors
 from bookbridge.graphql_schema.extensions.ratelimit import RateLimiter
@@ -38,6 +39,7 @@ from bookbridge.graphql_schema.study_set import StudySet, StudySetConnection
 from bookbridge.graphql_schema.taxonomy import Category, Grade, Subject
 from bookbridge.resolvers import analytics as analytics_r
 from bookbridge.resolvers import catalog as catalog_r
+from bookbridge.resolvers import erasure as erasure_r
 from bookbridge.resolvers import ingestion as ingestion_r
 from bookbridge.resolvers import recommendations as recommendations_r
 from bookbridge.resolvers import study_sets as study_sets_r
@@ -91,6 +93,11 @@ class Mutation:
     upsert_study_sets: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_study_sets)
     record_engagement_events: BatchResult = strawberry.mutation(
         resolver=ingestion_r.record_engagement_events
+    )
+    delete_student_data: ErasureResult = strawberry.mutation(
+        resolver=erasure_r.delete_student_data,
+        description="Erase a student's study sets, events, dead letters and cache entries "
+        "(the student themself or an admin).",
     )
 
 
