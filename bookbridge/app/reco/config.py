@@ -27,8 +27,8 @@ class RecoSettings(BaseSettings):
         default=["complete"], description="a student's books with these events are left out"
     )
     max_first: int = Field(default=50, description="largest `first` for recommendation lists")
-    candidates_per_topic: int = Field(default=200, description="top books read per topic")
-    candidates_per_strategy: int = Field(default=200, description="list length blended by HYBRID")
+    candidates_per_topic: int = Field(default=100, description="top books read per topic")
+    candidates_per_strategy: int = Field(default=100, description="list length blended by HYBRID")
     seed_books: int = Field(
         default=100, description="a study set's most recent books used as seeds"
     )
@@ -39,7 +39,7 @@ class RecoSettings(BaseSettings):
     )
     trending_size: int = Field(default=200, description="books kept per subject/grade trend list")
     hybrid_weights: dict[str, float] = Field(
-        default={"COLLABORATIVE": 1.0, "TOPIC": 0.3, "CONTENT": 0.1, "TRENDING": 0.05},
+        default={"COLLABORATIVE": 1.0, "TOPIC": 0.1, "CONTENT": 0.05, "TRENDING": 0.02},
         description="HYBRID blend of per-strategy scores, each normalised to its list maximum",
     )
     topic_match_limit: int = Field(default=5, description="topics matched from a study set title")

@@ -28,6 +28,7 @@ async def refresh_popularity(conn: AsyncConnection, half_life_days: float, as_of
     """Roll the daily per-book aggregates up into engagement counts and decayed counts."""
     await conn.execute(text("DELETE FROM book_popularity"))
     result = await conn.execute(_POPULARITY, {"as_of": as_of, "half_life": half_life_days})
+    await conn.execute(text("ANALYZE book_popularity"))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -52,6 +53,7 @@ async def refresh_topic_top(conn: AsyncConnection, size: int) -> int:
     """Rank each topic's books by the formula, so a request reads a few rows per topic."""
     await conn.execute(text("DELETE FROM topic_top_books"))
     result = await conn.execute(_TOPIC_TOP, {"size": size})
+    await conn.execute(text("ANALYZE topic_top_books"))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

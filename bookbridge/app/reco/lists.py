@@ -25,7 +25,7 @@ async def similar_books(conn: AsyncConnection, book_id: str, first: int) -> RecL
             seeds, await data.neighbours(conn, "content", [book_id]), CONTENT_PHRASE
         ),
     }
-    rows = ranked(blend(components, SIMILAR_WEIGHTS), [book_id])[:first]
+    rows = ranked(blend(components, SIMILAR_WEIGHTS), [book_id], first)
     return RecList([Item(b, s.score, s.reasons) for b, s in rows], "HYBRID")
 
 
@@ -44,7 +44,7 @@ async def trending_books(
                 n for n in (names.get(f"s:{sub}", sub), names.get(f"g:{grade}", grade)) if n
             )
             phrase = f"in {where}" if where else "across all subjects"
-            rows = ranked(trending_component(lists[(sub, grade)], phrase))[:first]
+            rows = ranked(trending_component(lists[(sub, grade)], phrase), (), first)
             prefix = ["Fallback: nothing trending yet for the requested scope"] if i else []
             return RecList([Item(b, s.score, prefix + s.reasons) for b, s in rows], "TRENDING")
     return RecList([], "TRENDING")

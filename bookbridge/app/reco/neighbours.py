@@ -202,4 +202,5 @@ async def replace_neighbours(
             records=[(kind, a, b, s) for a, b, s in rows],
             columns=["kind", "book_id", "neighbour_id", "score"],
         )
+    await conn.execute(text("ANALYZE book_neighbours"))  # fresh statistics: hash joins, not sorts
     return len(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,19 +12,33 @@ from bookbridge.app.reco.data import Candidate
 
 @dataclass(slots=True)
 class Scored:
-    """A component's score for one book, with the words that explain it (made on demand:
-    only the books that make the list are ever explained)."""
+    """One listed book's score with the words that explain it."""
 
     score: float
-    why: list[str] | Callable[[], list[str]] = field(default_factory=list)
-    tiebreak: float = 0.0
-
-    @property
-    def reasons(self) -> list[str]:
-        return self.why() if callable(self.why) else self.why
+    reasons: list[str] = field(default_factory=list)
 
 
-Component = dict[str, Scored]
+def _no_words(book: str) -> list[str]:
+    return []
+
+
+@dataclass(slots=True)
+class Component:
+    """One strategy's scores for its candidate books. Reasons are made on demand (`explain`),
+    so only the books that make a list are ever put into words."""
+
+    scores: dict[str, float] = field(default_factory=dict)
+    tiebreak: dict[str, float] = field(default_factory=dict)
+    explain: Callable[[str], list[str]] = _no_words
+
+    def __contains__(self, book: object) -> bool:
+        return book in self.scores
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def books(self) -> set[str]:
+        return set(self.scores)
 
 
 def recency_factor(events: float, decayed: float) -> float:
@@ -42,24 +57,26 @@ def topic_component(
     half_life_days: float,
 ) -> Component:
     """Sum the formula over the study set's topics; the reasons name the strongest topic."""
-    acc: dict[str, list[tuple[float, str, Candidate]]] = {}
-    for topic_id, label in topics.items():
+    score: dict[str, float] = {}
+    weight_sum: dict[str, float] = {}
+    for topic_id in topics:
         for c in candidates.get(topic_id, ()):
-            acc.setdefault(c.book_id, []).append((c.weight, label, c))
-    out: Component = {}
-    for book_id, parts in acc.items():
-        base = parts[0][2].base_score  # ln(events + 1) x recency, the same for every topic
-        score = sum(w * base for w, _, _ in parts)
-        out[book_id] = Scored(
-            score, _topic_words(parts, half_life_days), tiebreak=sum(p[0] for p in parts)
-        )
-    return out
+            b = c.book_id
+            # base_score = ln(events + 1) x recency factor, computed per book by the worker
+            if b in score:
+                score[b] += c.weight * c.base_score
+                weight_sum[b] += c.weight
+            else:
+                score[b], weight_sum[b] = c.weight * c.base_score, c.weight
 
+    index: dict[str, list[tuple[float, str, Candidate]]] = {}
 
-def _topic_words(
-    parts: list[tuple[float, str, Candidate]], half_life_days: float
-) -> Callable[[], list[str]]:
-    def words() -> list[str]:
+    def explain(book: str) -> list[str]:
+        if not index:
+            for topic_id, label in topics.items():
+                for c in candidates.get(topic_id, ()):
+                    index.setdefault(c.book_id, []).append((c.weight, label, c))
+        parts = index[book]
         weight, label, cand = min(parts, key=lambda p: (-p[0], p[1]))
         reasons = [f"Matches your topic '{label}' (weight {weight:.2f})"]
         if len(parts) > 1:
@@ -74,7 +91,7 @@ def _topic_words(
             reasons.append("No engagement recorded yet: ranked by topic weight")
         return reasons
 
-    return words
+    return Component(score, weight_sum, explain)
 
 
 def neighbour_component(
@@ -82,73 +99,73 @@ def neighbour_component(
     lists: Mapping[str, Sequence[tuple[str, float]]],
     phrase: str,
 ) -> Component:
-    """Sum similarities to the study set's books; the reason names the closest one."""
-    acc: dict[str, list[float | str]] = {}
+    """Sum similarities to the given books; the reason names the closest one."""
+    total: dict[str, float] = {}
+    best: dict[str, tuple[float, str]] = {}
     for seed_id, title in seeds:
         for neighbour_id, sim in lists.get(seed_id, ()):
-            entry = acc.get(neighbour_id)
-            if entry is None:
-                acc[neighbour_id] = [sim, sim, title]
-            else:
-                entry[0] = float(entry[0]) + sim
-                if sim > float(entry[1]):
-                    entry[1], entry[2] = sim, title
-    return {
-        book: Scored(float(total), _phrase(phrase, str(title), float(best)))
-        for book, (total, best, title) in acc.items()
-    }
+            total[neighbour_id] = total.get(neighbour_id, 0.0) + sim
+            if neighbour_id not in best or sim > best[neighbour_id][0]:
+                best[neighbour_id] = (sim, title)
+    return Component(total, {}, lambda b: [phrase.format(title=best[b][1], sim=best[b][0])])
 
 
 def neighbour_rows_component(
     rows: Sequence[tuple[str, float, float, str]], phrase: str
 ) -> Component:
     """From SQL-aggregated rows: (book, summed similarity, best similarity, closest seed title)."""
-    return {book: Scored(total, _phrase(phrase, title, best)) for book, total, best, title in rows}
-
-
-def _phrase(phrase: str, title: str, sim: float) -> Callable[[], list[str]]:
-    return lambda: [phrase.format(title=title, sim=sim)]
+    scores = {book: total for book, total, _, _ in rows}
+    why = {book: (best, title) for book, _, best, title in rows}
+    return Component(scores, {}, lambda b: [phrase.format(title=why[b][1], sim=why[b][0])])
 
 
 def trending_component(items: Sequence[tuple[str, float]], where: str) -> Component:
-    return {book: Scored(score, [f"Trending {where}"]) for book, score in items}
+    return Component(dict(items), {}, lambda b: [f"Trending {where}"])
 
 
-def ranked(component: Component, exclude: Iterable[str] = ()) -> list[tuple[str, Scored]]:
-    """Best first; ties broken by the tiebreak (topic weight) and then by book id."""
+def ranked(
+    component: Component, exclude: Iterable[str] = (), limit: int | None = None
+) -> list[tuple[str, Scored]]:
+    """Best first (ties: higher topic weight, then book id), explained, at most `limit`."""
     skip = set(exclude)
-    rows = [(b, s) for b, s in component.items() if b not in skip]
-    rows.sort(key=lambda r: (-r[1].score, -r[1].tiebreak, r[0]))
-    return rows
+    s, tb = component.scores, component.tiebreak
+    books = [b for b in s if b not in skip]
+    if limit is not None and len(books) > limit:
+        # everything tied with the limit-th best score stays in, so tie-breaks remain exact
+        floor = heapq.nlargest(limit, [s[b] for b in books])[-1]
+        books = [b for b in books if s[b] >= floor]
+    books.sort(key=lambda b: (-s[b], -tb.get(b, 0.0), b))
+    return [(b, Scored(s[b], component.explain(b))) for b in books[:limit]]
 
 
 def normalised(component: Component) -> dict[str, float]:
     """Scores divided by the list maximum (tiebreak-based when every score is zero)."""
-    top = max((s.score for s in component.values()), default=0.0)
+    top = max(component.scores.values(), default=0.0)
     if top > 0:
-        return {b: s.score / top for b, s in component.items()}
-    top_tb = max((s.tiebreak for s in component.values()), default=0.0)
-    return {b: 0.01 * s.tiebreak / top_tb for b, s in component.items()} if top_tb > 0 else {}
+        return {b: v / top for b, v in component.scores.items()}
+    top_tb = max(component.tiebreak.values(), default=0.0)
+    if top_tb <= 0:
+        return {}
+    return {b: 0.01 * v / top_tb for b, v in component.tiebreak.items()}
 
 
 def blend(components: Mapping[str, Component], weights: Mapping[str, float]) -> Component:
     """HYBRID: weighted sum of normalised component scores; reasons from each contributor."""
     total: dict[str, float] = {}
-    why: dict[str, list[tuple[float, Scored]]] = {}
+    used: list[tuple[float, dict[str, float], Component]] = []
     for name, component in components.items():
         w = weights.get(name, 0.0)
         if w <= 0:
             continue
-        for book, value in normalised(component).items():
-            contribution = w * value
-            total[book] = total.get(book, 0.0) + contribution
-            why.setdefault(book, []).append((contribution, component[book]))
-    return {book: Scored(score, _blend_words(why[book])) for book, score in total.items()}
+        norm = normalised(component)
+        used.append((w, norm, component))
+        for book, value in norm.items():
+            total[book] = total.get(book, 0.0) + w * value
 
+    def explain(book: str) -> list[str]:
+        parts = sorted(
+            ((w * norm[book], c) for w, norm, c in used if book in norm), key=lambda p: -p[0]
+        )
+        return [r for _, c in parts for r in c.explain(book)[:1]]
 
-def _blend_words(parts: list[tuple[float, Scored]]) -> Callable[[], list[str]]:
-    def words() -> list[str]:
-        ordered = sorted(parts, key=lambda p: -p[0])
-        return [r for _, sc in ordered for r in sc.reasons[:1]]
-
-    return words
+    return Component(total, {}, explain)

@@ -22,6 +22,7 @@ from bookbridge.app.reco.scoring import (
 )
 
 STRATEGIES = ("TOPIC", "COLLABORATIVE", "CONTENT", "TRENDING", "HYBRID")
+COMPONENTS = ("TOPIC", "COLLABORATIVE", "CONTENT", "TRENDING")
 FALLBACKS = {
     "TOPIC": ("TRENDING",),
     "COLLABORATIVE": ("TOPIC", "TRENDING"),
@@ -87,10 +88,47 @@ async def recommend_many(
         conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
     )
     jobs = [_Job(ctx, own[sid]) for sid, ctx in contexts.items()]
-    needed = ("TOPIC", "COLLABORATIVE", "CONTENT", "TRENDING") if strategy == "HYBRID" else ()
-    for name in needed or (strategy, *FALLBACKS[strategy]):
-        await _fill(conn, settings, name, jobs)
+    await _fill_for(conn, settings, jobs, strategy, first)
     return {job.ctx.id: _assemble(settings, job, strategy, first) for job in jobs}
+
+
+async def recommend_all(
+    conn: AsyncConnection, settings: RecoSettings, study_set_ids: Sequence[str], first: int
+) -> dict[str, dict[str, RecList]]:
+    """Every strategy's lists at once (each component computed once): the offline evaluation."""
+    contexts = await data.study_set_contexts(conn, study_set_ids, None, settings.topic_match_limit)
+    own = await data.own_books(
+        conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
+    )
+    jobs = [_Job(ctx, own[sid]) for sid, ctx in contexts.items()]
+    for name in COMPONENTS:
+        await _fill(conn, settings, name, jobs)
+    return {
+        strategy: {j.ctx.id: _assemble(settings, j, strategy, first) for j in jobs}
+        for strategy in STRATEGIES
+    }
+
+
+async def _fill_for(
+    conn: AsyncConnection, s: RecoSettings, jobs: list[_Job], strategy: str, first: int
+) -> None:
+    """The strategy's components; each fallback only for the lists still short of `first`."""
+    if strategy == "HYBRID":
+        for name in COMPONENTS:
+            await _fill(conn, s, name, jobs)
+        return
+    await _fill(conn, s, strategy, jobs)
+    have = {j.ctx.id: j.components[strategy].books() - j.own.excluded for j in jobs}
+    for fallback in FALLBACKS[strategy]:
+        short = [j for j in jobs if len(have[j.ctx.id]) < first]
+        if not short:
+            break
+        await _fill(conn, s, fallback, short)
+        for j in short:
+            have[j.ctx.id] |= j.components[fallback].books() - j.own.excluded
+    for j in jobs:
+        for fallback in FALLBACKS[strategy]:
+            j.components.setdefault(fallback, Component())
 
 
 async def _fill(conn: AsyncConnection, s: RecoSettings, name: str, jobs: list[_Job]) -> None:
@@ -130,22 +168,22 @@ async def _fill_trending(conn: AsyncConnection, s: RecoSettings, jobs: list[_Job
                 )
                 break
         else:
-            j.components["TRENDING"] = {}
+            j.components["TRENDING"] = Component()
 
 
 def _assemble(s: RecoSettings, job: _Job, strategy: str, first: int) -> RecList:
     exclude = job.own.excluded
     if strategy == "HYBRID":
-        rows = ranked(blend(job.components, s.hybrid_weights), exclude)[:first]
+        rows = ranked(blend(job.components, s.hybrid_weights), exclude, first)
         return RecList([Item(b, sc.score, sc.reasons) for b, sc in rows], strategy)
-    rows = ranked(job.components[strategy], exclude)[:first]
+    rows = ranked(job.components[strategy], exclude, first)
     items = [Item(b, sc.score, sc.reasons) for b, sc in rows]
     why = WHY_EMPTY[strategy] if not items else f"fewer than {first} {strategy} results"
     for fallback in FALLBACKS[strategy]:
         if len(items) >= first:
             break
         have = {i.book_id for i in items}
-        extra = ranked(job.components[fallback], exclude | have)[: first - len(items)]
+        extra = ranked(job.components[fallback], exclude | have, first - len(items))
         items.extend(_fallback_items(items, extra, fallback, why))
         why = f"{why}; then {WHY_EMPTY[fallback]}"
     return RecList(items, strategy)
