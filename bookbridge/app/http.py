@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
 
 from bookbridge.app.auth.authenticate import authenticate
 from bookbridge.app.auth.jwt import JwtVerifier
@@ -18,6 +19,10 @@ from bookbridge.app.auth.viewer import Unauthenticated
 from bookbridge.app.services import Services
 from bookbridge.graphql_schema.context import Context
 from bookbridge.graphql_schema.extensions.refusal import CODES, Refusal, error_body
+from bookbridge.graphql_schema.extensions.trusted_documents import (
+    TrustedDocuments,
+    document_id_of,
+)
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -25,6 +30,7 @@ class GraphQLApp(GraphQL[Context, None]):
         super().__init__(**kwargs)
         self._services_of = services_of
         self._verifier: JwtVerifier | None = None
+        self._documents: TrustedDocuments | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,6 +65,22 @@ class GraphQLApp(GraphQL[Context, None]):
         except Unauthenticated as exc:
             raise Refusal(401, str(exc)) from None
         return Context.create(services, request, response, viewer)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        services: Services = self._services_of()
+        mode = services.settings.security.trusted_documents
+        if isinstance(data, list) or mode == "off":
+            return data
+        if self._documents is None or self._documents.mode != mode:
+            self._documents = TrustedDocuments(mode)
+        params = dict(request.query_params) if request.method == "GET" else None
+        raw = None if params is not None else await request.get_body()
+        return await self._documents.resolve(
+            data, document_id_of(raw, params), services.read_engine
+        )
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from graphql import ASTValidationRule, GraphQLError
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
 from bookbridge.graphql_schema.extensions.cost import operation_cost
 from bookbridge.graphql_schema.extensions.ratelimit import RateLimiter
@@ -29,10 +30,15 @@ def limit_extensions(
     settings: Settings, limiter: RateLimiter
 ) -> list[Callable[[], SchemaExtension]]:
     security = settings.security
+    # The rule classes are made once: QueryDepthLimiter/MaxAliasesLimiter make new ones per
+    # instance (per request), and new classes defeat ValidationCache (it keys on the rules).
+    rules: list[type[ASTValidationRule]] = [
+        depth_rule(security.max_depth, None),
+        alias_rule(security.max_aliases),
+    ]
     factories: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=security.max_tokens),
-        lambda: QueryDepthLimiter(max_depth=security.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=security.max_aliases),
+        lambda: AddValidationRules(rules),
     ]
     if not security.switch("introspection", production=settings.production):
         factories.append(DisableIntrospection)
