@@ -14,6 +14,7 @@ from pathlib import Path
 LUA = r"""
 local bodies = {%(bodies)s}
 local path = "%(path)s"
+local extra = {%(headers)s}
 local reqs = {}
 local i = 0
 n, sql, bad, sqlseen = 0, 0, 0, 0
@@ -26,6 +27,7 @@ end
 
 function init(args)
   local headers = {["Content-Type"] = "application/json", ["Accept-Encoding"] = "identity"}
+  for k, v in pairs(extra) do headers[k] = v end
   for k, b in ipairs(bodies) do reqs[k] = wrk.format("POST", path, headers, b) end
   i = tid * 7
 end
@@ -76,8 +78,13 @@ def _lua_string(data: bytes) -> str:
     return f"[{level}[{text}]{level}]"
 
 
-def write_script(bodies: list[bytes], path: str) -> Path:
-    script = LUA % {"bodies": ",\n".join(_lua_string(b) for b in bodies), "path": path}
+def write_script(bodies: list[bytes], path: str, headers: dict[str, str] | None = None) -> Path:
+    extra = ", ".join(f'["{k}"] = "{v}"' for k, v in (headers or {}).items())
+    script = LUA % {
+        "bodies": ",\n".join(_lua_string(b) for b in bodies),
+        "path": path,
+        "headers": extra,
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-", delete=False) as fh:
         fh.write(script)
     return Path(fh.name)

@@ -91,6 +91,19 @@ SELECT json_build_object('data', json_build_object('book', (
 """
 
 
+def reco_candidates_sql() -> str:
+    """The recommender's own topic-candidate query (app.reco.data), for one study set's topics."""
+    from bookbridge.app.reco import data
+
+    inner = str(data._TOPIC_CANDIDATES).replace(
+        "unnest(CAST(:topics AS text[])) AS t(topic_id)",
+        "(SELECT topic_id FROM study_set_topics WHERE study_set_id = $1) AS t",
+    )
+    assert "$1" in inner, "the recommender's candidate query changed shape"
+    inner = inner.replace(":limit", "$2")
+    return f"SELECT coalesce(json_agg(c), '[]')::text FROM ({inner}) c"
+
+
 def _after_id(cursor: str | None) -> str:
     if not cursor:
         return ""
@@ -105,7 +118,7 @@ def create_app() -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         url = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
         state["pool"] = await asyncpg.create_pool(
-            url, min_size=2, max_size=20, server_settings={"timezone": "UTC"}
+            url, min_size=2, max_size=10, server_settings={"timezone": "UTC"}
         )
         try:
             yield
@@ -133,6 +146,12 @@ def create_app() -> Starlette:
         v = await variables(request)
         return await one(BOOK_BY_ID, v["id"])
 
+    candidates = reco_candidates_sql()
+
+    async def reco_candidates(request: Request) -> Response:
+        v = await variables(request)
+        return await one(candidates, v["id"], 200)
+
     async def healthz(request: Request) -> Response:
         return Response("ok")
 
@@ -142,6 +161,7 @@ def create_app() -> Starlette:
             Route("/raw/catalog_page", catalog_page, methods=["POST"]),
             Route("/raw/deep", deep, methods=["POST"]),
             Route("/raw/book_by_id", book_by_id, methods=["POST"]),
+            Route("/raw/reco_candidates", reco_candidates, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

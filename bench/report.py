@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,11 @@ def machine() -> str:
 
 def line(row: dict[str, Any]) -> str:
     d = row["_detail"]
+    name = row["name"] + (f" [{row['variant']}]" if row.get("variant") else "")
     ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
     raw = f"{row['raw_throughput_rps']:.0f}" if row["raw_throughput_rps"] is not None else "-"
     return (
-        f"{row['name']:<26} c={row['concurrency']:<3} {row['throughput_rps']:>8.0f} rps  "
+        f"{name:<40} c={row['concurrency']:<3} {row['throughput_rps']:>8.0f} rps  "
         f"p50 {row['p50_ms']:>7.2f} ms  p99 {row['p99_ms']:>7.2f} ms  sql/req {row['sql_per_request']}  "
         f"raw {raw} rps (p50 {d['raw_p50_ms']} p99 {d['raw_p99_ms']})  ratio {ratio}  "
         f"runs {[round(x) for x in d['runs']]} raw {[round(x) for x in d['raw_runs']]}  "
@@ -47,19 +49,28 @@ def line(row: dict[str, Any]) -> str:
 
 
 def write(
-    out: Path, rows: list[dict[str, Any]], scale: str, args: dict[str, Any]
+    out: Path,
+    rows: list[dict[str, Any]],
+    variants: list[dict[str, Any]],
+    missing: dict[str, str],
+    args: dict[str, Any],
 ) -> dict[str, Any]:
-    result = {
+    scale = "large" if args["large"] else "demo"
+    result: dict[str, Any] = {
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "scenarios": [{k: row[k] for k in FIELDS} for row in rows],
+        "variants": [{"variant": v["variant"], **{k: v[k] for k in FIELDS}} for v in variants],
+        "missing": missing,
         "run": {
+            "command": "python -m bench " + " ".join(sys.argv[1:]),
             "scale": scale,
             "workers": args["workers"],
             "duration_s": args["duration"],
             "repeat": args["repeat"],
             "redis": bool(args["redis_url"]),
             "detail": {row["name"]: row["_detail"] for row in rows},
+            "variant_detail": {f"{v['name']} [{v['variant']}]": v["_detail"] for v in variants},
         },
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -67,15 +78,30 @@ def write(
     (out / "RESULTS.md").write_text(
         f"# Benchmark results\n\n{result['machine']}; {result['date']}; scale {scale}, "
         f"{args['workers']} uvicorn workers, {args['repeat']} x {args['duration']} s runs, "
-        f"medians (`python -m bench`).\n\n" + markdown_table(result["scenarios"]) + "\n"
+        f"medians (`{result['run']['command']}`).\n\n"
+        + markdown_table(result["scenarios"])
+        + "\n\nReads: requests/s, wrk with 32 connections; ingestion (upsert_books, record_events):"
+        " records/s in gzip batches of 1,000, p50/p99 per batch. ratio = bookbridge / raw limit,"
+        " measured side by side in each repeat (median of the per-repeat ratios).\n"
+        + (
+            "\n## Variants\n\n" + markdown_table(result["variants"], variant=True) + "\n"
+            if variants
+            else ""
+        )
+        + "".join(f"\n- {name}: not measured: {why}\n" for name, why in missing.items())
     )
     return result
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    head = "| scenario | clients | rps | p50 ms | p99 ms | SQL/req | raw rps | ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+def markdown_table(rows: list[dict[str, Any]], variant: bool = False) -> str:
+    keys = (("variant",) if variant else ()) + FIELDS
+    names = {"name": "scenario", "concurrency": "clients", "throughput_rps": "throughput"}
+    names |= {"p50_ms": "p50 ms", "p99_ms": "p99 ms", "sql_per_request": "SQL/req"}
+    names |= {"raw_throughput_rps": "raw throughput", "ratio": "ratio"}
+    head = "| " + " | ".join(names.get(k, k) for k in keys) + " |\n"
+    head += "|" + "|".join("---" if k in ("name", "variant") else "---:" for k in keys) + "|\n"
 
     def cell(v: Any) -> str:
         return "-" if v is None else str(v)
 
-    return head + "\n".join("| " + " | ".join(cell(r[k]) for k in FIELDS) + " |" for r in rows)
+    return head + "\n".join("| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows)

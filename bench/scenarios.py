@@ -43,13 +43,22 @@ def body(query: str, variables: dict[str, Any]) -> bytes:
     return orjson.dumps({"query": query, "variables": variables})
 
 
+RECOMMENDATIONS = """query Recommendations($id: ID!) {
+  recommendations(studySetId: $id, first: 10) {
+    strategy items { score reasons book { id title } }
+  }
+}"""
+CACHED_SETS = 20  # recommendations_cached cycles through 20 study sets (hits after the first pass)
+
+
 @dataclass
 class Scenario:
     name: str
     bodies: list[bytes]
     raw_path: str | None  # the raw limit's route; None when the raw limit is measured otherwise
-    kind: str = "read"
-    notes: list[str] = field(default_factory=list)
+    same_json: bool = True  # the raw route returns the very JSON bookbridge does
+    headers: dict[str, str] = field(default_factory=dict)
+    note: str = ""
 
 
 async def read_scenarios(url: str) -> list[Scenario]:
@@ -81,4 +90,42 @@ async def read_scenarios(url: str) -> list[Scenario]:
         Scenario("catalog_page", catalog, "/raw/catalog_page"),
         Scenario("deep", deep, "/raw/deep"),
         Scenario("book_by_id", books, "/raw/book_by_id"),
+    ]
+
+
+async def recommendation_scenarios(url: str, token: str) -> list[Scenario]:
+    """Cached: a few study sets again and again. Uncached: every study set in turn, so each
+    request misses (the in-process TTL is 5 s; a pass over all sets takes longer)."""
+    conn = await asyncpg.connect(url)
+    try:
+        sets = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT s.id FROM study_sets s WHERE EXISTS "
+                "(SELECT 1 FROM study_set_topics t WHERE t.study_set_id = s.id) ORDER BY s.id"
+            )
+        ]
+    finally:
+        await conn.close()
+    auth = {"Authorization": f"Bearer {token}"}
+    hot = [body(RECOMMENDATIONS, {"id": i}) for i in sets[:CACHED_SETS]]
+    cold = [body(RECOMMENDATIONS, {"id": i}) for i in sets]
+    raw = "/raw/reco_candidates"
+    return [
+        Scenario(
+            "recommendations_cached",
+            hot,
+            raw,
+            same_json=False,
+            headers=auth,
+            note="raw = the topic-candidate SQL of the same study set",
+        ),
+        Scenario(
+            "recommendations_uncached",
+            cold,
+            raw,
+            same_json=False,
+            headers=auth,
+            note="raw = the topic-candidate SQL of the same study set",
+        ),
     ]

@@ -216,3 +216,18 @@ async def _rebuild_aggregates(conn: asyncpg.Connection) -> None:
             SELECT (occurred_at AT TIME ZONE 'UTC')::date, {key}, event_type, count(*)
             FROM engagement_events WHERE {key} IS NOT NULL GROUP BY 1, 2, 3"""
         )
+
+
+async def admin_key(url: str) -> str:
+    """An API key with the admin scope (ingestion and any study set), made by the service's code."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from bookbridge.app.auth.keys import create_key
+
+    engine = create_async_engine(plain_url(url).replace("postgresql://", "postgresql+asyncpg://"))
+    try:
+        async with engine.begin() as conn:
+            token, _ = await create_key(conn, "bench", "admin")
+        return token
+    finally:
+        await engine.dispose()
