@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from bookbridge.app.db import models
 from bookbridge.app.observability import tracing
 from bookbridge.app.observability.logging import JsonFormatter
 from bookbridge.app.services import Services
@@ -30,7 +31,15 @@ async def test_metrics_expose_operations_ingestion_and_dead_letters(
     services: Services, gql: GraphQLClient, http: httpx.AsyncClient
 ) -> None:
     await gql.data("query CatalogPage { subjects { id } }")
-    await apply(gql, "subjects", [{"id": "s1", "name": "Science"}, {"id": "", "name": "bad"}])
+    await factories.catalog(services, books=3)
+    when = factories.T0
+    await factories.insert_rows(
+        services,
+        models.StudySet,
+        [{"id": "ss1", "user_id": "u1", "title": "S", "created_at": when, "subject_id": "s1"}],
+    )
+    await gql.data('{ recommendations(studySetId: "ss1") { strategy } }')
+    await apply(gql, "subjects", [{"id": "s9", "name": "Art"}, {"id": "", "name": "bad"}])
     response = await http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -43,8 +52,9 @@ async def test_metrics_expose_operations_ingestion_and_dead_letters(
     assert 'bookbridge_ingestion_batches_total{entity="subjects",outcome="partial"}' in text
     assert "bookbridge_dead_letters 1.0" in text
     assert 'bookbridge_http_requests_total{method="POST",route="/graphql",status="200"}' in text
-    for name in ("cache_lookups_total", "recommendation_duration_seconds", "worker_job_duration"):
-        assert f"bookbridge_{name}" in text
+    assert 'bookbridge_cache_lookups_total{cache="reco",result="miss"}' in text
+    assert "bookbridge_recommendation_duration_seconds_count{strategy=" in text
+    assert "bookbridge_worker_job_duration_seconds" in text
 
 
 async def test_health_and_readiness(http: httpx.AsyncClient) -> None:

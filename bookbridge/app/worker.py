@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
+from bookbridge.app.observability import metrics
 from bookbridge.app.reco import jobs, neighbours
 from bookbridge.app.reco.cache import note_lists_refreshed
 from bookbridge.app.services import Services
@@ -96,6 +97,7 @@ async def run_job(
             finally:
                 await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), lock)
     record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    metrics.observe_job(name, str(record.get("outcome")), record["duration_ms"] / 1000)
     log.info(orjson.dumps(record, default=str).decode())
     return record
 

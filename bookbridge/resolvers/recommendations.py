@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import strawberry
 
+from bookbridge.app.observability import metrics
 from bookbridge.app.reco import service
 from bookbridge.app.reco.strategies import RecList
 from bookbridge.graphql_schema.catalog import Book
@@ -39,7 +42,9 @@ async def recommendations_for(
     service.check_first(info.context.services, first)
     await require_study_set(info, study_set_id)  # its student or an admin; others: NOT_FOUND
     name = strategy.name if strategy else None
+    started = time.perf_counter()
     found = await service.recommendations(info.context.services, study_set_id, first, name)
+    metrics.observe_recommendation(found.strategy, time.perf_counter() - started)
     return await _to_graphql(info, found)
 
 

@@ -96,7 +96,7 @@ def record_batch(entity: str, outcome: str, counts: Mapping[str, int]) -> None:
             INGESTED_RECORDS.labels(entity, name).inc(count)
 
 
-def cache_lookup(cache: str, hit: bool) -> None:
+def cache_lookup(cache: str, *, hit: bool) -> None:
     CACHE_LOOKUPS.labels(cache, "hit" if hit else "miss").inc()
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from bookbridge.app.observability import metrics
 from bookbridge.app.reco.config import RecoSettings
 from bookbridge.app.reco.tracing import tracer
 
@@ -75,11 +76,13 @@ class RecoCache:
         ):
             self._local.move_to_end(key)
             self.stats["local_hits"] += 1
+            metrics.cache_lookup("reco", hit=True)
             return entry.value, "local"
         remote = await self._redis_get(key, study_set_id)
         if remote is not None and remote[0] is not None:
             self._store_local(key, ss_v, nb_v, remote[0])
             self.stats["redis_hits"] += 1
+            metrics.cache_lookup("reco", hit=True)
             return remote[0], "redis"
         versions = remote[1] if remote else None
         value = await self._single_flight(key, compute)
@@ -87,6 +90,7 @@ class RecoCache:
             self._store_local(key, ss_v, nb_v, value)
             if versions is not None:
                 await self._redis_set(key, versions, value)
+        metrics.cache_lookup("reco", hit=False)
         return value, "miss"
 
     async def _single_flight(
