@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,35 +24,61 @@ from bookbridge.loaders.taxonomy import (
 )
 
 
-@dataclass(slots=True)
 class Loaders:
-    publisher_by_id: PublisherByIdLoader
-    book_by_id: BookByIdLoader
-    topic_by_id: TopicByIdLoader
-    topic_weights_by_book: TopicWeightsByBookLoader
-    books_by_publisher: BooksByPublisherLoader
-    books_by_topic: BooksByTopicLoader
-    subject_by_id: SubjectByIdLoader
-    grade_by_id: GradeByIdLoader
-    category_by_id: CategoryByIdLoader
-    categories_by_parent: CategoriesByParentLoader
-    study_set_by_id: StudySetByIdLoader
-    topic_ids_by_study_set: TopicIdsByStudySetLoader
+    """Each loader is made on first use: a request pays only for the loaders it touches."""
+
+    def __init__(self, engine: AsyncEngine, viewer: Viewer = ANONYMOUS) -> None:
+        self._engine = engine
+        self._viewer = viewer  # filters the loaders of students' data (in their SQL)
 
     @classmethod
     def create(cls, engine: AsyncEngine, viewer: Viewer = ANONYMOUS) -> Loaders:
-        """`viewer` filters the loaders of students' data (in their SQL, not afterwards)."""
-        return cls(
-            publisher_by_id=PublisherByIdLoader(engine),
-            book_by_id=BookByIdLoader(engine),
-            topic_by_id=TopicByIdLoader(engine),
-            topic_weights_by_book=TopicWeightsByBookLoader(engine),
-            books_by_publisher=BooksByPublisherLoader(engine),
-            books_by_topic=BooksByTopicLoader(engine),
-            subject_by_id=SubjectByIdLoader(engine),
-            grade_by_id=GradeByIdLoader(engine),
-            category_by_id=CategoryByIdLoader(engine),
-            categories_by_parent=CategoriesByParentLoader(engine),
-            study_set_by_id=StudySetByIdLoader(engine, viewer),
-            topic_ids_by_study_set=TopicIdsByStudySetLoader(engine, viewer),
-        )
+        return cls(engine, viewer)
+
+    @cached_property
+    def publisher_by_id(self) -> PublisherByIdLoader:
+        return PublisherByIdLoader(self._engine)
+
+    @cached_property
+    def book_by_id(self) -> BookByIdLoader:
+        return BookByIdLoader(self._engine)
+
+    @cached_property
+    def topic_by_id(self) -> TopicByIdLoader:
+        return TopicByIdLoader(self._engine)
+
+    @cached_property
+    def topic_weights_by_book(self) -> TopicWeightsByBookLoader:
+        return TopicWeightsByBookLoader(self._engine)
+
+    @cached_property
+    def books_by_publisher(self) -> BooksByPublisherLoader:
+        return BooksByPublisherLoader(self._engine)
+
+    @cached_property
+    def books_by_topic(self) -> BooksByTopicLoader:
+        return BooksByTopicLoader(self._engine)
+
+    @cached_property
+    def subject_by_id(self) -> SubjectByIdLoader:
+        return SubjectByIdLoader(self._engine)
+
+    @cached_property
+    def grade_by_id(self) -> GradeByIdLoader:
+        return GradeByIdLoader(self._engine)
+
+    @cached_property
+    def category_by_id(self) -> CategoryByIdLoader:
+        return CategoryByIdLoader(self._engine)
+
+    @cached_property
+    def categories_by_parent(self) -> CategoriesByParentLoader:
+        return CategoriesByParentLoader(self._engine)
+
+    @cached_property
+    def study_set_by_id(self) -> StudySetByIdLoader:
+        return StudySetByIdLoader(self._engine, self._viewer)
+
+    @cached_property
+    def topic_ids_by_study_set(self) -> TopicIdsByStudySetLoader:
+        return TopicIdsByStudySetLoader(self._engine, self._viewer)

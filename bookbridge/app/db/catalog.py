@@ -44,9 +44,29 @@ class TopicFilter:
     search: str | None = None
 
 
+# Loader queries are plain driver SQL (`= ANY($1)`): no statement building or compiling per
+# batch, a third of the CPU of the equivalent Core select with an expanding IN (bench/).
+_PUBLISHERS_BY_IDS = "SELECT id, name FROM publishers WHERE id = ANY($1::text[])"
+_BOOKS_BY_IDS = (
+    "SELECT id, publisher_id, title, description, tags, updated_at FROM books"
+    " WHERE id = ANY($1::text[])"
+)
+_TOPICS_BY_IDS = (
+    "SELECT id, label, subject_id, grade_id, category_id FROM topics WHERE id = ANY($1::text[])"
+)
+_MAPPINGS_BY_BOOKS = (
+    "SELECT book_id, topic_id, weight FROM topic_book_mappings WHERE book_id = ANY($1::text[])"
+    " ORDER BY book_id, weight DESC, topic_id"
+)
+
+
+async def by_ids(conn: AsyncConnection, sql: str, ids: Sequence[str]) -> list[Record]:
+    """Rows of a `... = ANY($1::text[])` query, sent to the driver as is."""
+    return list((await conn.exec_driver_sql(sql, (list(ids),))).all())
+
+
 async def publishers_by_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[Record]:
-    result = await conn.execute(select(*PUBLISHER_COLUMNS).where(Publisher.id.in_(ids)))
-    return list(result.all())
+    return await by_ids(conn, _PUBLISHERS_BY_IDS, ids)
 
 
 async def list_publishers(conn: AsyncConnection, page: PageArgs) -> Page[Record]:
@@ -59,8 +79,7 @@ async def list_publishers(conn: AsyncConnection, page: PageArgs) -> Page[Record]
 
 
 async def books_by_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[Record]:
-    result = await conn.execute(select(*BOOK_COLUMNS).where(Book.id.in_(ids)))
-    return list(result.all())
+    return await by_ids(conn, _BOOKS_BY_IDS, ids)
 
 
 def _book_filter(query: AnySelect, flt: BookFilter) -> AnySelect:
@@ -186,14 +205,7 @@ async def mappings_by_books(
     conn: AsyncConnection, book_ids: Sequence[str]
 ) -> dict[str, list[tuple[str, float]]]:
     """(topic id, weight) pairs of each book, heaviest first."""
-    m = TopicBookMapping
-    rows = (
-        await conn.execute(
-            select(m.book_id, m.topic_id, m.weight)
-            .where(m.book_id.in_(book_ids))
-            .order_by(m.book_id, m.weight.desc(), m.topic_id)
-        )
-    ).all()
+    rows = await by_ids(conn, _MAPPINGS_BY_BOOKS, book_ids)
     out: dict[str, list[tuple[str, float]]] = {bid: [] for bid in book_ids}
     for book_id, topic_id, weight in rows:
         out[book_id].append((topic_id, weight))
@@ -201,7 +213,7 @@ async def mappings_by_books(
 
 
 async def topics_by_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[Record]:
-    return list((await conn.execute(select(*TOPIC_COLUMNS).where(Topic.id.in_(ids)))).all())
+    return await by_ids(conn, _TOPICS_BY_IDS, ids)
 
 
 async def list_topics(conn: AsyncConnection, flt: TopicFilter, page: PageArgs) -> Page[Record]:

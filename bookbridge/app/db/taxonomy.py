@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bookbridge.app.db.catalog import by_ids
 from bookbridge.app.db.models import Category, Grade, Subject
 from bookbridge.app.db.records import Record
 
@@ -27,18 +28,16 @@ async def all_categories(conn: AsyncConnection) -> list[Record]:
 
 
 async def subjects_by_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[Record]:
-    query = select(Subject.id, Subject.name).where(Subject.id.in_(ids))
-    return list((await conn.execute(query)).all())
+    return await by_ids(conn, "SELECT id, name FROM subjects WHERE id = ANY($1::text[])", ids)
 
 
 async def grades_by_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[Record]:
-    query = select(Grade.id, Grade.name).where(Grade.id.in_(ids))
-    return list((await conn.execute(query)).all())
+    return await by_ids(conn, "SELECT id, name FROM grades WHERE id = ANY($1::text[])", ids)
 
 
 async def categories_by_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[Record]:
-    query = select(*CATEGORY_COLUMNS).where(Category.id.in_(ids))
-    return list((await conn.execute(query)).all())
+    sql = "SELECT id, name, subject_id, parent_id FROM categories WHERE id = ANY($1::text[])"
+    return await by_ids(conn, sql, ids)
 
 
 async def categories_by_parents(
