@@ -66,7 +66,7 @@ class RecList:
 
 
 @dataclass(slots=True)
-class _Job:
+class Job:
     ctx: StudySetContext
     own: OwnBooks
     components: dict[str, Component] = field(default_factory=dict)
@@ -87,22 +87,30 @@ async def recommend_many(
     own = await data.own_books(
         conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
     )
-    jobs = [_Job(ctx, own[sid]) for sid, ctx in contexts.items()]
+    jobs = [Job(ctx, own[sid]) for sid, ctx in contexts.items()]
     await _fill_for(conn, settings, jobs, strategy, first)
     return {job.ctx.id: _assemble(settings, job, strategy, first) for job in jobs}
+
+
+async def collect(
+    conn: AsyncConnection, settings: RecoSettings, study_set_ids: Sequence[str]
+) -> list[Job]:
+    """Study sets with every component filled (TOPIC, COLLABORATIVE, CONTENT, TRENDING)."""
+    contexts = await data.study_set_contexts(conn, study_set_ids, None, settings.topic_match_limit)
+    own = await data.own_books(
+        conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
+    )
+    jobs = [Job(ctx, own[sid]) for sid, ctx in contexts.items()]
+    for name in COMPONENTS:
+        await _fill(conn, settings, name, jobs)
+    return jobs
 
 
 async def recommend_all(
     conn: AsyncConnection, settings: RecoSettings, study_set_ids: Sequence[str], first: int
 ) -> dict[str, dict[str, RecList]]:
     """Every strategy's lists at once (each component computed once): the offline evaluation."""
-    contexts = await data.study_set_contexts(conn, study_set_ids, None, settings.topic_match_limit)
-    own = await data.own_books(
-        conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
-    )
-    jobs = [_Job(ctx, own[sid]) for sid, ctx in contexts.items()]
-    for name in COMPONENTS:
-        await _fill(conn, settings, name, jobs)
+    jobs = await collect(conn, settings, study_set_ids)
     return {
         strategy: {j.ctx.id: _assemble(settings, j, strategy, first) for j in jobs}
         for strategy in STRATEGIES
@@ -110,7 +118,7 @@ async def recommend_all(
 
 
 async def _fill_for(
-    conn: AsyncConnection, s: RecoSettings, jobs: list[_Job], strategy: str, first: int
+    conn: AsyncConnection, s: RecoSettings, jobs: list[Job], strategy: str, first: int
 ) -> None:
     """The strategy's components; each fallback only for the lists still short of `first`."""
     if strategy == "HYBRID":
@@ -131,7 +139,7 @@ async def _fill_for(
             j.components.setdefault(fallback, Component())
 
 
-async def _fill(conn: AsyncConnection, s: RecoSettings, name: str, jobs: list[_Job]) -> None:
+async def _fill(conn: AsyncConnection, s: RecoSettings, name: str, jobs: list[Job]) -> None:
     if name == "TOPIC":
         topics = sorted({t for j in jobs for t in j.ctx.topics})
         cands = await data.topic_candidates(conn, topics, s.candidates_per_topic)
@@ -149,7 +157,7 @@ async def _fill(conn: AsyncConnection, s: RecoSettings, name: str, jobs: list[_J
         await _fill_trending(conn, s, jobs)
 
 
-async def _fill_trending(conn: AsyncConnection, s: RecoSettings, jobs: list[_Job]) -> None:
+async def _fill_trending(conn: AsyncConnection, s: RecoSettings, jobs: list[Job]) -> None:
     def chain(ctx: StudySetContext) -> list[tuple[str, str]]:
         sub, grade = ctx.subject_id or "", ctx.grade_id or ""
         return list(dict.fromkeys([(sub, grade), (sub, ""), ("", "")]))
@@ -171,7 +179,7 @@ async def _fill_trending(conn: AsyncConnection, s: RecoSettings, jobs: list[_Job
             j.components["TRENDING"] = Component()
 
 
-def _assemble(s: RecoSettings, job: _Job, strategy: str, first: int) -> RecList:
+def _assemble(s: RecoSettings, job: Job, strategy: str, first: int) -> RecList:
     exclude = job.own.excluded
     if strategy == "HYBRID":
         rows = ranked(blend(job.components, s.hybrid_weights), exclude, first)
