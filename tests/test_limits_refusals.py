@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bookbridge.app.db import catalog
+from bookbridge.app.db import pagination
 from bookbridge.app.factory import create_app
 from bookbridge.app.services import Services
 from bookbridge.app.settings import Settings
@@ -54,6 +54,16 @@ async def test_cost_follows_first_from_variables(gql: Any, services: Services) -
     assert code(big) == "QUERY_TOO_COSTLY"
 
 
+async def test_bad_variables_and_nul_bytes_are_client_errors(gql: Any) -> None:
+    typed = await gql("query($n: Int) { books(first: $n) { edges { cursor } } }", {"n": "ten"})
+    assert code(typed) == "BAD_USER_INPUT" and "ten" in typed["errors"][0]["message"]
+    nul = await gql.http.post(
+        "/graphql",
+        json={"query": "query($id: ID!) { book(id: $id) { id } }", "variables": {"id": "a\x00b"}},
+    )
+    assert nul.status_code == 400 and code(nul.json()) == "BAD_USER_INPUT"
+
+
 async def test_page_size_is_capped(gql: Any) -> None:
     body = await gql("{ books(first: 101) { edges { cursor } } }")
     assert code(body) == "BAD_USER_INPUT" and "100" in body["errors"][0]["message"]
@@ -90,7 +100,12 @@ async def test_development_defaults_are_convenient(http: httpx.AsyncClient) -> N
 
 @pytest.fixture
 async def prod(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    settings = services.settings.model_copy(update={"bookbridge_env": "production"})
+    # The response cache listens on its own connection, closed by the lifespan that
+    # ASGITransport does not run: it stays off here.
+    cache = services.settings.response_cache.model_copy(update={"enabled": False})
+    settings = services.settings.model_copy(
+        update={"bookbridge_env": "production", "response_cache": cache}
+    )
     app = create_app(settings=settings, services=services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -112,10 +127,11 @@ async def test_production_turns_off_introspection_graphiql_suggestions(
 async def test_production_masks_unexpected_errors_with_an_error_id(
     prod: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def broken(*args: object) -> object:
+    def broken(*args: object) -> object:
         raise RuntimeError("connection string postgres://secret@db")
 
-    monkeypatch.setattr(catalog, "list_publishers", broken)
+    # Fails before any connection is taken (a connection held by the traceback would leak).
+    monkeypatch.setattr(pagination.PageArgs, "parse", broken)
     with caplog.at_level(logging.ERROR, logger="bookbridge.graphql"):
         body = (
             await prod.post("/graphql", json={"query": "{ publishers { edges { cursor } } }"})
@@ -125,6 +141,7 @@ async def test_production_masks_unexpected_errors_with_an_error_id(
     error_id = error["extensions"]["errorId"]
     assert "secret" not in str(body) and error_id in error["message"]
     assert any(getattr(r, "error_id", None) == error_id for r in caplog.records)
+    monkeypatch.undo()
     bad_input = (
         await prod.post("/graphql", json={"query": "{ books(first: -1) { edges { cursor } } }"})
     ).json()

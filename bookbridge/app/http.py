@@ -70,14 +70,19 @@ class GraphQLApp(GraphQL[Context, None]):
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
         data = await super().parse_http_body(request)
+        params = dict(request.query_params) if request.method == "GET" else None
+        raw = None if params is not None else await request.get_body()
+        # PostgreSQL text cannot hold NUL: refuse it here instead of failing in the database.
+        if (raw is not None and b"\\u0000" in raw) or any(
+            "\x00" in (v or "") for v in (params or {}).values()
+        ):
+            raise Refusal(400, "NUL characters (\\u0000) are not accepted", "BAD_USER_INPUT")
         services: Services = self._services_of()
         mode = services.settings.security.trusted_documents
         if isinstance(data, list) or mode == "off":
             return data
         if self._documents is None or self._documents.mode != mode:
             self._documents = TrustedDocuments(mode)
-        params = dict(request.query_params) if request.method == "GET" else None
-        raw = None if params is not None else await request.get_body()
         return await self._documents.resolve(
             data, document_id_of(raw, params), services.read_engine
         )

@@ -112,12 +112,19 @@ class BookbridgeSchema(strawberry.Schema):
             elif original is None:
                 # Limit refusals carry their own code; graphql-core's validation errors get this one.
                 error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED", **(error.extensions or {})}
+            elif isinstance(original, GraphQLError) or _bad_variable(error):
+                # Variable coercion ("Variable '$n' has invalid value ..."): the request's fault.
+                error.extensions = {"code": "BAD_USER_INPUT", **(error.extensions or {})}
             else:
                 error_id = uuid.uuid4().hex[:16]
                 error.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
                 log.error(
                     "unexpected error %s", error_id, exc_info=original, extra={"error_id": error_id}
                 )
+
+
+def _bad_variable(error: GraphQLError) -> bool:
+    return error.path is None and error.message.startswith("Variable '$")
 
 
 def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema:
