@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 LUA = r"""
 local bodies = {%(bodies)s}
 local path = "%(path)s"
@@ -90,6 +92,20 @@ def write_script(bodies: list[bytes], path: str, headers: dict[str, str] | None 
     return Path(fh.name)
 
 
+def drain(base_url: str, timeout: float = 120) -> None:
+    """Wait until no worker still runs requests of a finished run (bench.served servers)."""
+    deadline = time.monotonic() + timeout
+    idle = 0
+    while idle < 8 and time.monotonic() < deadline:
+        try:  # a new connection each time, so the polls reach every worker
+            busy = int(httpx.get(base_url + "/_bench/inflight", timeout=30).text or 0)
+        except (httpx.HTTPError, ValueError):
+            busy = 0  # the raw app has no such route: its requests are short
+        idle = idle + 1 if busy == 0 else 0
+        if busy:
+            time.sleep(0.2)
+
+
 def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: int = 1) -> Run:
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk not found (Debian: apt-get install wrk)")
@@ -113,6 +129,7 @@ def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: 
     ).stdout
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    drain(base_url)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     line = next(x for x in out.splitlines() if x.startswith("BENCH "))
     data = json.loads(line[len("BENCH ") :])

@@ -33,6 +33,7 @@ BOOK_BY_ID = """query Book($id: ID!) {
 PAGE_SIZE = 50
 PAGES = 20  # catalog_page cycles through the first 20 pages (1,000 books)
 DEEP_TOPICS, DEEP_BOOKS, DEEP_PUB_BOOKS = 10, 10, 5
+BOOKS = 100  # book_by_id cycles through 100 books spread over the catalog
 
 
 def cursor(value: str) -> str:
@@ -84,8 +85,8 @@ async def read_scenarios(url: str) -> list[Scenario]:
         )
         for a in deep_after
     ]
-    step = max(1, len(book_ids) // 500)
-    books = [body(BOOK_BY_ID, {"id": b}) for b in book_ids[::step][:500]]
+    step = max(1, len(book_ids) // BOOKS)
+    books = [body(BOOK_BY_ID, {"id": b}) for b in book_ids[::step][:BOOKS]]
     return [
         Scenario("catalog_page", catalog, "/raw/catalog_page"),
         Scenario("deep", deep, "/raw/deep"),

@@ -22,15 +22,30 @@ def _count(*_: object) -> None:
 
 
 class SqlCounter:
-    """Adds `x-bench-sql: <statements run for this request>` to every HTTP response."""
+    """Adds `x-bench-sql: <statements run for this request>` to every HTTP response, and
+    answers `GET /_bench/inflight` with the requests this worker is still working on (a
+    client that gave up, like wrk at the end of a run, leaves its request running)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"] == "/_bench/inflight":
+            body = str(self.inflight).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.inflight += 1
+        try:
+            await self._counted(scope, receive, send)
+        finally:
+            self.inflight -= 1
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
         box = [0]
         _counter.set(box)
 

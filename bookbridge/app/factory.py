@@ -21,6 +21,7 @@ from bookbridge.app.observability import metrics, tracing
 from bookbridge.app.observability.logging import configure_logging
 from bookbridge.app.observability.middleware import TelemetryMiddleware
 from bookbridge.app.response_cache import ResponseCache
+from bookbridge.app.runtime import tune_gc
 from bookbridge.app.services import Services
 from bookbridge.app.settings import Settings
 from bookbridge.graphql_schema.schema import build_schema
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             fmt = settings.observability.log_format or ("json" if settings.production else "text")
             configure_logging(settings.log_level, fmt)
         provider = tracing.setup(state["services"])
+        if owned is not None:  # serving (not a test's shared services)
+            tune_gc()
         try:
             yield
         finally:

@@ -28,6 +28,7 @@ class ReadLoader(DataLoader[K, V], Generic[K, V]):
         super().__init__(load_fn=traced_batch(type(self).__name__, self._load))
         self._engine = engine
         self._done: dict[K, V] = {}
+        self._made: dict[tuple[K, Callable[[V], Any]], Any] = {}
 
     async def _load(self, keys: list[K]) -> Sequence[V]:
         async with self._engine.connect() as conn:
@@ -47,9 +48,13 @@ class ReadLoader(DataLoader[K, V], Generic[K, V]):
         (non-async) resolver that returns the value directly stays on the fast synchronous
         path whenever a parent resolver loaded its data ahead (see graphql_schema/lookahead.py).
         """
+        made = self._made.get((key, convert), MISSING)  # one object per key, not per use
+        if made is not MISSING:
+            return cast(T, made)
         found = self._done.get(key, MISSING)
         if found is not MISSING:
-            return convert(found)
+            value = self._made[key, convert] = convert(found)
+            return value
 
         async def later() -> T:
             return convert(await self.load(key))
