@@ -63,6 +63,9 @@ PROBES = [
     "{ ingestionBatches(first: 50) { edges { node { id entity rejected { id reason } } } } }",
     '{ book(id: "b0000") { id publisher { books(first: 5) { edges { node { id } } } } } }',
     '{ publisherAnalytics(publisherId: "p1") { totalEvents } }',
+    '{ publisherAnalytics(publisherId: "p0") { publisherId totalEvents '
+    "timeline { day events students } books { book { id } events peakDailyStudents } } }",
+    '{ experimentResults(experimentId: "exp1") { variants { variant exposures clicks } } }',
     'mutation { upsertStudySets(input: {records: [{id: "ss-a", userId: "x", title: "t", '
     'createdAt: "2026-01-01T00:00:00Z"}]}) { inserted rejected { id reason } } }',
     '{ studySet(id: "ss-a") { userId doesNotExist } }',

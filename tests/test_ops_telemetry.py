@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import httpx
@@ -18,6 +19,7 @@ from bookbridge.app.db import models
 from bookbridge.app.observability import tracing
 from bookbridge.app.observability.logging import JsonFormatter
 from bookbridge.app.services import Services
+from bookbridge.app.settings import Settings
 from tests import factories
 from tests.conftest import GraphQLClient
 from tests.ingest_helpers import apply
@@ -128,3 +130,29 @@ async def test_spans_continue_the_callers_trace_without_ids_or_variables(
     for span in finished:
         text = _attributes(span)
         assert SECRET_VARIABLE not in text and "b0001" not in text and "p1" not in text.split()
+
+
+async def test_redis_commands_are_traced_without_their_arguments(settings: Settings) -> None:
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if not redis_url:
+        if os.environ.get("CI"):
+            pytest.fail("TEST_REDIS_URL must be set in CI")
+        pytest.skip("no TEST_REDIS_URL")
+    services = Services.create(settings.model_copy(update={"redis_url": redis_url}))
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _reset_global_provider()
+    try:
+        tracing.install(provider, services)
+        assert services.redis is not None
+        await services.redis.set("bb:test:stu-redis-secret", "stu-redis-secret", ex=5)
+        await services.redis.delete("bb:test:stu-redis-secret")
+    finally:
+        tracing.uninstall()
+        provider.shutdown()
+        _reset_global_provider()
+        await services.close()
+    commands = [s for s in exporter.get_finished_spans() if s.name in ("SET", "DEL")]
+    assert [s.name for s in commands] == ["SET", "DEL"]
+    assert all("stu-redis-secret" not in _attributes(s) for s in commands)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bookbridge.app.auth.scopes import Scope
-from bookbridge.app.auth.viewer import BatchScope, Viewer
+from bookbridge.app.auth.viewer import BatchScope, Forbidden, Viewer
 from bookbridge.app.db.records import Record
 from bookbridge.app.errors import ClientError
 from bookbridge.graphql_schema.context import Info
@@ -30,6 +30,14 @@ def require_write(info: Info, entity: str) -> str | None:
 
 def batch_visibility(info: Info) -> BatchScope:
     return info.context.viewer.batch_scope()
+
+
+def require_internal_analytics(info: Info) -> None:
+    """Cross-publisher figures (experiments): admins and unbound analytics:read keys only."""
+    viewer = info.context.viewer
+    viewer.require(Scope.ANALYTICS_READ)
+    if viewer.publisher_id is not None and not viewer.is_admin:
+        raise Forbidden("These figures span every publisher; a publisher's token cannot read them")
 
 
 def require_publisher(info: Info, publisher_id: str) -> None:

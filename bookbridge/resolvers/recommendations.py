@@ -18,7 +18,7 @@ from bookbridge.graphql_schema.recommendation import (
     RecommendationStrategy,
     RecommendedBook,
 )
-from bookbridge.resolvers.guards import require_study_set
+from bookbridge.resolvers.guards import require_internal_analytics, require_study_set
 
 
 async def _to_graphql(info: Info, found: RecList) -> RecommendationList:
@@ -80,6 +80,7 @@ async def trending_books(
 
 
 async def experiment_results(info: Info, experiment_id: strawberry.ID) -> ExperimentResults:
+    require_internal_analytics(info)
     rows = await service.experiment_report(info.context.services, str(experiment_id))
     return ExperimentResults(
         experiment_id=experiment_id,
