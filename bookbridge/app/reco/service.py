@@ -37,7 +37,7 @@ async def recommendations(
     n = check_first(services, first)
     s = services.settings.reco
     with tracer().start_as_current_span(
-        "reco.recommendations", attributes={"reco.study_set": study_set_id, "reco.first": n}
+        "reco.recommendations", attributes={"reco.first": n}
     ) as span:
 
         async def compute() -> dict[str, object] | None:
