@@ -132,6 +132,8 @@ def test_cli_writes_the_json_shape(services: Services, database_url: str, tmp_pa
         str(out),
         "--database-url",
         database_url,
+        "--sample",
+        "10",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
@@ -139,3 +141,4 @@ def test_cli_writes_the_json_shape(services: Services, database_url: str, tmp_pa
     body = json.loads(out.read_text())
     assert [set(r) for r in body["results"]] == [set(FIELDS)] * 7
     assert {r["strategy"] for r in body["results"]} == NAMES
+    assert body["dataset"]["evaluated_users"] == 10

@@ -17,7 +17,7 @@ SCRATCH = "bookbridge_eval"
 
 
 async def run_in_database(
-    directory: Path, database_url: str | None, keep: bool = False
+    directory: Path, database_url: str | None, keep: bool = False, sample: int | None = None
 ) -> dict[str, Any]:
     from bookbridge.app.evaluate.run import evaluate
 
@@ -34,7 +34,7 @@ async def run_in_database(
     await upgrade_async(url)
     services = Services.create(settings.model_copy(update={"database_url": url, "redis_url": None}))
     try:
-        return await evaluate(services, directory)
+        return await evaluate(services, directory, sample=sample)
     finally:
         await services.close()
         if scratch and not keep:

@@ -29,6 +29,9 @@ def add_commands(sub: Any) -> None:
         help="load into this (migrated, ideally empty) database instead of a fresh scratch one",
     )
     ev.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
+    ev.add_argument(
+        "--sample", type=int, default=None, help="evaluate this many users (seeded), not all"
+    )
     ev.set_defaults(func=cmd_evaluate)
 
 
@@ -66,7 +69,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"bookbridge evaluate: no ratings.csv/to_read.csv in {args.dataset}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    report = asyncio.run(run_in_database(args.dataset, args.database_url, keep=args.keep))
+    report = asyncio.run(
+        run_in_database(args.dataset, args.database_url, keep=args.keep, sample=args.sample)
+    )
     report["timings"]["command_wall_s"] = round(time.perf_counter() - started, 2)
     print(table(report))
     if args.json:
