@@ -156,3 +156,16 @@ async def test_redis_commands_are_traced_without_their_arguments(settings: Setti
     commands = [s for s in exporter.get_finished_spans() if s.name in ("SET", "DEL")]
     assert [s.name for s in commands] == ["SET", "DEL"]
     assert all("stu-redis-secret" not in _attributes(s) for s in commands)
+
+
+def test_the_exporter_follows_the_otel_variables() -> None:
+    assert tracing.exporter_name({}) == "none"
+    assert tracing.exporter_name({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}) == "otlp"
+    assert tracing.exporter_name({"OTEL_TRACES_EXPORTER": "console"}) == "console"
+    disabled = {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}
+    assert tracing.exporter_name(disabled) == "none"
+    assert tracing.make_provider({}) is None
+    provider = tracing.make_provider({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    assert provider is not None
+    assert provider.resource.attributes["service.name"] == "bookbridge"
+    provider.shutdown()
