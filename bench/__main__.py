@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per run")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds discarded before each run")
     p.add_argument("--repeat", type=int, default=3, help="runs per scenario; medians reported")
-    p.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "2")))
+    p.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "1")))
     p.add_argument("--scenarios", default="", help="comma-separated names (default: all)")
     p.add_argument("--no-variants", action="store_true", help="skip the response-cache-off runs")
     p.add_argument("--tracing", action="store_true", help="also run with tracing sampled at 0.1")
