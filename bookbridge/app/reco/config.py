@@ -39,7 +39,7 @@ class RecoSettings(BaseSettings):
     )
     trending_size: int = Field(default=200, description="books kept per subject/grade trend list")
     hybrid_weights: dict[str, float] = Field(
-        default={"COLLABORATIVE": 1.0, "TOPIC": 0.1, "CONTENT": 0.05, "TRENDING": 0.02},
+        default={"COLLABORATIVE": 1.0, "TOPIC": 0.05, "CONTENT": 0.1, "TRENDING": 0.01},
         description="HYBRID blend of per-strategy scores, each normalised to its list maximum",
     )
     topic_match_limit: int = Field(default=5, description="topics matched from a study set title")
