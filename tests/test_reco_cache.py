@@ -218,3 +218,24 @@ async def test_record_engagement_events_invalidates(services: Services, gql: Gra
     assert done["recordEngagementEvents"]["inserted"] == 1
     again = await gql.data(query)
     assert "b1" not in [i["book"]["id"] for i in again["recommendations"]["items"]]
+
+
+async def test_updated_study_set_topics_invalidate(services: Services, gql: GraphQLClient) -> None:
+    await setup(services)
+    await refresh(services)
+    query = '{ recommendations(studySetId: "ss1", strategy: TOPIC) { items { book { id } } } }'
+    assert (await gql.data(query))["recommendations"]["items"][0]["book"]["id"] == "b1"
+    mutation = """mutation($r: [StudySetInput!]!) {
+      upsertStudySets(input: {records: $r}) { updated rejected { reason } } }"""
+    record = {
+        "id": "ss1",
+        "userId": "u1",
+        "subjectId": "s1",
+        "gradeId": "g1",
+        "title": "My set",
+        "createdAt": f.NOW.isoformat(),
+        "topicIds": ["t2"],
+    }
+    assert (await gql.data(mutation, {"r": [record]}))["upsertStudySets"]["updated"] == 1
+    items = (await gql.data(query))["recommendations"]["items"]
+    assert items[0]["book"]["id"] == "b4"  # t2's best book now

@@ -87,7 +87,11 @@ async def upsert_topic_book_mappings(
 
 
 async def upsert_study_sets(info: Info, input: UpsertStudySetsInput) -> BatchResult:
-    return await _ingest(info, "study_sets", input.records, input.idempotency_key)
+    result = await _ingest(info, "study_sets", input.records, input.idempotency_key)
+    if result.updated:  # new topics, subject or grade change those study sets' recommendations
+        touched = {str(r.get("id")) for r in record_dicts(input.records)}
+        await note_engagement(info.context.services, sorted(touched))
+    return result
 
 
 async def record_engagement_events(info: Info, input: RecordEngagementEventsInput) -> BatchResult:
