@@ -17,16 +17,21 @@ SCRATCH = "bookbridge_eval"
 
 
 async def run_in_database(
-    directory: Path, database_url: str | None, keep: bool = False, sample: int | None = None
+    directory: Path,
+    database_url: str | None,
+    keep: bool = False,
+    sample: int | None = None,
+    server_url: str | None = None,
 ) -> dict[str, Any]:
+    """Evaluate in `database_url`, or else in a fresh scratch database on `server_url`'s server."""
     from bookbridge.app.evaluate.run import evaluate
 
     settings = Settings()
     scratch = database_url is None
     if scratch:
-        from bookbridge.app.cli import resolve_database_url
-
-        server = make_url(normalize_database_url(resolve_database_url(settings)))
+        if server_url is None:
+            raise ValueError("a scratch evaluation needs the server's URL")
+        server = make_url(normalize_database_url(server_url))
         url = server.set(database=SCRATCH).render_as_string(hide_password=False)
         await _recreate(server.set(database="postgres").render_as_string(hide_password=False))
     else:

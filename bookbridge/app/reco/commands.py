@@ -69,8 +69,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"bookbridge evaluate: no ratings.csv/to_read.csv in {args.dataset}", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    server = None
+    if args.database_url is None:
+        from bookbridge.app.cli import resolve_database_url
+        from bookbridge.app.settings import Settings
+
+        server = resolve_database_url(Settings())  # DATABASE_URL, or the embedded server
     report = asyncio.run(
-        run_in_database(args.dataset, args.database_url, keep=args.keep, sample=args.sample)
+        run_in_database(
+            args.dataset, args.database_url, keep=args.keep, sample=args.sample, server_url=server
+        )
     )
     report["timings"]["command_wall_s"] = round(time.perf_counter() - started, 2)
     print(table(report))
