@@ -60,11 +60,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = Settings()
     url = resolve_database_url(settings)
-    counts = asyncio.run(load_demo(settings.model_copy(update={"database_url": url})))
+    resolved = settings.model_copy(update={"database_url": url})
+    counts = asyncio.run(load_demo(resolved))
     for entity, count in counts.items():
         print(f"  {entity:<22} {count:>8}", file=sys.stderr)
     print("bookbridge: demo data loaded (goodbooks-10k, CC BY-SA 4.0)", file=sys.stderr)
+    asyncio.run(_refresh_lists(resolved))
+    print("bookbridge: neighbour, trending and popularity lists computed", file=sys.stderr)
     return 0
+
+
+async def _refresh_lists(settings: Settings) -> None:
+    """What the worker does on its first run, so the demo's recommendations use every signal."""
+    from bookbridge.app.services import Services
+    from bookbridge.app.worker import job_lists
+
+    services = Services.create(settings)
+    try:
+        await job_lists(services)
+    finally:
+        await services.close()
 
 
 def _redact(url: str) -> str:
