@@ -32,6 +32,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"), help="redis://...")
     p.add_argument("--large", action="store_true", help="100,000 books / 1,000,000 events")
     p.add_argument("--no-seed", action="store_true", help="reuse what the database holds")
+    p.add_argument(
+        "--no-lists", action="store_true", help="skip the worker's list refresh after seeding"
+    )
     p.add_argument("--concurrency", type=int, default=32, help="HTTP clients for reads")
     p.add_argument("--ingest-concurrency", type=int, default=4, help="clients sending batches")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per run")
@@ -67,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     url = seed.plain_url(args.database_url)
     if not args.no_seed:
-        counts = asyncio.run(seed.seed(url, "large" if args.large else "demo"))
-        print("seeded:", ", ".join(f"{k} {v:,}" for k, v in counts.items()), file=sys.stderr)
-        refresh_lists(url)
+        prepare(args, url)
     chosen = {s for s in args.scenarios.split(",") if s}
     wanted = [n for n in (*READ, *RECO, *INGEST) if not chosen or n in chosen]
     env = server_env(args, url)
@@ -117,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     result = report.write(args.out, rows, variants, missing, args=vars(args))
     print(report.markdown_table(result["scenarios"]))
     return 0
+
+
+def prepare(args: argparse.Namespace, url: str) -> None:
+    counts = asyncio.run(seed.seed(url, "large" if args.large else "demo"))
+    print("seeded:", ", ".join(f"{k} {v:,}" for k, v in counts.items()), file=sys.stderr)
+    if not args.no_lists:
+        refresh_lists(url)
 
 
 def run_ingest(
