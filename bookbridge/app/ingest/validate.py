@@ -32,7 +32,7 @@ def ident(record: dict[str, Any], field: str, camel: str, *, required: bool = Tr
         raise RecordInvalid(f"{camel} must not be empty")
     if len(value) > MAX_ID:
         raise RecordInvalid(f"{camel} is longer than {MAX_ID} characters")
-    if any(ord(c) < 32 for c in value):
+    if not value.isprintable():  # C-fast; refuses control characters and line separators
         raise RecordInvalid(f"{camel} contains control characters")
     return value
 
