@@ -116,6 +116,9 @@ async def test_a_student_sees_only_their_own(services: Services, gql: GraphQLCli
     assert both == {"a": {"id": "ss-a"}, "b": None}
     other = await gql.as_(token(OTHER)).data('{ studySet(id: "ss-a") { id userId } }')
     assert other == {"studySet": None}
+    # Once its student has read the list it is cached with its owner: still not for another.
+    mine = await me.data('{ recommendations(studySetId: "ss-a") { strategy } }')
+    assert mine["recommendations"]["strategy"] == "HYBRID"
     refused = await gql.as_(token(OTHER))('{ recommendations(studySetId: "ss-a") { strategy } }')
     assert refused["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     assert STUDENT not in str(refused)

@@ -9,8 +9,11 @@ import jwt
 import pytest
 
 from bookbridge.app.auth import keys
+from bookbridge.app.auth.authenticate import authenticate
 from bookbridge.app.auth.config import SecuritySettings
+from bookbridge.app.auth.jwt import JwtVerifier
 from bookbridge.app.auth.scopes import parse_scopes
+from bookbridge.app.auth.viewer import Unauthenticated
 from bookbridge.app.services import Services
 from tests import auth_helpers
 from tests.auth_helpers import bearer, token
@@ -152,3 +155,38 @@ def test_scopes_parse_and_refuse_unknown_names() -> None:
         parse_scopes("catalog:write,root")
     with pytest.raises(ValueError, match="at least one"):
         parse_scopes(" , ")
+
+
+async def test_key_cache_revocation(services: Services) -> None:
+    """Live keys are remembered per process: revoking here takes effect at once; a revocation
+    made elsewhere (plain SQL here) is seen within api_key_cache_seconds, at once with 0."""
+    cached = JwtVerifier(SecuritySettings(jwt_secret=auth_helpers.SECRET))
+    uncached = JwtVerifier(
+        SecuritySettings(jwt_secret=auth_helpers.SECRET, api_key_cache_seconds=0)
+    )
+    async with services.engine.begin() as conn:
+        secret, info = await keys.create_key(conn, "sync", "taxonomy:write")
+    header = f"Bearer {secret}"
+    assert (await authenticate(header, services.read_engine, cached)).key_id == info.id
+    assert keys.cached_viewer(secret) is not None
+    assert keys.cached_viewer(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
+    async with services.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "UPDATE api_keys SET revoked_at = now() WHERE id = $1", (info.id,)
+        )
+    with pytest.raises(Unauthenticated):
+        await authenticate(header, services.read_engine, uncached)
+    # another process's revocation: this process still knows the key until its entry expires
+    assert (await authenticate(header, services.read_engine, cached)).key_id == info.id
+    keys.forget_key(info.id)
+    with pytest.raises(Unauthenticated):
+        await authenticate(header, services.read_engine, cached)
+
+    async with services.engine.begin() as conn:
+        secret, info = await keys.create_key(conn, "sync", "taxonomy:write")
+    header = f"Bearer {secret}"
+    assert (await authenticate(header, services.read_engine, cached)).key_id == info.id
+    async with services.engine.begin() as conn:
+        assert await keys.revoke_key(conn, info.id)  # in this process: dropped from the cache
+    with pytest.raises(Unauthenticated):
+        await authenticate(header, services.read_engine, cached)

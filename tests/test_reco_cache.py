@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bookbridge.app.reco import service
-from bookbridge.app.reco.cache import RecoCache, note_engagement, note_lists_refreshed
+from bookbridge.app.reco.cache import PREFIX, RecoCache, note_engagement, note_lists_refreshed
+from bookbridge.app.reco.config import RecoSettings
 from bookbridge.app.services import Services, make_redis
 from tests import reco_factories as f
 from tests.conftest import GraphQLClient
@@ -239,3 +240,22 @@ async def test_updated_study_set_topics_invalidate(services: Services, gql: Grap
     assert (await gql.data(mutation, {"r": [record]}))["upsertStudySets"]["updated"] == 1
     items = (await gql.data(query))["recommendations"]["items"]
     assert items[0]["book"]["id"] == "b4"  # t2's best book now
+
+
+async def test_a_hit_near_expiry_refreshes_in_the_background() -> None:
+    cache = RecoCache(RecoSettings(cache_ttl_seconds=60.0, cache_refresh_ahead_seconds=1.0))
+    calls: list[int] = []
+
+    async def compute() -> dict[str, object]:
+        calls.append(1)
+        return {"n": len(calls)}
+
+    assert await cache.get_or_compute("k", "ss1", compute) == ({"n": 1}, "miss")
+    cache._local[PREFIX + "k"].expires = time.monotonic() + 0.5  # in its last second
+    assert await cache.get_or_compute("k", "ss1", compute) == ({"n": 1}, "local")
+    await asyncio.gather(*cache._tasks)
+    assert await cache.get_or_compute("k", "ss1", compute) == ({"n": 2}, "local")
+    cache._local[PREFIX + "k"].expires = time.monotonic() - 1.0  # past its TTL: never served
+    assert await cache.get_or_compute("k", "ss1", compute) == ({"n": 3}, "miss")
+    await cache.invalidate_study_sets(["ss1"])  # invalidated: never served either
+    assert await cache.get_or_compute("k", "ss1", compute) == ({"n": 4}, "miss")

@@ -6,6 +6,7 @@ from bookbridge.app.auth.scopes import Scope
 from bookbridge.app.auth.viewer import BatchScope, Forbidden, Viewer
 from bookbridge.app.db.records import Record
 from bookbridge.app.errors import ClientError
+from bookbridge.app.reco.data import StudentScope
 from bookbridge.graphql_schema.context import Info
 
 
@@ -55,3 +56,11 @@ async def require_study_set(info: Info, study_set_id: str) -> Record:
     if row is None:
         raise NotFound(f"No study set '{study_set_id}' is visible to you")
     return row
+
+
+def student_scope(info: Info) -> StudentScope:
+    """Whose study sets the viewer may read (a student: their own; an admin: any), for the
+    data layer to filter by when the study set is not loaded first."""
+    viewer = info.context.viewer
+    viewer.require_student_reader()
+    return StudentScope(None if viewer.is_admin else viewer.user_id)

@@ -18,7 +18,7 @@ from bookbridge.graphql_schema.recommendation import (
     RecommendationStrategy,
     RecommendedBook,
 )
-from bookbridge.resolvers.guards import require_internal_analytics, require_study_set
+from bookbridge.resolvers.guards import require_internal_analytics, student_scope
 
 
 async def _to_graphql(info: Info, found: RecList) -> RecommendationList:
@@ -40,10 +40,12 @@ async def recommendations_for(
     info: Info, study_set_id: str, first: int | None, strategy: RecommendationStrategy | None
 ) -> RecommendationList:
     service.check_first(info.context.services, first)
-    await require_study_set(info, study_set_id)  # its student or an admin; others: NOT_FOUND
+    # Its student or an admin; others get NOT_FOUND. The service checks the owner it caches
+    # with the list, so a cache hit needs no study-set query.
+    scope = student_scope(info)
     name = strategy.name if strategy else None
     started = time.perf_counter()
-    found = await service.recommendations(info.context.services, study_set_id, first, name)
+    found = await service.recommendations(info.context.services, study_set_id, first, name, scope)
     metrics.observe_recommendation(found.strategy, time.perf_counter() - started)
     return await _to_graphql(info, found)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bookbridge.app.auth.jwt import JwtVerifier
-from bookbridge.app.auth.keys import authenticate_key, looks_like_key
+from bookbridge.app.auth.keys import authenticate_key, cached_viewer, looks_like_key
 from bookbridge.app.auth.viewer import ANONYMOUS, Unauthenticated, Viewer
 
 
@@ -17,8 +17,12 @@ async def authenticate(header: str | None, engine: AsyncEngine, verifier: JwtVer
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("Send 'Authorization: Bearer <API key or JWT>'")
     if looks_like_key(token):
+        ttl = verifier.settings.api_key_cache_seconds
+        cached = cached_viewer(token) if ttl > 0 else None
+        if cached is not None:
+            return cached
         async with engine.connect() as conn:
-            viewer = await authenticate_key(conn, token)
+            viewer = await authenticate_key(conn, token, ttl)
         if viewer is None:
             raise Unauthenticated("The API key is unknown, revoked or expired")
         return viewer

@@ -22,6 +22,12 @@ class SecuritySettings(BaseSettings):
     jwt_issuer: str = "bookbridge-auth"
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
     jwt_max_lifetime_seconds: int = Field(default=24 * 3600, gt=0, description="exp - iat cap")
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="live API keys are remembered this long per process (0: a query per request); "
+        "a key revoked elsewhere still works here for up to this long",
+    )
 
     introspection: bool | None = None
     graphiql: bool | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,12 @@ from bookbridge.app.db.records import Record
 
 PREFIX = "bbk_"
 ID_HEX = 16  # 64 bits of public id; the secret carries 256 bits
+CACHE_MAX = 10_000
+
+# key id -> (monotonic time it is good until, secret hash, viewer): live keys only, so a request
+# with a known key needs no query. Revoking or rotating in this process drops the entry at once;
+# another process (the CLI, another replica) is seen after at most the cache's TTL.
+_cache: dict[str, tuple[float, str, Viewer]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +106,29 @@ async def list_keys(conn: AsyncConnection, *, include_revoked: bool = False) -> 
     return [_info(row) for row in (await conn.execute(query)).all()]
 
 
+def forget_key(key_id: str | None = None) -> None:
+    """Drop a key (or, with no id, every key) from this process's cache of live keys."""
+    if key_id is None:
+        _cache.clear()
+    else:
+        _cache.pop(key_id, None)
+
+
+def cached_viewer(token: str) -> Viewer | None:
+    """The viewer of a key this process checked less than the cache's TTL ago, else None."""
+    parts = split_token(token)
+    hit = _cache.get(parts[0]) if parts else None
+    if parts is None or hit is None:
+        return None
+    until, digest, viewer = hit
+    if until <= time.monotonic():
+        _cache.pop(parts[0], None)
+        return None
+    return viewer if hmac.compare_digest(digest, hash_secret(parts[1])) else None
+
+
 async def revoke_key(conn: AsyncConnection, key_id: str) -> bool:
+    forget_key(key_id)
     result = await conn.execute(
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
@@ -121,6 +150,7 @@ async def rotate_key(
     ).first()
     if old is None:
         raise LookupError(f"no live key {key_id}")
+    forget_key(key_id)
     if grace is not None:
         await conn.execute(
             update(ApiKey).where(ApiKey.id == key_id).values(expires_at=datetime.now(UTC) + grace)
@@ -130,8 +160,11 @@ async def rotate_key(
     )
 
 
-async def authenticate_key(conn: AsyncConnection, token: str) -> Viewer | None:
-    """The viewer of a live key, or None (unknown, wrong secret, revoked, expired)."""
+async def authenticate_key(
+    conn: AsyncConnection, token: str, cache_seconds: float = 0.0
+) -> Viewer | None:
+    """The viewer of a live key, or None (unknown, wrong secret, revoked, expired); a live key
+    is remembered for `cache_seconds` (never past its expiry)."""
     parts = split_token(token)
     if parts is None:
         return None
@@ -145,13 +178,21 @@ async def authenticate_key(conn: AsyncConnection, token: str) -> Viewer | None:
     if not info.live:
         return None
     scopes = frozenset(Scope(s) for s in info.scopes if s in Scope._value2member_map_)
-    return Viewer(
+    viewer = Viewer(
         role="admin" if Scope.ADMIN in scopes else "service",
         publisher_id=info.publisher_id,
         scopes=scopes,
         key_id=info.id,
         key_name=info.name,
     )
+    if cache_seconds > 0:
+        ttl = cache_seconds
+        if info.expires_at is not None:
+            ttl = min(ttl, (info.expires_at - datetime.now(UTC)).total_seconds())
+        if len(_cache) >= CACHE_MAX:
+            _cache.clear()
+        _cache[key_id] = (time.monotonic() + ttl, row.secret_hash, viewer)
+    return viewer
 
 
 _COLUMNS = (

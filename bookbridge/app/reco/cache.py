@@ -2,7 +2,9 @@
 
 Invalidation bumps a version instead of deleting keys: `ver:ss:<study set>` for a study set's
 lists and `ver:nb` for everything derived from neighbour/trend lists. A cached value carries the
-versions it was computed under and is ignored once they move on. Redis that is down or hung
+versions it was computed under and is ignored once they move on. A hit in the last
+`cache_refresh_ahead_seconds` of an entry's TTL refreshes it in the background (one refresh
+at a time). Redis that is down or hung
 costs at most `redis_timeout_seconds` per call, and is skipped for `redis_retry_seconds` after a
 failure; answers then come from PostgreSQL and the cache warms again once Redis answers.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -55,6 +58,9 @@ class RecoCache:
         self._ss_versions: dict[str, int] = {}
         self._nb_version = 0
         self._inflight: dict[str, asyncio.Future[Payload | None]] = {}
+        self._refreshing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._refresh_gate = asyncio.Semaphore(1)
         self._redis_skip_until = 0.0
         self.stats = {"local_hits": 0, "redis_hits": 0, "misses": 0, "redis_errors": 0}
 
@@ -65,24 +71,32 @@ class RecoCache:
         key = PREFIX + key
         ss_v, nb_v = self._ss_versions.get(study_set_id, 0), self._nb_version
         entry = self._local.get(key)
-        if (
-            entry
-            and entry.expires > time.monotonic()
-            and (entry.ss_version, entry.nb_version)
-            == (
-                ss_v,
-                nb_v,
-            )
-        ):
-            self._local.move_to_end(key)
-            self.stats["local_hits"] += 1
-            metrics.cache_lookup("reco", hit=True)
-            return entry.value, "local"
+        if entry and (entry.ss_version, entry.nb_version) == (ss_v, nb_v):
+            left = entry.expires - time.monotonic()
+            if left > 0:
+                if left < self.settings.cache_refresh_ahead_seconds:
+                    self._refresh_ahead(key, study_set_id, ss_v, nb_v, compute)
+                self._local.move_to_end(key)
+                self.stats["local_hits"] += 1
+                metrics.cache_lookup("reco", hit=True)
+                return entry.value, "local"
+        value, source = await self._fetch(key, study_set_id, ss_v, nb_v, compute)
+        metrics.cache_lookup("reco", hit=source != "miss")
+        return value, source
+
+    async def _fetch(
+        self,
+        key: str,
+        study_set_id: str,
+        ss_v: int,
+        nb_v: int,
+        compute: Callable[[], Awaitable[Payload | None]],
+    ) -> tuple[Payload | None, str]:
+        """Redis, else PostgreSQL (once for concurrent callers); stored in both."""
         remote = await self._redis_get(key, study_set_id)
         if remote is not None and remote[0] is not None:
             self._store_local(key, ss_v, nb_v, remote[0])
             self.stats["redis_hits"] += 1
-            metrics.cache_lookup("reco", hit=True)
             return remote[0], "redis"
         versions = remote[1] if remote else None
         value = await self._single_flight(key, compute)
@@ -90,8 +104,34 @@ class RecoCache:
             self._store_local(key, ss_v, nb_v, value)
             if versions is not None:
                 await self._redis_set(key, versions, value)
-        metrics.cache_lookup("reco", hit=False)
         return value, "miss"
+
+    def _refresh_ahead(
+        self,
+        key: str,
+        study_set_id: str,
+        ss_v: int,
+        nb_v: int,
+        compute: Callable[[], Awaitable[Payload | None]],
+    ) -> None:
+        """A hot entry close to its expiry is fetched again in the background, so requests keep
+        hitting; the entry itself is never served past its TTL."""
+        if key in self._inflight or key in self._refreshing:
+            return
+        self._refreshing.add(key)
+
+        async def run() -> None:
+            try:
+                async with self._refresh_gate:  # one at a time: requests keep the loop
+                    await self._fetch(key, study_set_id, ss_v, nb_v, compute)
+            except Exception:  # the next request past the TTL computes it again
+                log.warning("refresh-ahead of %s failed", key, exc_info=True)
+            finally:
+                self._refreshing.discard(key)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _single_flight(
         self, key: str, compute: Callable[[], Awaitable[Payload | None]]
@@ -114,7 +154,9 @@ class RecoCache:
         return value
 
     def _store_local(self, key: str, ss_v: int, nb_v: int, value: Payload) -> None:
-        expires = time.monotonic() + self.settings.cache_ttl_seconds
+        # up to 10% shorter at random, so entries stored together do not all expire together
+        ttl = self.settings.cache_ttl_seconds * (1.0 - 0.1 * random.random())
+        expires = time.monotonic() + ttl
         self._local[key] = _Entry(expires, ss_v, nb_v, value)
         self._local.move_to_end(key)
         while len(self._local) > self.settings.cache_max_entries:

@@ -45,6 +45,9 @@ class RecoSettings(BaseSettings):
     topic_match_limit: int = Field(default=5, description="topics matched from a study set title")
     # caching
     cache_ttl_seconds: float = Field(default=5.0, description="in-process cache TTL")
+    cache_refresh_ahead_seconds: float = Field(
+        default=1.0, ge=0, description="a hit this close to the TTL refreshes in the background"
+    )
     cache_max_entries: int = Field(default=10_000, description="in-process cache size bound")
     redis_ttl_seconds: int = Field(default=600, description="Redis cache TTL")
     redis_timeout_seconds: float = Field(

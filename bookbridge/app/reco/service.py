@@ -42,7 +42,9 @@ async def recommendations(
 
         async def compute() -> dict[str, object] | None:
             async with services.read_engine.connect() as conn:
-                contexts = await data.study_set_contexts(conn, [study_set_id])
+                contexts = await data.study_set_contexts(
+                    conn, [study_set_id], None, s.topic_match_limit
+                )
                 if study_set_id not in contexts:
                     return None
                 user_id = contexts[study_set_id].user_id
@@ -51,8 +53,18 @@ async def recommendations(
                     exp = s.experiments[0]
                     var = experiments.assign(exp, user_id)
                     chosen, experiment, variant = var.strategy, exp.id, var.name
-                found = await strategies.recommend_many(conn, s, [study_set_id], chosen, n)
+                found = await strategies.recommend_many(
+                    conn,
+                    s,
+                    [study_set_id],
+                    chosen,
+                    n,
+                    contexts=contexts,
+                    connect=services.read_engine.connect,
+                )
             return {
+                # The owner travels with the cached list: the visibility check of a cache hit
+                # (below) needs no query.
                 "user_id": user_id,
                 "list": found[study_set_id].to_json(),
                 "experiment": experiment,
@@ -65,7 +77,7 @@ async def recommendations(
             cache_span.set_attribute("reco.cache.source", source)
         span.set_attribute("reco.cache.source", source)
         if value is None or (scope and scope.user_id and value["user_id"] != scope.user_id):
-            raise NotFound(f"study set '{study_set_id}' not found")
+            raise NotFound(f"No study set '{study_set_id}' is visible to you")
         result = RecList.from_json(value["list"])
         span.set_attribute("reco.strategy", result.strategy)
         if value["experiment"]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,16 +80,23 @@ async def recommend_many(
     strategy: str,
     first: int,
     scope: StudentScope | None = None,
+    contexts: dict[str, StudySetContext] | None = None,
+    connect: Callable[[], AsyncConnection] | None = None,
 ) -> dict[str, RecList]:
-    """Top-`first` lists for each known study set (unknown or out-of-scope ids are absent)."""
-    contexts = await data.study_set_contexts(conn, study_set_ids, scope, settings.topic_match_limit)
+    """Top-`first` lists for each known study set (unknown or out-of-scope ids are absent);
+    `contexts`, when the caller has already read them, saves that query. With `connect` (a
+    read engine's `connect`), HYBRID reads its components concurrently, one connection each."""
+    if contexts is None:
+        contexts = await data.study_set_contexts(
+            conn, study_set_ids, scope, settings.topic_match_limit
+        )
     if not contexts:
         return {}
     own = await data.own_books(
         conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
     )
     jobs = [Job(ctx, own[sid]) for sid, ctx in contexts.items()]
-    await _fill_for(conn, settings, jobs, strategy, first)
+    await _fill_for(conn, settings, jobs, strategy, first, connect)
     return {job.ctx.id: _assemble(settings, job, strategy, first) for job in jobs}
 
 
@@ -118,9 +126,25 @@ async def recommend_all(
 
 
 async def _fill_for(
-    conn: AsyncConnection, s: RecoSettings, jobs: list[Job], strategy: str, first: int
+    conn: AsyncConnection,
+    s: RecoSettings,
+    jobs: list[Job],
+    strategy: str,
+    first: int,
+    connect: Callable[[], AsyncConnection] | None = None,
 ) -> None:
     """The strategy's components; each fallback only for the lists still short of `first`."""
+    if strategy == "HYBRID" and connect is not None:
+
+        async def fill_apart(name: str) -> None:
+            async with connect() as own_conn:
+                await _fill(own_conn, s, name, jobs)
+
+        first_name, *others = COMPONENTS
+        await asyncio.gather(
+            _fill(conn, s, first_name, jobs), *(fill_apart(name) for name in others)
+        )
+        return
     if strategy == "HYBRID":
         for name in COMPONENTS:
             await _fill(conn, s, name, jobs)
