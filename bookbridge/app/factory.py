@@ -23,7 +23,7 @@ from bookbridge.app.observability.middleware import TelemetryMiddleware
 from bookbridge.app.response_cache import ResponseCache
 from bookbridge.app.runtime import tune_gc
 from bookbridge.app.services import Services
-from bookbridge.app.settings import Settings
+from bookbridge.app.settings import Settings, normalize_database_url
 from bookbridge.graphql_schema.schema import build_schema
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 def _with_database(settings: Settings) -> Settings:
     if settings.database_url:
-        return settings
+        return settings.model_copy(
+            update={"database_url": normalize_database_url(settings.database_url)}
+        )
     from bookbridge.app.db.migrate import upgrade
     from bookbridge.app.embedded import embedded_database_url
 
