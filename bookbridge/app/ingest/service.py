@@ -57,12 +57,9 @@ class BatchOutcome:
     duplicates: int = 0
     rejected: list[RecordError] = field(default_factory=list)
     duration_ms: float = 0.0
-    applied_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("applied_ids")
-        return data
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BatchOutcome:
@@ -133,9 +130,8 @@ async def _apply(
     outcome = BatchOutcome(batch_id=str(uuid.uuid4()), entity=spec.name, received=len(records))
     dead: list[Record] = []
     valid = _clean_and_dedupe(spec, records, outcome, dead)
-    valid = await _check_references(conn, spec, valid, outcome, dead, publisher_scope)
+    valid = await _check_references(conn, spec, records, valid, outcome, dead, publisher_scope)
     await _write(conn, spec, valid, outcome)
-    outcome.applied_ids = [r.get("id") or r.get("book_id", "") for r in valid.values()]
     outcome.rejected.sort(key=lambda e: e.index)
     await _dead_letter(conn, spec, outcome.batch_id, dead)
     outcome.duration_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -194,6 +190,7 @@ def _reject(
 async def _check_references(
     conn: AsyncConnection,
     spec: EntitySpec,
+    records: Sequence[Record],
     valid: dict[tuple[str, ...], Record],
     outcome: BatchOutcome,
     dead: list[Record],
@@ -217,7 +214,8 @@ async def _check_references(
         await _check_publisher_scope(conn, spec, valid, problems, publisher_scope)
     for key, reason in problems.items():
         record = valid.pop(key)
-        _reject(outcome, dead, record["_index"], _original(record), reason)
+        index = record["_index"]
+        _reject(outcome, dead, index, records[index], reason)  # dead letters keep what was sent
     return valid
 
 
@@ -261,10 +259,6 @@ async def _check_publisher_scope(
             continue
         if owner != scope and key not in problems:
             problems[key] = f"forbidden: this key may only write records of publisher '{scope}'"
-
-
-def _original(record: Record) -> Record:
-    return {k: v for k, v in record.items() if k != "_index"}
 
 
 async def _write(
