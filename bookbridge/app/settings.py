@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, validation_alias="BOOKBRIDGE_DB_POOL_SIZE")
     db_max_overflow: int = Field(default=10, validation_alias="BOOKBRIDGE_DB_MAX_OVERFLOW")
+    db_pool_timeout: float = Field(
+        default=30.0,
+        validation_alias="BOOKBRIDGE_DB_POOL_TIMEOUT",
+        description="seconds a request waits for a pooled connection before it fails",
+    )
     max_page_size: int = Field(default=100, validation_alias="BOOKBRIDGE_MAX_PAGE_SIZE")
     default_page_size: int = Field(default=20, validation_alias="BOOKBRIDGE_DEFAULT_PAGE_SIZE")
     log_level: str = Field(default="INFO", validation_alias="BOOKBRIDGE_LOG_LEVEL")

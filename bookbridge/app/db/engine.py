@@ -15,6 +15,7 @@ def make_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         normalize_database_url(target),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": "bookbridge"}},
     )

@@ -41,27 +41,20 @@ async def recommendations(
     ) as span:
 
         async def compute() -> dict[str, object] | None:
-            async with services.read_engine.connect() as conn:
+            connect = services.read_engine.connect
+            async with connect() as conn:
                 contexts = await data.study_set_contexts(
                     conn, [study_set_id], None, s.topic_match_limit
                 )
-                if study_set_id not in contexts:
-                    return None
-                user_id = contexts[study_set_id].user_id
-                chosen, experiment, variant = strategy or "HYBRID", None, None
-                if strategy is None and s.experiments:
-                    exp = s.experiments[0]
-                    var = experiments.assign(exp, user_id)
-                    chosen, experiment, variant = var.strategy, exp.id, var.name
-                found = await strategies.recommend_many(
-                    conn,
-                    s,
-                    [study_set_id],
-                    chosen,
-                    n,
-                    contexts=contexts,
-                    connect=services.read_engine.connect,
-                )
+            if study_set_id not in contexts:
+                return None
+            user_id = contexts[study_set_id].user_id
+            chosen, experiment, variant = strategy or "HYBRID", None, None
+            if strategy is None and s.experiments:
+                exp = s.experiments[0]
+                var = experiments.assign(exp, user_id)
+                chosen, experiment, variant = var.strategy, exp.id, var.name
+            found = await strategies.recommend_concurrently(connect, s, contexts, chosen, n)
             return {
                 # The owner travels with the cached list: the visibility check of a cache hit
                 # (below) needs no query.

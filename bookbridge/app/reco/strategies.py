@@ -81,11 +81,9 @@ async def recommend_many(
     first: int,
     scope: StudentScope | None = None,
     contexts: dict[str, StudySetContext] | None = None,
-    connect: Callable[[], AsyncConnection] | None = None,
 ) -> dict[str, RecList]:
     """Top-`first` lists for each known study set (unknown or out-of-scope ids are absent);
-    `contexts`, when the caller has already read them, saves that query. With `connect` (a
-    read engine's `connect`), HYBRID reads its components concurrently, one connection each."""
+    `contexts`, when the caller has already read them, saves that query."""
     if contexts is None:
         contexts = await data.study_set_contexts(
             conn, study_set_ids, scope, settings.topic_match_limit
@@ -96,7 +94,36 @@ async def recommend_many(
         conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
     )
     jobs = [Job(ctx, own[sid]) for sid, ctx in contexts.items()]
-    await _fill_for(conn, settings, jobs, strategy, first, connect)
+    await _fill_for(conn, settings, jobs, strategy, first)
+    return {job.ctx.id: _assemble(settings, job, strategy, first) for job in jobs}
+
+
+async def recommend_concurrently(
+    connect: Callable[[], AsyncConnection],
+    settings: RecoSettings,
+    contexts: dict[str, StudySetContext],
+    strategy: str,
+    first: int,
+) -> dict[str, RecList]:
+    """`recommend_many` for a request: HYBRID reads its components at once, one pooled
+    connection each. No task waits for a connection while it holds one (the caller must not
+    hold one either), so a full pool queues requests instead of deadlocking them."""
+    if strategy != "HYBRID":
+        async with connect() as conn:
+            return await recommend_many(
+                conn, settings, list(contexts), strategy, first, None, contexts
+            )
+    async with connect() as conn:
+        own = await data.own_books(
+            conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
+        )
+    jobs = [Job(ctx, own[sid]) for sid, ctx in contexts.items()]
+
+    async def fill_apart(name: str) -> None:
+        async with connect() as conn:
+            await _fill(conn, settings, name, jobs)
+
+    await asyncio.gather(*(fill_apart(name) for name in COMPONENTS))
     return {job.ctx.id: _assemble(settings, job, strategy, first) for job in jobs}
 
 
@@ -131,20 +158,8 @@ async def _fill_for(
     jobs: list[Job],
     strategy: str,
     first: int,
-    connect: Callable[[], AsyncConnection] | None = None,
 ) -> None:
     """The strategy's components; each fallback only for the lists still short of `first`."""
-    if strategy == "HYBRID" and connect is not None:
-
-        async def fill_apart(name: str) -> None:
-            async with connect() as own_conn:
-                await _fill(own_conn, s, name, jobs)
-
-        first_name, *others = COMPONENTS
-        await asyncio.gather(
-            _fill(conn, s, first_name, jobs), *(fill_apart(name) for name in others)
-        )
-        return
     if strategy == "HYBRID":
         for name in COMPONENTS:
             await _fill(conn, s, name, jobs)
