@@ -43,7 +43,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "1")))
     p.add_argument("--scenarios", default="", help="comma-separated names (default: all)")
     p.add_argument("--no-variants", action="store_true", help="skip the response-cache-off runs")
-    p.add_argument("--tracing", action="store_true", help="also run with tracing sampled at 0.1")
+    p.add_argument(
+        "--tracing",
+        action="store_true",
+        help="also run a server tracing at 0.1, beside the default one",
+    )
     p.add_argument("--out", type=Path, default=HERE, help="where results.json and RESULTS.md go")
     return p.parse_args(argv)
 
@@ -81,23 +85,25 @@ def main(argv: list[str] | None = None) -> int:
     plan: list[tuple[str, dict[str, str]]] = [("", {})]
     if not args.no_variants:
         plan.append(("response_cache_off", {"BOOKBRIDGE_RESPONSE_CACHE_ENABLED": "false"}))
-    if args.tracing:
-        plan.append(("tracing_0.1", {}))
     todo: list[scenarios.Scenario] | None = None
     # One bookbridge server (and the raw app beside it) at a time: the PostgreSQL server is
     # shared, and idle pools of other servers would hold its connections.
     for variant, settings in plan:
         with ExitStack() as stack:
-            extra = settings
-            if variant == "tracing_0.1":
-                extra = tracing_env(stack.enter_context(sink.otlp_sink()))
 
             def start(app: str, more: dict[str, str]) -> str:
                 ctx = servers.uvicorn(app, {**env, **more}, args.workers, "/healthz")
                 return stack.enter_context(ctx)
 
-            app = start("bench.served:create_app", extra)
+            app = start("bench.served:create_app", settings)
             raw = start("bench.raw_app:create_app", {})
+            # tracing at 0.1 is measured beside the untraced server, alternating in every repeat,
+            # so its overhead is a same-run ratio and not a comparison of two noisy runs
+            traced = None
+            if args.tracing and not variant:
+                traced = start(
+                    "bench.served:create_app", tracing_env(stack.enter_context(sink.otlp_sink()))
+                )
             if todo is None:
                 todo = asyncio.run(scenarios.read_scenarios(url))
                 if any(n in wanted for n in RECO):
@@ -105,16 +111,16 @@ def main(argv: list[str] | None = None) -> int:
                         missing |= dict.fromkeys(RECO, reason)
                     else:
                         todo += asyncio.run(scenarios.recommendation_scenarios(url, token))
-            for scenario in [s for s in todo if s.name in wanted]:
-                if variant == "response_cache_off" and scenario.name not in READ:
-                    continue
+            reads = [s for s in todo if s.name in wanted]
+            if variant == "response_cache_off":
+                reads = [s for s in reads if s.name in READ]
+            for scenario in reads:
                 check_same_json(app, raw, scenario)
-                row = {**measure(args, scenario, app, raw), "variant": variant}
-                (variants if variant else rows).append(row)
-                print(report.line(row), file=sys.stderr)
+                keep(variant, measure(args, scenario, app, raw, traced), rows, variants)
             if variant != "response_cache_off":
-                names = [n for n in INGEST if n in wanted]
-                run_ingest(args, names, variant, app, url, token, rows, variants)
+                for name in [n for n in INGEST if n in wanted]:
+                    got = measure_ingest(args, name, app, url, token, traced)
+                    keep(variant, got, rows, variants)
     result = report.write(args.out, rows, variants, missing, args=vars(args))
     print(report.markdown_table(result["scenarios"]))
     return 0
@@ -127,20 +133,18 @@ def prepare(args: argparse.Namespace, url: str) -> None:
         refresh_lists(url)
 
 
-def run_ingest(
-    args: argparse.Namespace,
-    names: list[str],
+def keep(
     variant: str,
-    app: str,
-    url: str,
-    token: str,
+    measured: tuple[dict[str, Any], dict[str, Any] | None],
     rows: list[dict[str, Any]],
     variants: list[dict[str, Any]],
 ) -> None:
-    for name in names:
-        row = {**measure_ingest(args, name, app, url, token), "variant": variant}
-        (variants if variant else rows).append(row)
-        print(report.line(row), file=sys.stderr)
+    """File a measurement (and its traced twin) under the default rows or the variants."""
+    row, traced_row = measured
+    for got in (row | {"variant": variant}, traced_row and traced_row | {"variant": "tracing_0.1"}):
+        if got:
+            (variants if got["variant"] else rows).append(got)
+            print(report.line(got), file=sys.stderr)
 
 
 def tracing_env(endpoint: str) -> dict[str, str]:
@@ -192,9 +196,15 @@ def check_same_json(app: str, raw: str, scenario: scenarios.Scenario) -> None:
 
 
 def measure(
-    args: argparse.Namespace, scenario: scenarios.Scenario, app: str, raw: str
-) -> dict[str, Any]:
+    args: argparse.Namespace,
+    scenario: scenarios.Scenario,
+    app: str,
+    raw: str,
+    traced: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The scenario against bookbridge and the raw limit (and the traced server), per repeat."""
     runs: list[tuple[driver.Run, driver.Run | None]] = []
+    traced_runs: list[tuple[driver.Run, driver.Run | None]] = []
     mine_script = driver.write_script(scenario.bodies, "/graphql", scenario.headers)
     raw_script = (
         driver.write_script(scenario.bodies, scenario.raw_path) if scenario.raw_path else None
@@ -203,19 +213,31 @@ def measure(
     def go(base: str, script: Path, secs: float) -> driver.Run:
         return driver.wrk(base, script, args.concurrency, secs)
 
-    for _ in range(args.repeat):
+    def timed(base: str, script: Path) -> driver.Run:
         if args.warmup:
-            go(app, mine_script, args.warmup)
-        mine = go(app, mine_script, args.duration)
-        theirs = None
-        if raw_script is not None:
-            if args.warmup:
-                go(raw, raw_script, args.warmup)
-            theirs = go(raw, raw_script, args.duration)
-        runs.append((mine, theirs))
+            go(base, script, args.warmup)
+        return go(base, script, args.duration)
+
+    for i in range(args.repeat):
+        # the traced and untraced servers take turns going first
+        order = [app, traced] if i % 2 == 0 else [traced, app]
+        got = {base: timed(base, mine_script) for base in order if base is not None}
+        theirs = timed(raw, raw_script) if raw_script is not None else None
+        runs.append((got[app], theirs))
+        if traced is not None:
+            traced_runs.append((got[traced], theirs))
     row = summarize(scenario.name, args.concurrency, runs)
     row["_detail"]["note"] = scenario.note
-    return row
+    if traced is None:
+        return row, None
+    traced_row = summarize(scenario.name, args.concurrency, traced_runs)
+    overhead = [
+        t.throughput_rps / m.throughput_rps
+        for (m, _), (t, _) in zip(runs, traced_runs, strict=True)
+    ]
+    traced_row["_detail"]["vs_untraced"] = [round(x, 3) for x in overhead]
+    traced_row["vs_untraced"] = round(statistics.median(overhead), 3)
+    return row, traced_row
 
 
 def summarize(
@@ -249,27 +271,45 @@ def summarize(
 
 
 def measure_ingest(
-    args: argparse.Namespace, name: str, app: str, url: str, token: str
-) -> dict[str, Any]:
+    args: argparse.Namespace, name: str, app: str, url: str, token: str, traced: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Batches through bookbridge (and the traced server) and through asyncpg, per repeat."""
     entity = "books" if name == "upsert_books" else "engagement_events"
     refs = asyncio.run(ingest.references(url))
     mine: list[ingest.IngestRun] = []
+    traced_runs: list[ingest.IngestRun] = []
     raws: list[ingest.IngestRun] = []
     n, secs = args.ingest_concurrency, args.duration
+
+    def through(base: str, prefix: str) -> ingest.IngestRun:
+        rows = ingest.Rows(refs, prefix)
+        return asyncio.run(ingest.through_graphql(base, token, entity, rows, n, secs, 80))
+
     for i in range(args.repeat):
-        tag = f"{os.getpid()}-{len(mine)}-{i}"
-        mine.append(
-            asyncio.run(
-                ingest.through_graphql(
-                    app, token, entity, ingest.Rows(refs, f"g{tag}"), n, secs, 80
-                )
-            )
-        )
+        tag = f"{os.getpid()}-{i}"
+        if traced is not None and i % 2 == 1:
+            traced_runs.append(through(traced, f"t{tag}"))
+        mine.append(through(app, f"g{tag}"))
+        if traced is not None and i % 2 == 0:
+            traced_runs.append(through(traced, f"t{tag}"))
         raws.append(
             asyncio.run(
                 ingest.through_asyncpg(url, entity, ingest.Rows(refs, f"r{tag}"), n, secs, 400)
             )
         )
+    row = ingest_row(name, n, mine, raws)
+    if traced is None:
+        return row, None
+    traced_row = ingest_row(name, n, traced_runs, raws)
+    overhead = [t.records_per_s / m.records_per_s for m, t in zip(mine, traced_runs, strict=True)]
+    traced_row["_detail"]["vs_untraced"] = [round(x, 3) for x in overhead]
+    traced_row["vs_untraced"] = round(statistics.median(overhead), 3)
+    return row, traced_row
+
+
+def ingest_row(
+    name: str, n: int, mine: list[ingest.IngestRun], raws: list[ingest.IngestRun]
+) -> dict[str, Any]:
     a, b = ingest.summary(mine), ingest.summary(raws)
     ratios = [m.records_per_s / r.records_per_s for m, r in zip(mine, raws, strict=True)]
     return {

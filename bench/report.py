@@ -45,6 +45,7 @@ def line(row: dict[str, Any]) -> str:
         f"raw {raw} rps (p50 {d['raw_p50_ms']} p99 {d['raw_p99_ms']})  ratio {ratio}  "
         f"runs {[round(x) for x in d['runs']]} raw {[round(x) for x in d['raw_runs']]}  "
         f"errors {d['errors']}  wrk cpu {d['client_cpu']}"
+        + (f"  vs untraced {row['vs_untraced']} {d['vs_untraced']}" if "vs_untraced" in row else "")
     )
 
 
@@ -60,7 +61,10 @@ def write(
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "scenarios": [{k: row[k] for k in FIELDS} for row in rows],
-        "variants": [{"variant": v["variant"], **{k: v[k] for k in FIELDS}} for v in variants],
+        "variants": [
+            {"variant": v["variant"], **{k: v.get(k) for k in (*FIELDS, "vs_untraced")}}
+            for v in variants
+        ],
         "missing": missing,
         "run": {
             "command": "python -m bench " + " ".join(sys.argv[1:]),
@@ -82,7 +86,8 @@ def write(
         + markdown_table(result["scenarios"])
         + "\n\nReads: requests/s, wrk with 32 connections; ingestion (upsert_books, record_events):"
         " records/s in gzip batches of 1,000, p50/p99 per batch. ratio = bookbridge / raw limit,"
-        " measured side by side in each repeat (median of the per-repeat ratios).\n"
+        " measured side by side in each repeat (median of the per-repeat ratios). vs_untraced ="
+        " tracing_0.1 / the default server, the two alternating in each repeat.\n"
         + (
             "\n## Variants\n\n" + markdown_table(result["variants"], variant=True) + "\n"
             if variants
@@ -94,14 +99,15 @@ def write(
 
 
 def markdown_table(rows: list[dict[str, Any]], variant: bool = False) -> str:
-    keys = (("variant",) if variant else ()) + FIELDS
+    keys = ("variant", *FIELDS, "vs_untraced") if variant else FIELDS
     names = {"name": "scenario", "concurrency": "clients", "throughput_rps": "throughput"}
     names |= {"p50_ms": "p50 ms", "p99_ms": "p99 ms", "sql_per_request": "SQL/req"}
     names |= {"raw_throughput_rps": "raw throughput", "ratio": "ratio"}
+    names["vs_untraced"] = "vs untraced"
     head = "| " + " | ".join(names.get(k, k) for k in keys) + " |\n"
     head += "|" + "|".join("---" if k in ("name", "variant") else "---:" for k in keys) + "|\n"
 
     def cell(v: Any) -> str:
         return "-" if v is None else str(v)
 
-    return head + "\n".join("| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows)
+    return head + "\n".join("| " + " | ".join(cell(r.get(k)) for k in keys) + " |" for r in rows)
