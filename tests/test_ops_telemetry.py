@@ -132,6 +132,43 @@ async def test_spans_continue_the_callers_trace_without_ids_or_variables(
         assert SECRET_VARIABLE not in text and "b0001" not in text and "p1" not in text.split()
 
 
+async def test_a_caller_that_sampled_out_gets_no_spans_downstream(
+    services: Services, gql: GraphQLClient, http: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    await factories.catalog(services, books=2)
+    spans.clear()
+    response = await http.post(
+        "/graphql",
+        json={"query": "{ books(first: 2) { edges { node { id publisher { id } } } } }"},
+        headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"},  # flags 00: not sampled
+    )
+    assert response.status_code == 200 and "errors" not in response.json()
+    assert spans.get_finished_spans() == ()
+
+
+def test_an_escaping_exception_marks_its_span(spans: InMemorySpanExporter) -> None:
+    from opentelemetry.trace import StatusCode
+
+    from bookbridge.app.observability.spans import span, tracer
+
+    spans.clear()
+    with pytest.raises(ValueError), span(tracer("tests"), "failing", {"k": 1}):
+        raise ValueError("boom")
+    (done,) = spans.get_finished_spans()
+    assert done.name == "failing" and done.status.status_code is StatusCode.ERROR
+    assert done.events[0].name == "exception"
+    assert trace.get_current_span() is trace.INVALID_SPAN  # the context was restored
+
+
+def test_spans_cost_nothing_with_tracing_off() -> None:
+    from bookbridge.app.observability.spans import span, tracer
+
+    _reset_global_provider()
+    assert tracer("tests") is None
+    with span(None, "ignored") as got:
+        assert got is trace.INVALID_SPAN and not got.is_recording()
+
+
 async def test_redis_commands_are_traced_without_their_arguments(settings: Settings) -> None:
     redis_url = os.environ.get("TEST_REDIS_URL")
     if not redis_url:

@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from opentelemetry import trace
+from bookbridge.app.observability import spans
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-tracer = trace.get_tracer("bookbridge.loaders")
 
 
 def traced_batch(
     name: str, load: Callable[[list[K]], Awaitable[Sequence[V]]]
 ) -> Callable[[list[K]], Awaitable[Sequence[V]]]:
     async def batch(keys: list[K]) -> Sequence[V]:
-        with tracer.start_as_current_span(
-            f"dataloader {name}", attributes={"dataloader.name": name, "dataloader.keys": len(keys)}
+        with spans.span(
+            spans.tracer("bookbridge.loaders"),
+            f"dataloader {name}",
+            {"dataloader.name": name, "dataloader.keys": len(keys)},
         ):
             return await load(keys)
 

@@ -6,15 +6,24 @@ from __future__ import annotations
 import logging
 import time
 
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bookbridge.app.observability import metrics
+from bookbridge.app.observability import metrics, spans
 
 ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
-tracer = trace.get_tracer("bookbridge.http")
 access = logging.getLogger("bookbridge.access")
+
+
+def caller_context(headers: list[tuple[bytes, bytes]]) -> Context | None:
+    """The caller's trace context (W3C traceparent, or what OTEL_PROPAGATORS names), or None
+    when the request carries none of the propagators' headers (no carrier built then)."""
+    fields = {f.encode("latin-1") for f in propagate.get_global_textmap().fields}
+    if not any(k in fields for k, _ in headers):
+        return None
+    return propagate.extract({k.decode("latin-1"): v.decode("latin-1") for k, v in headers})
 
 
 class TelemetryMiddleware:
@@ -25,7 +34,6 @@ class TelemetryMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         method = scope["method"]
         route = scope["path"] if scope["path"] in ROUTES else "other"
         status = 500
@@ -37,11 +45,13 @@ class TelemetryMiddleware:
                 status = message["status"]
             await send(message)
 
-        with tracer.start_as_current_span(
+        tracer = spans.tracer("bookbridge.http")
+        with spans.span(
+            tracer,
             f"{method} {route}",
-            context=propagate.extract(carrier),
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "http.route": route},
+            {"http.request.method": method, "http.route": route},
+            SpanKind.SERVER,
+            caller_context(scope["headers"]) if tracer is not None else None,
         ) as span:
             try:
                 await self.app(scope, receive, send_status)

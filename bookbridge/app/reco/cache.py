@@ -24,7 +24,7 @@ import orjson
 
 from bookbridge.app.observability import metrics
 from bookbridge.app.reco.config import RecoSettings
-from bookbridge.app.reco.tracing import tracer
+from bookbridge.app.reco.tracing import span as reco_span
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -167,7 +167,7 @@ class RecoCache:
     async def _bounded(self, op: str, call: Callable[[Redis], Awaitable[T]]) -> T | None:
         if self.redis is None or time.monotonic() < self._redis_skip_until:
             return None
-        with tracer().start_as_current_span(f"reco.cache.redis.{op}") as span:
+        with reco_span(f"reco.cache.redis.{op}") as span:
             try:
                 return await asyncio.wait_for(
                     call(self.redis), timeout=self.settings.redis_timeout_seconds

@@ -8,7 +8,7 @@ from bookbridge.app.errors import ClientError, InvalidArgument
 from bookbridge.app.reco import data, experiments, lists, strategies
 from bookbridge.app.reco.data import StudentScope
 from bookbridge.app.reco.strategies import RecList
-from bookbridge.app.reco.tracing import tracer
+from bookbridge.app.reco.tracing import span as reco_span
 
 if TYPE_CHECKING:
     from bookbridge.app.services import Services
@@ -36,9 +36,7 @@ async def recommendations(
     """A study set's list: the given strategy, else its experiment variant's, else HYBRID."""
     n = check_first(services, first)
     s = services.settings.reco
-    with tracer().start_as_current_span(
-        "reco.recommendations", attributes={"reco.first": n}
-    ) as span:
+    with reco_span("reco.recommendations", {"reco.first": n}) as span:
 
         async def compute() -> dict[str, object] | None:
             connect = services.read_engine.connect
@@ -65,7 +63,7 @@ async def recommendations(
             }
 
         key = f"ss:{study_set_id}:{strategy or 'auto'}:{n}"
-        with tracer().start_as_current_span("reco.cache.lookup") as cache_span:
+        with reco_span("reco.cache.lookup") as cache_span:
             value, source = await services.reco_cache.get_or_compute(key, study_set_id, compute)
             cache_span.set_attribute("reco.cache.source", source)
         span.set_attribute("reco.cache.source", source)
@@ -90,7 +88,7 @@ async def recommendations(
 
 async def similar_books(services: Services, book_id: str, first: int | None) -> RecList:
     n = check_first(services, first)
-    with tracer().start_as_current_span("reco.similar_books", attributes={"reco.book": book_id}):
+    with reco_span("reco.similar_books", {"reco.book": book_id}):
 
         async def compute() -> dict[str, object] | None:
             async with services.read_engine.connect() as conn:
@@ -106,7 +104,7 @@ async def trending_books(
 ) -> RecList:
     n = check_first(services, first)
     size = services.settings.reco.trending_size
-    with tracer().start_as_current_span("reco.trending_books"):
+    with reco_span("reco.trending_books"):
 
         async def compute() -> dict[str, object] | None:
             async with services.read_engine.connect() as conn:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import trace
+
+from bookbridge.app.observability import spans
 
 _override: trace.TracerProvider | None = None
 
@@ -17,8 +19,9 @@ def use_provider(provider: trace.TracerProvider | None) -> None:
     _override = provider
 
 
-def tracer() -> trace.Tracer:
-    return (_override or trace.get_tracer_provider()).get_tracer("bookbridge.reco")
+def span(name: str, attributes: Mapping[str, Any] | None = None) -> spans.span:
+    """A current span `name` for the `with` block (nothing while tracing is off)."""
+    return spans.span(spans.tracer("bookbridge.reco", _override), name, attributes)
 
 
 P = ParamSpec("P")
@@ -31,9 +34,7 @@ def sql_span(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awa
     def wrap(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(fn)
         async def inner(*args: P.args, **kwargs: P.kwargs) -> R:
-            with tracer().start_as_current_span(
-                f"reco.sql.{name}", attributes={"db.system": "postgresql", "db.operation": name}
-            ):
+            with span(f"reco.sql.{name}", {"db.system": "postgresql", "db.operation": name}):
                 return await fn(*args, **kwargs)
 
         return inner
