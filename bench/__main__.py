@@ -231,12 +231,14 @@ def measure(
     if traced is None:
         return row, None
     traced_row = summarize(scenario.name, args.concurrency, traced_runs)
-    overhead = [
-        t.throughput_rps / m.throughput_rps
-        for (m, _), (t, _) in zip(runs, traced_runs, strict=True)
-    ]
+    pairs = [(m, t) for (m, _), (t, _) in zip(runs, traced_runs, strict=True)]
+    overhead = [t.throughput_rps / m.throughput_rps for m, t in pairs]
     traced_row["_detail"]["vs_untraced"] = [round(x, 3) for x in overhead]
     traced_row["vs_untraced"] = round(statistics.median(overhead), 3)
+    cpu = [
+        t.server_cpu_us / m.server_cpu_us for m, t in pairs if m.server_cpu_us and t.server_cpu_us
+    ]
+    traced_row["_detail"]["cpu_per_request_vs_untraced"] = _median_of(cpu)
     return row, traced_row
 
 
@@ -266,8 +268,15 @@ def summarize(
             "errors": sum(m.bad for m in mine) + sum(r.bad for r in raws),
             "requests": sum(m.requests for m in mine),
             "client_cpu": round(max(m.client_cpu for m in mine + raws), 2),
+            "server_cpu_us": _median_of([m.server_cpu_us for m in mine]),
+            "raw_server_cpu_us": _median_of([r.server_cpu_us for r in raws]),
         },
     }
+
+
+def _median_of(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 3) if known else None
 
 
 def measure_ingest(

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from bench import servers
+
 LUA = r"""
 local bodies = {%(bodies)s}
 local path = "%(path)s"
@@ -71,6 +73,9 @@ class Run:
     bad: int
     sql_per_request: float | None
     client_cpu: float  # wrk's CPU seconds per wall second (1.0 = one core busy)
+    # the server's CPU time per request (all its processes): steadier than throughput on a
+    # shared machine, since time the server spends waiting for a core is not in it
+    server_cpu_us: float | None = None
 
 
 def _lua_string(data: bytes) -> str:
@@ -110,6 +115,7 @@ def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: 
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk not found (Debian: apt-get install wrk)")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = servers.cpu_seconds(base_url)
     start = time.monotonic()
     out = subprocess.run(
         [
@@ -128,6 +134,7 @@ def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: 
         check=True,
     ).stdout
     wall = time.monotonic() - start
+    server_after = servers.cpu_seconds(base_url)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     drain(base_url)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -143,4 +150,9 @@ def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: 
         bad=data["bad"] + data["socket_errors"],
         sql_per_request=(data["sql"] / data["sql_seen"]) if data["sql_seen"] else None,
         client_cpu=cpu / wall,
+        server_cpu_us=(
+            (server_after - server_before) * 1e6 / max(1, data["requests"])
+            if server_before is not None and server_after is not None
+            else None
+        ),
     )

@@ -45,7 +45,13 @@ def line(row: dict[str, Any]) -> str:
         f"raw {raw} rps (p50 {d['raw_p50_ms']} p99 {d['raw_p99_ms']})  ratio {ratio}  "
         f"runs {[round(x) for x in d['runs']]} raw {[round(x) for x in d['raw_runs']]}  "
         f"errors {d['errors']}  wrk cpu {d['client_cpu']}"
-        + (f"  vs untraced {row['vs_untraced']} {d['vs_untraced']}" if "vs_untraced" in row else "")
+        + f"  server cpu {d.get('server_cpu_us')} us/req"
+        + (
+            f"  vs untraced {row['vs_untraced']} {d['vs_untraced']}"
+            f" (cpu/req x{d.get('cpu_per_request_vs_untraced')})"
+            if "vs_untraced" in row
+            else ""
+        )
     )
 
 

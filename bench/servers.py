@@ -10,8 +10,30 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+
+_PIDS: dict[str, int] = {}  # base URL -> the server's process (its workers are children)
+
+
+def cpu_seconds(base_url: str) -> float | None:
+    """CPU seconds (user + system) used so far by the server at `base_url` and its workers."""
+    pid = _PIDS.get(base_url)
+    if pid is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue  # exited meanwhile
+    return total
 
 
 def free_port() -> int:
@@ -49,8 +71,10 @@ def uvicorn(app: str, env: dict[str, str], workers: int, ready_path: str) -> Ite
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(base + ready_path, proc)
+        _PIDS[base] = proc.pid
         yield base
     finally:
+        _PIDS.pop(base, None)
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=15)
