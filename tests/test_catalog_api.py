@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 
 from bookbridge.app.db import models
@@ -203,3 +204,27 @@ async def test_publishers_connection(services: Services, gql: GraphQLClient) -> 
     assert data["publishers"]["pageInfo"]["hasNextPage"] is True
     assert [b["node"]["id"] for b in edges[0]["node"]["books"]["edges"]] == ["b0000", "b0003"]
     assert data["publisher"]["name"] == "Publisher 2"
+
+
+async def test_requests_leave_no_reference_cycles(services: Services, gql: GraphQLClient) -> None:
+    # What a request allocates must be freed by reference counting as soon as it ends; objects
+    # left in cycles wait for the cyclic collector, whose pauses were most of the tail latency
+    # (graphql_schema/execution.py, loaders/base.py).
+    await factories.catalog(services, books=12, publishers=3, topics=4)
+    query = "{ books(first: 10) { edges { node { publisher { name } topics { weight topic { label subject { name } } } } } } }"
+    await gql.data(query)  # warm: parser and validation caches, pooled connections
+    ours = ("bookbridge.", "strawberry.", "graphql.", "sqlalchemy.", "asyncpg.", "starlette.")
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(3):
+            data = await gql.data(query)
+            assert len(data["books"]["edges"]) == 10
+        gc.collect()
+        left = [o for o in gc.garbage if type(o).__module__.startswith(ours)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert not left, sorted({f"{type(o).__module__}.{type(o).__qualname__}" for o in left})

@@ -25,6 +25,7 @@ from bookbridge.graphql_schema.catalog import (
     TopicConnection,
 )
 from bookbridge.graphql_schema.erasure import ErasureResult
+from bookbridge.graphql_schema.execution import ExecutionContext as CoreExecutionContext
 from bookbridge.graphql_schema.extensions.limits import limit_extensions
 from bookbridge.graphql_schema.extensions.masking import MaskUnexpectedErrors
 from bookbridge.graphql_schema.extensions.ratelimit import RateLimiter
@@ -144,6 +145,7 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
         query=Query,
         mutation=Mutation,
         extensions=extensions,
+        execution_context_class=CoreExecutionContext,
         config=StrawberryConfig(
             disable_field_suggestions=not security.switch(
                 "field_suggestions", production=settings.production

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
@@ -25,7 +26,18 @@ class ReadLoader(DataLoader[K, V], Generic[K, V]):
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        super().__init__(load_fn=traced_batch(type(self).__name__, self._load))
+        # The batch function reaches the loader weakly: `self._load` itself would make the
+        # loader a reference cycle, and everything it cached (futures, rows) garbage that only
+        # the cyclic collector frees (see graphql_schema/execution.py). A pending batch's task
+        # holds the loader, so it is alive whenever its batch function runs.
+        ref = weakref.ref(self)
+
+        async def load(keys: list[K]) -> Sequence[V]:
+            loader = ref()
+            assert loader is not None, "a batch outlived its loader"
+            return await loader._load(keys)
+
+        super().__init__(load_fn=traced_batch(type(self).__name__, load))
         self._engine = engine
         self._done: dict[K, V] = {}
         self._made: dict[tuple[K, Callable[[V], Any]], Any] = {}
