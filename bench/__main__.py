@@ -269,6 +269,7 @@ def summarize(
             "requests": sum(m.requests for m in mine),
             "client_cpu": round(max(m.client_cpu for m in mine + raws), 2),
             "server_cpu_us": _median_of([m.server_cpu_us for m in mine]),
+            "gc_pauses": [m.gc for m in mine],
             "raw_server_cpu_us": _median_of([r.server_cpu_us for r in raws]),
         },
     }

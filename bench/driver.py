@@ -76,6 +76,8 @@ class Run:
     # the server's CPU time per request (all its processes): steadier than throughput on a
     # shared machine, since time the server spends waiting for a core is not in it
     server_cpu_us: float | None = None
+    # the server's collector pauses during the run, per generation (bench.served servers only)
+    gc: dict[str, dict[str, float]] | None = None
 
 
 def _lua_string(data: bytes) -> str:
@@ -111,11 +113,22 @@ def drain(base_url: str, timeout: float = 120) -> None:
             time.sleep(0.2)
 
 
+def gc_stats(base_url: str) -> dict[str, dict[str, float]] | None:
+    """The server's collector pauses since the last call (None: not a bench.served server)."""
+    try:
+        response = httpx.get(base_url + "/_bench/gc", timeout=30)
+        data: dict[str, dict[str, float]] = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return data if response.status_code == 200 and "gen0" in data else None
+
+
 def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: int = 1) -> Run:
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk not found (Debian: apt-get install wrk)")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = servers.cpu_seconds(base_url)
+    gc_stats(base_url)  # reset
     start = time.monotonic()
     out = subprocess.run(
         [
@@ -135,6 +148,7 @@ def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: 
     ).stdout
     wall = time.monotonic() - start
     server_after = servers.cpu_seconds(base_url)
+    pauses = gc_stats(base_url)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     drain(base_url)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -150,6 +164,7 @@ def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: 
         bad=data["bad"] + data["socket_errors"],
         sql_per_request=(data["sql"] / data["sql_seen"]) if data["sql_seen"] else None,
         client_cpu=cpu / wall,
+        gc=pauses,
         server_cpu_us=(
             (server_after - server_before) * 1e6 / max(1, data["requests"])
             if server_before is not None and server_after is not None

@@ -46,6 +46,7 @@ def line(row: dict[str, Any]) -> str:
         f"runs {[round(x) for x in d['runs']]} raw {[round(x) for x in d['raw_runs']]}  "
         f"errors {d['errors']}  wrk cpu {d['client_cpu']}"
         + f"  server cpu {d.get('server_cpu_us')} us/req"
+        + gc_summary(d.get("gc_pauses"))
         + (
             f"  vs untraced {row['vs_untraced']} {d['vs_untraced']}"
             f" (cpu/req x{d.get('cpu_per_request_vs_untraced')})"
@@ -53,6 +54,19 @@ def line(row: dict[str, Any]) -> str:
             else ""
         )
     )
+
+
+def gc_summary(runs: list[dict[str, dict[str, float]] | None] | None) -> str:
+    """'  gc <collections> (max <longest pause> ms)' per generation, over the runs."""
+    known = [r for r in runs or [] if r]
+    if not known:
+        return ""
+    parts = []
+    for gen in ("gen0", "gen1", "gen2"):
+        count = sum(int(r[gen]["count"]) for r in known)
+        longest = max(r[gen]["max_ms"] for r in known)
+        parts.append(f"{gen} {count} (max {longest} ms)")
+    return "  gc " + ", ".join(parts)
 
 
 def write(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+import gc
+import time
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +18,37 @@ _counter: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
 )
 
 
+class GcPauses:
+    """Collector pauses per generation since the last read (`GET /_bench/gc` reads and resets):
+    a request's tail latency on one worker is often a collection, not its own work."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.reset()
+        gc.callbacks.append(self._on_gc)
+
+    def reset(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self.started) * 1000)
+
+    def read(self) -> bytes:
+        out = {
+            f"gen{g}": {
+                "count": len(p),
+                "total_ms": round(sum(p), 2),
+                "max_ms": round(max(p, default=0.0), 2),
+            }
+            for g, p in self.pauses.items()
+        }
+        self.reset()
+        return orjson.dumps(out)
+
+
 def _count(*_: object) -> None:
     box = _counter.get()
     if box is not None:
@@ -24,18 +58,23 @@ def _count(*_: object) -> None:
 class SqlCounter:
     """Adds `x-bench-sql: <statements run for this request>` to every HTTP response, and
     answers `GET /_bench/inflight` with the requests this worker is still working on (a
-    client that gave up, like wrk at the end of a run, leaves its request running)."""
+    client that gave up, like wrk at the end of a run, leaves its request running) and
+    `GET /_bench/gc` with its collector pauses since the last such request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.inflight = 0
+        self.gc = GcPauses()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"] == "/_bench/inflight":
-            body = str(self.inflight).encode()
+        if scope["path"] in ("/_bench/inflight", "/_bench/gc"):
+            if scope["path"] == "/_bench/inflight":
+                body = str(self.inflight).encode()
+            else:
+                body = self.gc.read()
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": body})
             return
