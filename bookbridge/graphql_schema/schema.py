@@ -15,6 +15,7 @@ from strawberry.types import ExecutionContext
 from bookbridge.app.errors import ClientError
 from bookbridge.app.observability.metrics import OperationNames
 from bookbridge.app.settings import Settings
+from bookbridge.graphql_schema import variables
 from bookbridge.graphql_schema.analytics import PublisherAnalytics
 from bookbridge.graphql_schema.catalog import (
     Book,
@@ -132,6 +133,7 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
     """The schema with its extensions; `settings` (default: the environment's) set the limits."""
     settings = settings or Settings()
     security = settings.security
+    variables.install()
     extensions: list[Any] = [
         *limit_extensions(settings, RateLimiter()),
         lambda: ParserCache(maxsize=512),
