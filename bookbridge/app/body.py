@@ -9,6 +9,8 @@ import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# scope key: (body, its parsed JSON) for the app behind, which then need not parse it again
+PARSED_JSON = "bookbridge.parsed_json"
 _STEP = 1 << 20  # inflate at most 1 MiB per call, so a bomb is caught after one step over the limit
 _IDENTITY = {"", "identity"}
 _GZIP = {"gzip", "x-gzip"}
@@ -79,14 +81,17 @@ class RequestBodyMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        parsed: object = None
         try:
             body = await self._read(headers, receive)
             if scope["path"] in self.json_paths and _is_json(headers):
-                _check_json(body)
+                parsed = _check_json(body)
         except BodyError as exc:
             await _refuse(send, exc)
             return
         scope = dict(scope)
+        if parsed is not None:
+            scope[PARSED_JSON] = (body, parsed)
         scope["headers"] = [
             (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
         ] + [(b"content-length", str(len(body)).encode())]
@@ -128,9 +133,10 @@ def _is_json(headers: Headers) -> bool:
     return "json" in headers.get("content-type", "").split(";", 1)[0].lower()
 
 
-def _check_json(body: bytes) -> None:
+def _check_json(body: bytes) -> object:
+    """The parsed body; BodyError (400) if it is not a JSON object or list."""
     try:
-        data = orjson.loads(body)
+        data: object = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         try:
             body.decode("utf-8")
@@ -139,6 +145,7 @@ def _check_json(body: bytes) -> None:
         raise BodyError(400, f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict | list):
         raise BodyError(400, "request body must be a JSON object (or a list of them)")
+    return data
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

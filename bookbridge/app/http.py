@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from strawberry.http import GraphQLRequestData
 from bookbridge.app.auth.authenticate import authenticate
 from bookbridge.app.auth.jwt import JwtVerifier
 from bookbridge.app.auth.viewer import Unauthenticated
+from bookbridge.app.body import PARSED_JSON
 from bookbridge.app.services import Services
 from bookbridge.graphql_schema.context import Context
 from bookbridge.graphql_schema.extensions.refusal import CODES, Refusal, error_body
@@ -23,6 +25,8 @@ from bookbridge.graphql_schema.extensions.trusted_documents import (
     TrustedDocuments,
     document_id_of,
 )
+
+_parsed: ContextVar[tuple[bytes, object] | None] = ContextVar("bookbridge_parsed", default=None)
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -35,6 +39,8 @@ class GraphQLApp(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
+        # the body middleware parsed the body already (to refuse bad JSON with a 400)
+        token = _parsed.set(scope.get(PARSED_JSON))
         try:
             response = await self.run(Request(scope=scope, receive=receive))
         except HTTPException as exc:  # every refusal is a JSON GraphQL error with a code
@@ -48,6 +54,8 @@ class GraphQLApp(GraphQL[Context, None]):
                 media_type="application/json",
                 headers=headers,
             )
+        finally:
+            _parsed.reset(token)
         await response(scope, receive, send)
         return None
 
@@ -91,4 +99,7 @@ class GraphQLApp(GraphQL[Context, None]):
         return orjson.dumps(data)
 
     def decode_json(self, data: str | bytes) -> object:
+        done = _parsed.get()
+        if done is not None and (data is done[0] or data == done[0]):
+            return done[1]
         return orjson.loads(data)
