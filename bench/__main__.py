@@ -307,6 +307,8 @@ def measure_ingest(
                 ingest.through_asyncpg(url, entity, ingest.Rows(refs, f"r{tag}"), n, secs, 400)
             )
         )
+    tags = [f"{os.getpid()}-{i}" for i in range(args.repeat)]
+    asyncio.run(ingest.cleanup(url, [f"{k}{t}" for t in tags for k in "grt"]))
     row = ingest_row(name, n, mine, raws)
     if traced is None:
         return row, None

@@ -63,6 +63,39 @@ WITH ins AS (
 )
 
 
+_UNCOUNT = """
+{name} AS (
+    UPDATE engagement_daily_{name} AS d SET events = d.events - g.n
+    FROM (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, {key}, event_type, count(*) AS n
+          FROM gone WHERE {key} IS NOT NULL GROUP BY 1, 2, 3) AS g
+    WHERE d.day = g.day AND d.{key} = g.{key} AND d.event_type = g.event_type
+    RETURNING 1)"""
+_KEYS = (("book", "book_id"), ("topic", "topic_id"), ("study_set", "study_set_id"))
+CLEANUP_EVENTS = (
+    """
+WITH gone AS (
+    DELETE FROM engagement_events WHERE id LIKE ANY($1::text[])
+    RETURNING study_set_id, event_type, occurred_at, book_id, topic_id),"""
+    + ",".join(_UNCOUNT.format(name=n, key=k) for n, k in _KEYS)
+    + "\nSELECT count(*) FROM gone"
+)
+
+
+async def cleanup(url: str, prefixes: list[str]) -> None:
+    """Remove what the runs wrote (and their counts from the daily aggregates), so that
+    repeated `--no-seed` runs measure the same database instead of an ever larger one."""
+    patterns = [f"{p}-%" for p in prefixes]
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute("DELETE FROM books WHERE id LIKE ANY($1::text[])", patterns)
+            await conn.execute(CLEANUP_EVENTS, patterns)
+            for name, _ in _KEYS:
+                await conn.execute(f"DELETE FROM engagement_daily_{name} WHERE events <= 0")
+    finally:
+        await conn.close()
+
+
 @dataclass
 class IngestRun:
     records: int
