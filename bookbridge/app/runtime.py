@@ -13,7 +13,10 @@ import os
 # cycles (DataLoader batches, futures), so at 50,000 a collection every ~300 requests frees
 # ~52,000 objects and pauses 50-90 ms: that was the p99 of recommendations. At 5,000, side by
 # side (docs/performance.md): recommendations p99 68 -> 14 ms cached, 61 -> 32 ms uncached, and
-# the catalog page at 32 clients unchanged within noise. BOOKBRIDGE_GC_THRESHOLD overrides it.
+# the catalog page at 32 clients unchanged within noise. Since then those cycles are gone
+# (graphql_schema/execution.py, loaders/base.py): a request's objects are freed by reference
+# counting, and at one client the collector ran twice in 12 s, at 5,000 or at 50,000 alike
+# (`python -m bench ... --concurrency 1`, docs/performance.md). BOOKBRIDGE_GC_THRESHOLD overrides.
 THRESHOLDS = (5_000, 20, 100)
 
 
