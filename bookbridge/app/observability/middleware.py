@@ -17,13 +17,21 @@ ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
 access = logging.getLogger("bookbridge.access")
 
 
+_fields: tuple[object, frozenset[bytes]] = (None, frozenset())
+
+
 def caller_context(headers: list[tuple[bytes, bytes]]) -> Context | None:
     """The caller's trace context (W3C traceparent, or what OTEL_PROPAGATORS names), or None
     when the request carries none of the propagators' headers (no carrier built then)."""
-    fields = {f.encode("latin-1") for f in propagate.get_global_textmap().fields}
-    if not any(k in fields for k, _ in headers):
-        return None
-    return propagate.extract({k.decode("latin-1"): v.decode("latin-1") for k, v in headers})
+    global _fields  # noqa: PLW0603 - the header names of the current propagator, kept
+    textmap = propagate.get_global_textmap()
+    if _fields[0] is not textmap:
+        _fields = (textmap, frozenset(f.encode("latin-1") for f in textmap.fields))
+    names = _fields[1]
+    for key, _ in headers:
+        if key in names:
+            return propagate.extract({k.decode("latin-1"): v.decode("latin-1") for k, v in headers})
+    return None
 
 
 class TelemetryMiddleware:
