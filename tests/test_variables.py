@@ -132,6 +132,17 @@ def test_read_variables_coerce_alike(inputs: dict[str, Any]) -> None:
     same(READ, inputs)
 
 
+def test_enum_variables_coerce_alike() -> None:
+    document = (
+        "query($id: ID!, $s: RecommendationStrategy, $n: Int) "
+        "{ recommendations(studySetId: $id, strategy: $s, first: $n) { strategy } }"
+    )
+    for inputs in ({"id": "ss1", "s": "TOPIC", "n": 5}, {"id": "ss1", "s": "NOPE"}, {"id": 5}):
+        same(document, inputs)
+    fast, _ = both(document, {"id": "ss1", "s": "HYBRID"})
+    assert not isinstance(fast, list) and fast.coerced["s"] is not None
+
+
 def test_defaults_and_nested_lists_coerce_alike() -> None:
     same(WITH_DEFAULT, {})
     same(WITH_DEFAULT, {"first": 2})

@@ -64,7 +64,7 @@ def coercer(type_: GraphQLInputType) -> Coercer | None:
     try:
         fn, depth = _compile(type_, ())
         found: Coercer | None = fn if depth <= MAX_NESTING_DEPTH else None
-    except _Unsupported:
+    except Exception:  # _Unsupported, or a type this module does not know: graphql-core's path
         found = None
     _compiled[key] = (named, found)
     return found
