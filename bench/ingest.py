@@ -92,6 +92,10 @@ async def cleanup(url: str, prefixes: list[str]) -> None:
             await conn.execute(CLEANUP_EVENTS, patterns)
             for name, _ in _KEYS:
                 await conn.execute(f"DELETE FROM engagement_daily_{name} WHERE events <= 0")
+        # and the dead rows: left to autovacuum, they slowed the planner of every later query
+        # on those tables (index endpoint probes over dead entries: 0.45 -> 10 ms planning)
+        daily = ", ".join(f"engagement_daily_{name}" for name, _ in _KEYS)
+        await conn.execute(f"VACUUM (ANALYZE) books, engagement_events, {daily}")
     finally:
         await conn.close()
 
