@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -147,10 +148,11 @@ async def own_books(
     params = {"users": users, "exclude": list(exclude_types)}
     seeds: dict[str, list[tuple[datetime, str, str]]] = {}
     excluded: dict[str, set[str]] = {}
-    for r in (await conn.execute(_OWN_BOOKS, params)).all():
-        seeds.setdefault(r.study_set_id, []).append((r.last_at, r.book_id, r.title))
-        if r.excluded:
-            excluded.setdefault(r.user_id, set()).add(r.book_id)
+    rows = (await conn.execute(_OWN_BOOKS, params)).tuples()
+    for study_set_id, user_id, book_id, title, last_at, is_excluded in rows:
+        seeds.setdefault(study_set_id, []).append((last_at, book_id, title))
+        if is_excluded:
+            excluded.setdefault(user_id, set()).add(book_id)
     out = {}
     for c in contexts:
         mine = sorted(seeds.get(c.id, []), key=lambda s: (s[0], s[1]), reverse=True)[:seed_limit]
@@ -193,13 +195,15 @@ async def topic_candidates(
     if not topic_ids:
         return out
     params = {"topics": sorted(set(topic_ids)), "limit": limit}
-    rows = list((await conn.execute(_TOPIC_TOP, params)).all())
-    missing = sorted(set(topic_ids) - {r.topic_id for r in rows})
+    # rows unpacked by position: a Row's attribute access costs several times a tuple's,
+    # and a miss reads hundreds of candidates
+    rows: list[Any] = list((await conn.execute(_TOPIC_TOP, params)).tuples())
+    missing = sorted(set(topic_ids) - {r[0] for r in rows})
     if missing:
-        rows += (await conn.execute(_TOPIC_CANDIDATES, params | {"topics": missing})).all()
-    for r in rows:
-        out[r.topic_id].append(
-            Candidate(r.book_id, r.weight, int(r.events), float(r.decayed), float(r.base_score))
+        rows += (await conn.execute(_TOPIC_CANDIDATES, params | {"topics": missing})).tuples()
+    for topic_id, book_id, weight, events, decayed, base_score in rows:
+        out[topic_id].append(
+            Candidate(book_id, weight, int(events), float(decayed), float(base_score))
         )
     return out
 
@@ -273,8 +277,10 @@ async def neighbour_scores(
         "ex_books": [b for _, b in excluded],
         "limit": limit,
     }
-    for r in (await conn.execute(_NEIGHBOUR_SCORES, params)).all():
-        out[r.study_set_id].append((r.neighbour_id, r.total, r.best, r.title))
+    for study_set_id, neighbour_id, total, best, title in (
+        await conn.execute(_NEIGHBOUR_SCORES, params)
+    ).tuples():
+        out[study_set_id].append((neighbour_id, total, best, title))
     return out
 
 
@@ -299,8 +305,8 @@ async def trending(
         return out
     uniq = sorted(set(scopes))
     params = {"subjects": [s for s, _ in uniq], "grades": [g for _, g in uniq], "limit": limit}
-    for r in (await conn.execute(_TRENDING, params)).all():
-        out[(r.subject_id, r.grade_id)].append((r.book_id, r.score))
+    for subject_id, grade_id, book_id, score in (await conn.execute(_TRENDING, params)).tuples():
+        out[(subject_id, grade_id)].append((book_id, score))
     return out
 
 
