@@ -148,7 +148,7 @@ async def own_books(
     params = {"users": users, "exclude": list(exclude_types)}
     seeds: dict[str, list[tuple[datetime, str, str]]] = {}
     excluded: dict[str, set[str]] = {}
-    rows = (await conn.execute(_OWN_BOOKS, params)).tuples()
+    rows = (await conn.execute(_OWN_BOOKS, params)).all()
     for study_set_id, user_id, book_id, title, last_at, is_excluded in rows:
         seeds.setdefault(study_set_id, []).append((last_at, book_id, title))
         if is_excluded:
@@ -197,10 +197,10 @@ async def topic_candidates(
     params = {"topics": sorted(set(topic_ids)), "limit": limit}
     # rows unpacked by position: a Row's attribute access costs several times a tuple's,
     # and a miss reads hundreds of candidates
-    rows: list[Any] = list((await conn.execute(_TOPIC_TOP, params)).tuples())
+    rows: list[Any] = list((await conn.execute(_TOPIC_TOP, params)).all())
     missing = sorted(set(topic_ids) - {r[0] for r in rows})
     if missing:
-        rows += (await conn.execute(_TOPIC_CANDIDATES, params | {"topics": missing})).tuples()
+        rows += (await conn.execute(_TOPIC_CANDIDATES, params | {"topics": missing})).all()
     for topic_id, book_id, weight, events, decayed, base_score in rows:
         out[topic_id].append(
             Candidate(book_id, weight, int(events), float(decayed), float(base_score))
@@ -279,7 +279,7 @@ async def neighbour_scores(
     }
     for study_set_id, neighbour_id, total, best, title in (
         await conn.execute(_NEIGHBOUR_SCORES, params)
-    ).tuples():
+    ).all():
         out[study_set_id].append((neighbour_id, total, best, title))
     return out
 
@@ -305,7 +305,7 @@ async def trending(
         return out
     uniq = sorted(set(scopes))
     params = {"subjects": [s for s, _ in uniq], "grades": [g for _, g in uniq], "limit": limit}
-    for subject_id, grade_id, book_id, score in (await conn.execute(_TRENDING, params)).tuples():
+    for subject_id, grade_id, book_id, score in (await conn.execute(_TRENDING, params)).all():
         out[(subject_id, grade_id)].append((book_id, score))
     return out
 
