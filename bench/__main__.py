@@ -232,9 +232,9 @@ def measure(
         return row, None
     traced_row = summarize(scenario.name, args.concurrency, traced_runs)
     pairs = [(m, t) for (m, _), (t, _) in zip(runs, traced_runs, strict=True)]
-    overhead = [t.throughput_rps / m.throughput_rps for m, t in pairs]
-    traced_row["_detail"]["vs_untraced"] = [round(x, 3) for x in overhead]
-    traced_row["vs_untraced"] = round(statistics.median(overhead), 3)
+    vs_untraced(
+        traced_row, [m.throughput_rps for m, _ in pairs], [t.throughput_rps for _, t in pairs]
+    )
     cpu = [
         t.server_cpu_us / m.server_cpu_us for m, t in pairs if m.server_cpu_us and t.server_cpu_us
     ]
@@ -295,8 +295,8 @@ def measure_ingest(
         rows = ingest.Rows(refs, prefix)
         return asyncio.run(ingest.through_graphql(base, token, entity, rows, n, secs, 80))
 
-    for i in range(args.repeat):
-        tag = f"{os.getpid()}-{i}"
+    tags = [f"{os.getpid()}-{i}" for i in range(args.repeat)]
+    for i, tag in enumerate(tags):
         if traced is not None and i % 2 == 1:
             traced_runs.append(through(traced, f"t{tag}"))
         mine.append(through(app, f"g{tag}"))
@@ -307,16 +307,20 @@ def measure_ingest(
                 ingest.through_asyncpg(url, entity, ingest.Rows(refs, f"r{tag}"), n, secs, 400)
             )
         )
-    tags = [f"{os.getpid()}-{i}" for i in range(args.repeat)]
     asyncio.run(ingest.cleanup(url, [f"{k}{t}" for t in tags for k in "grt"]))
     row = ingest_row(name, n, mine, raws)
     if traced is None:
         return row, None
     traced_row = ingest_row(name, n, traced_runs, raws)
-    overhead = [t.records_per_s / m.records_per_s for m, t in zip(mine, traced_runs, strict=True)]
+    vs_untraced(traced_row, [m.records_per_s for m in mine], [t.records_per_s for t in traced_runs])
+    return row, traced_row
+
+
+def vs_untraced(traced_row: dict[str, Any], untraced: list[float], traced: list[float]) -> None:
+    """Record traced / untraced throughput, per repeat and their median, on the traced row."""
+    overhead = [t / u for u, t in zip(untraced, traced, strict=True)]
     traced_row["_detail"]["vs_untraced"] = [round(x, 3) for x in overhead]
     traced_row["vs_untraced"] = round(statistics.median(overhead), 3)
-    return row, traced_row
 
 
 def ingest_row(

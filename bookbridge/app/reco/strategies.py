@@ -90,12 +90,19 @@ async def recommend_many(
         )
     if not contexts:
         return {}
+    jobs = await _jobs(conn, settings, contexts)
+    await _fill_for(conn, settings, jobs, strategy, first)
+    return {job.ctx.id: _assemble(settings, job, strategy, first) for job in jobs}
+
+
+async def _jobs(
+    conn: AsyncConnection, settings: RecoSettings, contexts: dict[str, StudySetContext]
+) -> list[Job]:
+    """One job per study set, with its own books (seeds and excluded) read."""
     own = await data.own_books(
         conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
     )
-    jobs = [Job(ctx, own[sid]) for sid, ctx in contexts.items()]
-    await _fill_for(conn, settings, jobs, strategy, first)
-    return {job.ctx.id: _assemble(settings, job, strategy, first) for job in jobs}
+    return [Job(ctx, own[sid]) for sid, ctx in contexts.items()]
 
 
 async def recommend_concurrently(
@@ -114,10 +121,7 @@ async def recommend_concurrently(
                 conn, settings, list(contexts), strategy, first, None, contexts
             )
     async with connect() as conn:
-        own = await data.own_books(
-            conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
-        )
-    jobs = [Job(ctx, own[sid]) for sid, ctx in contexts.items()]
+        jobs = await _jobs(conn, settings, contexts)
 
     async def fill_apart(name: str) -> None:
         async with connect() as conn:
@@ -132,10 +136,7 @@ async def collect(
 ) -> list[Job]:
     """Study sets with every component filled (TOPIC, COLLABORATIVE, CONTENT, TRENDING)."""
     contexts = await data.study_set_contexts(conn, study_set_ids, None, settings.topic_match_limit)
-    own = await data.own_books(
-        conn, list(contexts.values()), settings.exclude_event_types, settings.seed_books
-    )
-    jobs = [Job(ctx, own[sid]) for sid, ctx in contexts.items()]
+    jobs = await _jobs(conn, settings, contexts)
     for name in COMPONENTS:
         await _fill(conn, settings, name, jobs)
     return jobs
