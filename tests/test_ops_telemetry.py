@@ -206,3 +206,48 @@ def test_the_exporter_follows_the_otel_variables() -> None:
     assert provider is not None
     assert provider.resource.attributes["service.name"] == "bookbridge"
     provider.shutdown()
+
+
+def test_sampled_out_spans_keep_the_samplers_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cheap path of `spans.span` for a `parentbased_traceidratio` provider samples exactly
+    the roots the SDK's own sampler would, keeps one trace id per request (log lines show it
+    sampled or not), and records no child of a sampled-out root."""
+    from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
+
+    from bookbridge.app.observability.spans import span, tracer
+
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    exporter = InMemorySpanExporter()
+    provider = tracing.make_provider({"OTEL_TRACES_EXPORTER": "otlp"}, exporter)
+    assert provider is not None
+    tracer_ = tracer("tests.sampling", provider)
+    assert tracer_ is not None and tracer_.ids is not None  # the cheap path is on
+    sdk_rule = TraceIdRatioBased(0.25)
+    roots: dict[int, bool] = {}  # trace id -> the SDK sampler's decision
+    for _ in range(2000):
+        with span(tracer_, "root") as root:
+            trace_id = root.get_span_context().trace_id
+            assert trace.get_current_span() is root and root.get_span_context().is_valid
+            decision = sdk_rule.should_sample(None, trace_id, "root").decision
+            roots[trace_id] = decision is Decision.RECORD_AND_SAMPLE
+            assert root.is_recording() is roots[trace_id]
+            with span(tracer_, "child") as child:
+                assert child.get_span_context().trace_id == trace_id
+                line = orjson.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})))
+                assert line["trace_id"] == format(trace_id, "032x")
+        assert trace.get_current_span() is trace.INVALID_SPAN
+    provider.force_flush()
+    finished = exporter.get_finished_spans()
+    provider.shutdown()
+    sampled = {t for t, yes in roots.items() if yes}
+    assert 400 <= len(sampled) <= 600  # 2000 x 0.25, binomial sd 19
+    assert {s.context.trace_id for s in finished} == sampled
+    by_trace: dict[int, dict[str, ReadableSpan]] = {}
+    for s in finished:
+        by_trace.setdefault(s.context.trace_id, {})[s.name] = s
+    for found in by_trace.values():
+        assert set(found) == {"root", "child"}
+        assert found["child"].parent is not None
+        assert found["child"].parent.span_id == found["root"].context.span_id
+        assert found["root"].parent is None
