@@ -228,10 +228,10 @@ async def test_a_page_logs_its_exposures_in_one_statement(
             )
         ).all()
     assert len(rows) == 2 * SETS
-    for sid, variant, strategy, books in rows:
-        shown = served[sid]
-        assert (variant, strategy) == (shown["variant"], shown["strategy"])
-        assert books == [i["book"]["id"] for i in shown["items"]]
+    for row in rows:
+        shown = served[row.study_set_id]
+        assert (row.variant, row.strategy) == (shown["variant"], shown["strategy"])
+        assert row.book_ids == [i["book"]["id"] for i in shown["items"]]
 
 
 async def test_a_page_of_lists_leaves_no_reference_cycles(
@@ -257,14 +257,11 @@ async def test_a_batch_on_a_small_pool_does_not_deadlock(services: Services) -> 
     s = Services.create(small)
     keys = [ListKey(f"ss{n:02d}", 10) for n in range(1, SETS + 1)]
     try:
-        batch, *singles = await asyncio.wait_for(
-            asyncio.gather(
-                service.recommendations_many(s, keys),
-                *(service.recommendations(s, k.study_set_id, 10, None) for k in keys[:4]),
-            ),
-            timeout=30,
-        )
+        many = asyncio.create_task(service.recommendations_many(s, keys))
+        singles = [service.recommendations(s, k.study_set_id, 10, None) for k in keys[:4]]
+        each = await asyncio.wait_for(asyncio.gather(*singles), timeout=30)
+        batch = await asyncio.wait_for(many, timeout=30)
     finally:
         await s.close()
-    assert batch[:4] == singles
+    assert batch[:4] == each
     assert s.reco_cache.stats["misses"] == SETS  # the singles waited for the batch's flight
