@@ -128,12 +128,9 @@ class RecoCache:
         """The in-process entry while it is current (its versions) and fresh (its TTL)."""
         key = PREFIX + want.key
         entry = self._local.get(key)
-        if entry is None or (entry.ss_version, entry.nb_version) != (
-            want.ss_version,
-            want.nb_version,
-        ):
+        if entry is None or entry.expires <= time.monotonic():
             return None
-        if entry.expires <= time.monotonic():
+        if (entry.ss_version, entry.nb_version) != (want.ss_version, want.nb_version):
             return None
         self._local.move_to_end(key)
         self.stats["local_hits"] += 1
