@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 from datetime import UTC, datetime
 
 from bookbridge.app.db import models
 from bookbridge.app.services import Services
 from tests import factories
-from tests.conftest import GraphQLClient, StatementCounter
+from tests.conftest import GraphQLClient, StatementCounter, cyclic_garbage
 
 BOOKS_PAGE = """
 query($first: Int, $after: String, $filter: BookFilter) {
@@ -207,24 +206,12 @@ async def test_publishers_connection(services: Services, gql: GraphQLClient) -> 
 
 
 async def test_requests_leave_no_reference_cycles(services: Services, gql: GraphQLClient) -> None:
-    # What a request allocates must be freed by reference counting as soon as it ends; objects
-    # left in cycles wait for the cyclic collector, whose pauses were most of the tail latency
-    # (graphql_schema/execution.py, loaders/base.py).
+    # What a request allocates must be freed by reference counting as soon as it ends.
     await factories.catalog(services, books=12, publishers=3, topics=4)
     query = "{ books(first: 10) { edges { node { publisher { name } topics { weight topic { label subject { name } } } } } } }"
-    await gql.data(query)  # warm: parser and validation caches, pooled connections
-    ours = ("bookbridge.", "strawberry.", "graphql.", "sqlalchemy.", "asyncpg.", "starlette.")
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        for _ in range(3):
-            data = await gql.data(query)
-            assert len(data["books"]["edges"]) == 10
-        gc.collect()
-        left = [o for o in gc.garbage if type(o).__module__.startswith(ours)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert not left, sorted({f"{type(o).__module__}.{type(o).__qualname__}" for o in left})
+
+    async def run() -> None:
+        data = await gql.data(query)
+        assert len(data["books"]["edges"]) == 10
+
+    assert not await cyclic_garbage(run)

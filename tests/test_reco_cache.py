@@ -15,6 +15,7 @@ import pytest
 from bookbridge.app.reco import service
 from bookbridge.app.reco.cache import PREFIX, RecoCache, note_engagement, note_lists_refreshed
 from bookbridge.app.reco.config import RecoSettings
+from bookbridge.app.reco.strategies import RecList
 from bookbridge.app.services import Services, make_redis
 from tests import reco_factories as f
 from tests.conftest import GraphQLClient
@@ -122,6 +123,76 @@ async def test_concurrent_misses_compute_once() -> None:
     assert all(value == {"n": 1} for value, _ in results)
 
 
+async def test_batches_and_single_lookups_share_one_flight_per_key() -> None:
+    """Keys a batch is computing are awaited by single lookups and by other batches, which
+    compute only the keys nobody has in flight; a failure reaches every waiter, and is not
+    cached."""
+    cache = RecoCache()
+    calls: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def compute(keys: list[str]) -> dict[str, dict[str, object] | None]:
+        calls.append(keys)
+        await gate.wait()
+        if "boom" in keys:
+            raise RuntimeError("boom")
+        return {k: {"k": k} for k in keys if k != "unknown"}
+
+    async def one() -> dict[str, object] | None:
+        raise AssertionError("a key in flight is not computed again")
+
+    first = asyncio.create_task(cache.get_or_compute_many([("a", "s"), ("b", "s")], compute))
+    await asyncio.sleep(0)
+    single = asyncio.create_task(cache.get_or_compute("a", "s", one))
+    other = asyncio.create_task(
+        cache.get_or_compute_many([("b", "s"), ("c", "s"), ("unknown", "s")], compute)
+    )
+    await asyncio.sleep(0.01)
+    gate.set()
+    assert await first == [({"k": "a"}, "miss"), ({"k": "b"}, "miss")]
+    assert await single == ({"k": "a"}, "miss")
+    assert await other == [({"k": "b"}, "miss"), ({"k": "c"}, "miss"), (None, "miss")]
+    assert calls == [["a", "b"], ["c", "unknown"]]
+    assert await cache.get_or_compute_many([("a", "s"), ("c", "s")], compute) == [
+        ({"k": "a"}, "local"),
+        ({"k": "c"}, "local"),
+    ]
+    gate.clear()
+    failing = asyncio.create_task(cache.get_or_compute_many([("boom", "s")], compute))
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(cache.get_or_compute_many([("a", "s"), ("boom", "s")], compute))
+    await asyncio.sleep(0.01)
+    gate.set()
+    for task in (failing, waiting):
+        with pytest.raises(RuntimeError):
+            await task
+    assert not cache._inflight
+
+
+async def test_a_batch_refreshes_its_expiring_hits_in_one_background_call() -> None:
+    cache = RecoCache(RecoSettings(cache_ttl_seconds=60.0, cache_refresh_ahead_seconds=1.0))
+    calls: list[list[str]] = []
+
+    async def compute(keys: list[str]) -> dict[str, dict[str, object] | None]:
+        calls.append(keys)
+        return {k: {"n": len(calls)} for k in keys}
+
+    lookups = [("a", "s1"), ("b", "s2"), ("c", "s3")]
+    await cache.get_or_compute_many(lookups, compute)
+    for key in ("a", "b"):
+        cache._local[PREFIX + key].expires = time.monotonic() + 0.5  # in their last second
+    assert [source for _, source in await cache.get_or_compute_many(lookups, compute)] == [
+        "local"
+    ] * 3
+    await asyncio.gather(*cache._tasks)
+    assert calls == [["a", "b", "c"], ["a", "b"]]
+    assert [v for v, _ in await cache.get_or_compute_many(lookups, compute)] == [
+        {"n": 2},
+        {"n": 2},
+        {"n": 1},
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -129,11 +200,17 @@ def free_port() -> int:
 
 
 async def assert_survives(s: Services) -> None:
-    """Answers come from PostgreSQL, each request bounded (never the OS's TCP timeouts)."""
+    """Answers come from PostgreSQL, each request bounded (never the OS's TCP timeouts), one
+    list or a batch of them."""
+    keys = [service.ListKey("ss1", 10, "TOPIC"), service.ListKey("ss1", 2, "TOPIC")]
     for _ in range(3):
         s.reco_cache.clear_local()
         got = await asyncio.wait_for(ids(s), timeout=5)
         assert got == ["b1", "b2", "b3", "b4"]
+        s.reco_cache.clear_local()
+        many = await asyncio.wait_for(service.recommendations_many(s, keys), timeout=5)
+        lists = [[i.book_id for i in x.items] for x in many if isinstance(x, RecList)]
+        assert lists == [got, got[:2]]
     assert s.reco_cache.stats["redis_errors"] >= 1
 
 

@@ -35,9 +35,7 @@ class Context:
         response: Response | None = None,
         viewer: Viewer = ANONYMOUS,
     ) -> Context:
-        return cls(
-            request, response, services, Loaders.create(services.read_engine, viewer), viewer
-        )
+        return cls(request, response, services, Loaders.create(services, viewer), viewer)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

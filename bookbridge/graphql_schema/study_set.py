@@ -51,9 +51,9 @@ class StudySet:
 
     @strawberry.field(description="Books recommended for this study set.")
     async def recommendations(self, info: Info, first: int | None = 10) -> RecommendationList:
-        from bookbridge.resolvers.recommendations import recommendations_for
+        from bookbridge.resolvers.recommendations import study_set_recommendations
 
-        return await recommendations_for(info, str(self.id), first, None)
+        return await study_set_recommendations(info, str(self.id), first)
 
 
 @strawberry.type

@@ -18,26 +18,39 @@ T = TypeVar("T")
 MISSING: Any = object()
 
 
-class ReadLoader(DataLoader[K, V], Generic[K, V]):
-    """A DataLoader whose batch function gets a fresh read connection.
+class BatchLoader(DataLoader[K, V], Generic[K, V]):
+    """A DataLoader whose batch function is the method `_load`, reached without a cycle.
+
+    The batch function reaches the loader weakly: `self._load` itself would make the loader a
+    reference cycle, and everything it cached (futures, rows) garbage that only the cyclic
+    collector frees (see graphql_schema/execution.py). A pending batch's task holds the loader,
+    so it is alive whenever its batch function runs.
+    """
+
+    def __init__(self) -> None:
+        ref = weakref.ref(self)
+
+        async def load(keys: list[K]) -> Sequence[V | BaseException]:
+            loader = ref()
+            assert loader is not None, "a batch outlived its loader"
+            return await loader._load(keys)
+
+        super().__init__(load_fn=traced_batch(type(self).__name__, load))
+
+    async def _load(self, keys: list[K]) -> Sequence[V | BaseException]:
+        """Each key's value, or an exception that its `load` raises."""
+        raise NotImplementedError
+
+
+class ReadLoader(BatchLoader[K, V]):
+    """A BatchLoader whose batch function gets a fresh read connection.
 
     Sibling fields resolve concurrently, so each batch takes its own pooled connection in
     autocommit mode (no BEGIN/ROLLBACK round trips) instead of sharing one session.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        # The batch function reaches the loader weakly: `self._load` itself would make the
-        # loader a reference cycle, and everything it cached (futures, rows) garbage that only
-        # the cyclic collector frees (see graphql_schema/execution.py). A pending batch's task
-        # holds the loader, so it is alive whenever its batch function runs.
-        ref = weakref.ref(self)
-
-        async def load(keys: list[K]) -> Sequence[V]:
-            loader = ref()
-            assert loader is not None, "a batch outlived its loader"
-            return await loader._load(keys)
-
-        super().__init__(load_fn=traced_batch(type(self).__name__, load))
+        super().__init__()
         self._engine = engine
         self._done: dict[K, V] = {}
         self._made: dict[tuple[K, Callable[[V], Any]], Any] = {}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from functools import cached_property
-
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import TYPE_CHECKING
 
 from bookbridge.app.auth.viewer import ANONYMOUS, Viewer
+from bookbridge.app.reco.data import StudentScope
 from bookbridge.loaders.catalog import (
     BookByIdLoader,
     BooksByPublisherLoader,
@@ -15,6 +15,7 @@ from bookbridge.loaders.catalog import (
     TopicByIdLoader,
     TopicWeightsByBookLoader,
 )
+from bookbridge.loaders.recommendations import RecommendationsByStudySetLoader
 from bookbridge.loaders.study import StudySetByIdLoader, TopicIdsByStudySetLoader
 from bookbridge.loaders.taxonomy import (
     CategoriesByParentLoader,
@@ -23,17 +24,21 @@ from bookbridge.loaders.taxonomy import (
     SubjectByIdLoader,
 )
 
+if TYPE_CHECKING:
+    from bookbridge.app.services import Services
+
 
 class Loaders:
     """Each loader is made on first use: a request pays only for the loaders it touches."""
 
-    def __init__(self, engine: AsyncEngine, viewer: Viewer = ANONYMOUS) -> None:
-        self._engine = engine
+    def __init__(self, services: Services, viewer: Viewer = ANONYMOUS) -> None:
+        self._services = services
+        self._engine = services.read_engine
         self._viewer = viewer  # filters the loaders of students' data (in their SQL)
 
     @classmethod
-    def create(cls, engine: AsyncEngine, viewer: Viewer = ANONYMOUS) -> Loaders:
-        return cls(engine, viewer)
+    def create(cls, services: Services, viewer: Viewer = ANONYMOUS) -> Loaders:
+        return cls(services, viewer)
 
     @cached_property
     def publisher_by_id(self) -> PublisherByIdLoader:
@@ -82,3 +87,7 @@ class Loaders:
     @cached_property
     def topic_ids_by_study_set(self) -> TopicIdsByStudySetLoader:
         return TopicIdsByStudySetLoader(self._engine, self._viewer)
+
+    @cached_property
+    def recommendations_by_study_set(self) -> RecommendationsByStudySetLoader:
+        return RecommendationsByStudySetLoader(self._services, StudentScope.of(self._viewer))

@@ -63,4 +63,4 @@ def student_scope(info: Info) -> StudentScope:
     data layer to filter by when the study set is not loaded first."""
     viewer = info.context.viewer
     viewer.require_student_reader()
-    return StudentScope(None if viewer.is_admin else viewer.user_id)
+    return StudentScope.of(viewer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 import strawberry
 
@@ -39,13 +40,32 @@ async def _to_graphql(info: Info, found: RecList) -> RecommendationList:
 async def recommendations_for(
     info: Info, study_set_id: str, first: int | None, strategy: RecommendationStrategy | None
 ) -> RecommendationList:
-    service.check_first(info.context.services, first)
+    """The root field's list, through the single path."""
+    services = info.context.services
+    service.check_first(services, first)
     # Its student or an admin; others get NOT_FOUND. The service checks the owner it caches
     # with the list, so a cache hit needs no study-set query.
     scope = student_scope(info)
     name = strategy.name if strategy else None
+    return await _served(info, service.recommendations(services, study_set_id, first, name, scope))
+
+
+async def study_set_recommendations(
+    info: Info, study_set_id: str, first: int | None
+) -> RecommendationList:
+    """StudySet.recommendations: through the request's loader, so a page of study sets looks
+    its lists up in one batch and computes the misses together (the same lists, cache entries
+    and exposures as the root field). The loader checks the viewer's scope as the root does."""
+    n = service.check_first(info.context.services, first)
+    student_scope(info)  # the role check; the loader filters by the same viewer's scope
+    loader = info.context.loaders.recommendations_by_study_set
+    return await _served(info, loader.load(service.ListKey(study_set_id, n)))
+
+
+async def _served(info: Info, pending: Awaitable[RecList]) -> RecommendationList:
+    """Time the list for the metric and turn it into its GraphQL type."""
     started = time.perf_counter()
-    found = await service.recommendations(info.context.services, study_set_id, first, name, scope)
+    found = await pending
     metrics.observe_recommendation(found.strategy, time.perf_counter() - started)
     return await _to_graphql(info, found)
 

@@ -7,6 +7,10 @@ versions it was computed under and is ignored once they move on. A hit in the la
 at a time). Redis that is down or hung
 costs at most `redis_timeout_seconds` per call, and is skipped for `redis_retry_seconds` after a
 failure; answers then come from PostgreSQL and the cache warms again once Redis answers.
+
+Lookups are batched (`get_or_compute_many`; `get_or_compute` is the batch of one): a batch reads
+Redis in one MGET, writes it in one pipeline and computes its misses in one call, so a page of
+study sets costs what one does. Single-flight is per key, whichever call a key came in.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,6 +54,22 @@ class _Entry:
     value: Payload
 
 
+Compute = Callable[[], Awaitable[Payload | None]]
+# Given the keys nobody has a value for, a value (None: nothing to cache) for each of them.
+ComputeMany = Callable[[list[str]], Awaitable[Mapping[str, Payload | None]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Want:
+    """One key looked up, with the versions current when the lookup began: a value computed
+    meanwhile is stored under these, so an invalidation during the computation wins."""
+
+    key: str  # the caller's key; stored under PREFIX + key
+    study_set_id: str
+    ss_version: int
+    nb_version: int
+
+
 class RecoCache:
     def __init__(self, settings: RecoSettings | None = None, redis: Redis | None = None) -> None:
         self.settings = settings or RecoSettings()
@@ -65,99 +85,165 @@ class RecoCache:
         self.stats = {"local_hits": 0, "redis_hits": 0, "misses": 0, "redis_errors": 0}
 
     async def get_or_compute(
-        self, key: str, study_set_id: str, compute: Callable[[], Awaitable[Payload | None]]
+        self, key: str, study_set_id: str, compute: Compute
     ) -> tuple[Payload | None, str]:
         """The cached value of `key` or a fresh one; also says where it came from."""
-        key = PREFIX + key
-        ss_v, nb_v = self._ss_versions.get(study_set_id, 0), self._nb_version
+
+        async def compute_one(keys: list[str]) -> dict[str, Payload | None]:
+            return {key: await compute()}
+
+        return (await self.get_or_compute_many([(key, study_set_id)], compute_one))[0]
+
+    async def get_or_compute_many(
+        self, lookups: Sequence[tuple[str, str]], compute: ComputeMany
+    ) -> list[tuple[Payload | None, str]]:
+        """Per (key, study set id): the cached value or a fresh one, and where it came from.
+
+        In-process hits first; the rest in one Redis round trip; what is still missing in one
+        call of `compute`, so a batch of misses costs one computation, not one per key. Keys
+        that another caller is computing are awaited, never computed twice."""
+        found: dict[str, tuple[Payload | None, str]] = {}
+        wants, expiring = [], []
+        for key, study_set_id in dict.fromkeys(lookups):
+            want = self._want(key, study_set_id)
+            entry = self._local_hit(want)
+            if entry is None:
+                wants.append(want)
+                continue
+            found[key] = entry.value, "local"
+            if entry.expires - time.monotonic() < self.settings.cache_refresh_ahead_seconds:
+                expiring.append(want)
+        if expiring:
+            self._refresh_ahead(expiring, compute)
+        if wants:
+            found.update(await self._fetch(wants, compute))
+        for _, source in found.values():
+            metrics.cache_lookup("reco", hit=source != "miss")
+        return [found[key] for key, _ in lookups]
+
+    def _want(self, key: str, study_set_id: str) -> _Want:
+        return _Want(key, study_set_id, self._ss_versions.get(study_set_id, 0), self._nb_version)
+
+    def _local_hit(self, want: _Want) -> _Entry | None:
+        """The in-process entry while it is current (its versions) and fresh (its TTL)."""
+        key = PREFIX + want.key
         entry = self._local.get(key)
-        if entry and (entry.ss_version, entry.nb_version) == (ss_v, nb_v):
-            left = entry.expires - time.monotonic()
-            if left > 0:
-                if left < self.settings.cache_refresh_ahead_seconds:
-                    self._refresh_ahead(key, study_set_id, ss_v, nb_v, compute)
-                self._local.move_to_end(key)
-                self.stats["local_hits"] += 1
-                metrics.cache_lookup("reco", hit=True)
-                return entry.value, "local"
-        value, source = await self._fetch(key, study_set_id, ss_v, nb_v, compute)
-        metrics.cache_lookup("reco", hit=source != "miss")
-        return value, source
+        if entry is None or entry.expires <= time.monotonic():
+            return None
+        if (entry.ss_version, entry.nb_version) != (want.ss_version, want.nb_version):
+            return None
+        self._local.move_to_end(key)
+        self.stats["local_hits"] += 1
+        return entry
 
     async def _fetch(
-        self,
-        key: str,
-        study_set_id: str,
-        ss_v: int,
-        nb_v: int,
-        compute: Callable[[], Awaitable[Payload | None]],
-    ) -> tuple[Payload | None, str]:
+        self, wants: list[_Want], compute: ComputeMany
+    ) -> dict[str, tuple[Payload | None, str]]:
         """Redis, else PostgreSQL (once for concurrent callers); stored in both."""
-        remote = await self._redis_get(key, study_set_id)
-        if remote is not None and remote[0] is not None:
-            self._store_local(key, ss_v, nb_v, remote[0])
+        remote = await self._redis_get(wants)
+        out: dict[str, tuple[Payload | None, str]] = {}
+        missing = []
+        for want in wants:
+            value = remote[want.key][0] if remote is not None else None
+            if value is None:
+                missing.append(want)
+                continue
+            self._store_local(want, value)
             self.stats["redis_hits"] += 1
-            return remote[0], "redis"
-        versions = remote[1] if remote else None
-        value = await self._single_flight(key, compute)
-        if value is not None:
-            self._store_local(key, ss_v, nb_v, value)
-            if versions is not None:
-                await self._redis_set(key, versions, value)
-        return value, "miss"
+            out[want.key] = value, "redis"
+        if not missing:
+            return out
+        values = await self._single_flight([w.key for w in missing], compute)
+        store: list[tuple[str, tuple[int, int], Payload]] = []
+        for want in missing:
+            value = values[want.key]
+            out[want.key] = value, "miss"
+            if value is not None:
+                self._store_local(want, value)
+                if remote is not None:
+                    store.append((want.key, remote[want.key][1], value))
+        if store:
+            await self._redis_set(store)
+        return out
 
-    def _refresh_ahead(
-        self,
-        key: str,
-        study_set_id: str,
-        ss_v: int,
-        nb_v: int,
-        compute: Callable[[], Awaitable[Payload | None]],
-    ) -> None:
-        """A hot entry close to its expiry is fetched again in the background, so requests keep
-        hitting; the entry itself is never served past its TTL."""
-        if key in self._inflight or key in self._refreshing:
+    def _refresh_ahead(self, wants: list[_Want], compute: ComputeMany) -> None:
+        """Hot entries close to their expiry are fetched again in the background (one task for
+        the lot), so requests keep hitting; an entry itself is never served past its TTL."""
+        wants = [
+            w
+            for w in wants
+            if PREFIX + w.key not in self._inflight and PREFIX + w.key not in self._refreshing
+        ]
+        if not wants:
             return
-        self._refreshing.add(key)
+        keys = {PREFIX + w.key for w in wants}
+        self._refreshing |= keys
 
         async def run() -> None:
             try:
                 async with self._refresh_gate:  # one at a time: requests keep the loop
-                    await self._fetch(key, study_set_id, ss_v, nb_v, compute)
-            except Exception:  # the next request past the TTL computes it again
-                log.warning("refresh-ahead of %s failed", key, exc_info=True)
+                    await self._fetch(wants, compute)
+            except Exception:  # the next request past the TTL computes them again
+                log.warning("refresh-ahead of %d keys failed", len(wants), exc_info=True)
             finally:
-                self._refreshing.discard(key)
+                self._refreshing -= keys
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _single_flight(
-        self, key: str, compute: Callable[[], Awaitable[Payload | None]]
-    ) -> Payload | None:
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Payload | None] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        self.stats["misses"] += 1
+        self, keys: list[str], compute: ComputeMany
+    ) -> dict[str, Payload | None]:
+        """Values of `keys`: the ones in flight awaited, the others computed together."""
+        pending = {k: self._inflight[PREFIX + k] for k in keys if PREFIX + k in self._inflight}
+        mine = [k for k in keys if k not in pending]
+        parts = [self._wait(k, future) for k, future in pending.items()]
+        if mine:
+            parts.append(self._compute(mine, compute))
+        if len(parts) == 1:
+            return await parts[0]
+        out: dict[str, Payload | None] = {}
+        # every part run to its end, so no exception is left unretrieved
+        for part in await asyncio.gather(*parts, return_exceptions=True):
+            if isinstance(part, BaseException):
+                raise part
+            out.update(part)
+        return out
+
+    @staticmethod
+    async def _wait(key: str, future: asyncio.Future[Payload | None]) -> dict[str, Payload | None]:
+        return {key: await asyncio.shield(future)}
+
+    async def _compute(self, keys: list[str], compute: ComputeMany) -> dict[str, Payload | None]:
+        """One call of `compute` for `keys`, announced in flight so that concurrent callers of
+        any of them wait for it instead of computing again."""
+        loop = asyncio.get_running_loop()
+        futures: dict[str, asyncio.Future[Payload | None]] = {}
+        for key in keys:
+            futures[key] = self._inflight[PREFIX + key] = loop.create_future()
+        self.stats["misses"] += len(keys)
         try:
-            value = await compute()
+            got = await compute(keys)
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters (if any) re-raise it
+            for future in futures.values():
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: waiters (if any) re-raise it
             raise
         finally:
-            self._inflight.pop(key, None)
-        future.set_result(value)
-        return value
+            for key in keys:
+                self._inflight.pop(PREFIX + key, None)
+        values = {key: got.get(key) for key in keys}
+        for key, future in futures.items():
+            future.set_result(values[key])
+        return values
 
-    def _store_local(self, key: str, ss_v: int, nb_v: int, value: Payload) -> None:
+    def _store_local(self, want: _Want, value: Payload) -> None:
         # up to 10% shorter at random, so entries stored together do not all expire together
         ttl = self.settings.cache_ttl_seconds * (1.0 - 0.1 * random.random())
         expires = time.monotonic() + ttl
-        self._local[key] = _Entry(expires, ss_v, nb_v, value)
+        key = PREFIX + want.key
+        self._local[key] = _Entry(expires, want.ss_version, want.nb_version, value)
         self._local.move_to_end(key)
         while len(self._local) > self.settings.cache_max_entries:
             self._local.popitem(last=False)
@@ -185,23 +271,42 @@ class RecoCache:
                 return None
 
     async def _redis_get(
-        self, key: str, study_set_id: str
-    ) -> tuple[Payload | None, tuple[int, int]] | None:
-        """(value if current, current versions), or None when Redis is not usable."""
-        keys = [key, ss_version_key(study_set_id), NB_VERSION]
-        raw = await self._bounded("get", lambda r: r.mget(keys))
+        self, wants: Sequence[_Want]
+    ) -> dict[str, tuple[Payload | None, tuple[int, int]]] | None:
+        """Per key: (value if current, current versions), all in one MGET; None when Redis is
+        not usable."""
+        keys = [PREFIX + w.key for w in wants]
+        keys += [ss_version_key(w.study_set_id) for w in wants]
+        raw = await self._bounded("get", lambda r: r.mget([*keys, NB_VERSION]))
         if raw is None:
             return None
-        versions = (int(raw[1] or 0), int(raw[2] or 0))
-        if raw[0]:
-            stored = orjson.loads(raw[0])
-            if tuple(stored["v"]) == versions:
-                return stored["d"], versions
-        return None, versions
+        n, nb = len(wants), int(raw[-1] or 0)
+        out: dict[str, tuple[Payload | None, tuple[int, int]]] = {}
+        for i, want in enumerate(wants):
+            versions = (int(raw[n + i] or 0), nb)
+            body, value = raw[i], None
+            if body:
+                stored = orjson.loads(body)
+                if tuple(stored["v"]) == versions:
+                    value = stored["d"]
+            out[want.key] = value, versions
+        return out
 
-    async def _redis_set(self, key: str, versions: tuple[int, int], value: Payload) -> None:
-        body = orjson.dumps({"v": list(versions), "d": value})
-        await self._bounded("set", lambda r: r.set(key, body, ex=self.settings.redis_ttl_seconds))
+    async def _redis_set(self, entries: Sequence[tuple[str, tuple[int, int], Payload]]) -> None:
+        """Store (key, versions computed under, value) entries in one round trip."""
+        ttl = self.settings.redis_ttl_seconds
+        bodies = [
+            (PREFIX + key, orjson.dumps({"v": list(versions), "d": value}))
+            for key, versions, value in entries
+        ]
+
+        async def put(r: Redis) -> Any:
+            async with r.pipeline(transaction=False) as pipe:
+                for key, body in bodies:
+                    pipe.set(key, body, ex=ttl)
+                return await pipe.execute()
+
+        await self._bounded("set", put)
 
     # --- invalidation ---
 

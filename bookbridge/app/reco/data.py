@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bookbridge.app.reco.tracing import sql_span
+
+if TYPE_CHECKING:
+    from bookbridge.app.auth.viewer import Viewer
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,11 @@ class StudentScope:
     """Whose study sets a caller may read; None user_id means any (service or admin callers)."""
 
     user_id: str | None = None
+
+    @classmethod
+    def of(cls, viewer: Viewer) -> StudentScope:
+        """A student's: their own study sets; an admin's: any (callers check the role first)."""
+        return cls(None if viewer.is_admin else viewer.user_id)
 
 
 @dataclass(slots=True)
@@ -237,7 +245,8 @@ _NEIGHBOUR_SCORES = text(
         SELECT * FROM unnest(CAST(:ex_ss AS text[]), CAST(:ex_books AS text[]))
             AS e(study_set_id, book_id)
     ), agg AS (
-        SELECT s.study_set_id, n.neighbour_id, sum(n.score) AS total, max(n.score) AS best,
+        SELECT s.study_set_id, n.neighbour_id,
+               sum(n.score ORDER BY n.score DESC, s.book_id) AS total, max(n.score) AS best,
                (array_agg(s.title ORDER BY n.score DESC, s.book_id))[1] AS title
         FROM seeds s JOIN book_neighbours n ON n.kind = :kind AND n.book_id = s.book_id
         WHERE NOT EXISTS (
@@ -262,7 +271,9 @@ async def neighbour_scores(
     limit: int,
 ) -> dict[str, list[tuple[str, float, float, str]]]:
     """Per study set: neighbours of its books summed in SQL, its excluded books left out, the
-    best `limit` as (book, summed similarity, best similarity, title of the closest seed)."""
+    best `limit` as (book, summed similarity, best similarity, title of the closest seed).
+    Sums run in a fixed order, so a study set's figures do not depend on the plan (which
+    changes with how many study sets one call reads)."""
     out: dict[str, list[tuple[str, float, float, str]]] = {sid: [] for sid in own}
     seeds = [(sid, b, t) for sid, o in own.items() for b, t in o.seeds]
     if not seeds:

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,31 +30,48 @@ def assign(experiment: Experiment, user_id: str) -> Variant:
     return experiment.variants[-1]
 
 
-@sql_span("log_exposure")
-async def log_exposure(
-    conn: AsyncConnection,
-    experiment: str,
-    variant: str,
-    strategy: str,
-    study_set_id: str,
-    user_id: str,
-    book_ids: Sequence[str],
-) -> None:
-    await conn.execute(
-        text(
-            "INSERT INTO recommendation_exposures "
-            "(experiment, variant, strategy, study_set_id, user_id, book_ids) "
-            "VALUES (:e, :v, :s, :ss, :u, :b)"
-        ),
-        {
-            "e": experiment,
-            "v": variant,
-            "s": strategy,
-            "ss": study_set_id,
-            "u": user_id,
-            "b": list(book_ids),
-        },
-    )
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """One list served under an experiment: what was shown to whom."""
+
+    experiment: str
+    variant: str
+    strategy: str
+    study_set_id: str
+    user_id: str
+    book_ids: Sequence[str]
+
+
+# One statement whatever the number of lists: columns as arrays, each list's books as a JSON
+# array (a text[][] must be rectangular; lists are not).
+_LOG_EXPOSURES = text(
+    """
+    INSERT INTO recommendation_exposures
+        (experiment, variant, strategy, study_set_id, user_id, book_ids)
+    SELECT x.e, x.v, x.s, x.ss, x.u,
+           ARRAY(SELECT b.id FROM jsonb_array_elements_text(CAST(x.b AS jsonb))
+                 WITH ORDINALITY AS b(id, n) ORDER BY b.n)
+    FROM unnest(CAST(:e AS text[]), CAST(:v AS text[]), CAST(:s AS text[]),
+                CAST(:ss AS text[]), CAST(:u AS text[]), CAST(:b AS text[]))
+        AS x(e, v, s, ss, u, b)
+    """
+)
+
+
+@sql_span("log_exposures")
+async def log_exposures(conn: AsyncConnection, exposures: Sequence[Exposure]) -> None:
+    """Log the lists served, in one INSERT however many (a page of study sets logs its page)."""
+    if not exposures:
+        return
+    params = {
+        "e": [x.experiment for x in exposures],
+        "v": [x.variant for x in exposures],
+        "s": [x.strategy for x in exposures],
+        "ss": [x.study_set_id for x in exposures],
+        "u": [x.user_id for x in exposures],
+        "b": [orjson.dumps(list(x.book_ids)).decode() for x in exposures],
+    }
+    await conn.execute(_LOG_EXPOSURES, params)
 
 
 @dataclass(frozen=True, slots=True)

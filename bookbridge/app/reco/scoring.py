@@ -153,7 +153,9 @@ def blend(components: Mapping[str, Component], weights: Mapping[str, float]) -> 
     """HYBRID: weighted sum of normalised component scores; reasons from each contributor."""
     total: dict[str, float] = {}
     used: list[tuple[float, dict[str, float], Component]] = []
-    for name, component in components.items():
+    # In name order, not the order the components were filled in (concurrently, in whatever
+    # order they finished): float sums depend on their order, and a list must not.
+    for name, component in sorted(components.items()):
         w = weights.get(name, 0.0)
         if w <= 0:
             continue

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bookbridge.app.errors import ClientError, InvalidArgument
 from bookbridge.app.reco import data, experiments, lists, strategies
+from bookbridge.app.reco.cache import Payload
+from bookbridge.app.reco.config import RecoSettings
 from bookbridge.app.reco.data import StudentScope
 from bookbridge.app.reco.strategies import RecList
 from bookbridge.app.reco.tracing import span as reco_span
@@ -26,6 +31,20 @@ def check_first(services: Services, first: int | None) -> int:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class ListKey:
+    """One study set's list as asked for: what the cache and the request's loader key it by.
+    `first` is already checked; `strategy` None means the experiment's or HYBRID."""
+
+    study_set_id: str
+    first: int
+    strategy: str | None = None
+
+    @property
+    def cache_key(self) -> str:
+        return f"ss:{self.study_set_id}:{self.strategy or 'auto'}:{self.first}"
+
+
 async def recommendations(
     services: Services,
     study_set_id: str,
@@ -35,55 +54,131 @@ async def recommendations(
 ) -> RecList:
     """A study set's list: the given strategy, else its experiment variant's, else HYBRID."""
     n = check_first(services, first)
-    s = services.settings.reco
     with reco_span("reco.recommendations", {"reco.first": n}) as span:
+        [(found, source)] = await _lists(services, [ListKey(study_set_id, n, strategy)], scope)
+        span.set_attribute("reco.cache.source", source)
+        if isinstance(found, NotFound):
+            raise found
+        span.set_attribute("reco.strategy", found.strategy)
+        return found
 
-        async def compute() -> dict[str, object] | None:
-            connect = services.read_engine.connect
-            async with connect() as conn:
-                contexts = await data.study_set_contexts(
-                    conn, [study_set_id], None, s.topic_match_limit
-                )
-            if study_set_id not in contexts:
-                return None
-            user_id = contexts[study_set_id].user_id
-            chosen, experiment, variant = strategy or "HYBRID", None, None
-            if strategy is None and s.experiments:
-                exp = s.experiments[0]
-                var = experiments.assign(exp, user_id)
-                chosen, experiment, variant = var.strategy, exp.id, var.name
-            found = await strategies.recommend_concurrently(connect, s, contexts, chosen, n)
-            return {
+
+async def recommendations_many(
+    services: Services, keys: Sequence[ListKey], scope: StudentScope | None = None
+) -> list[RecList | NotFound]:
+    """Many study sets' lists at once (a page of study sets): the same lists, cache entries and
+    exposures as `recommendations` gives one by one, with the cache misses computed together.
+    A study set out of `scope` or unknown gets a NotFound in its place."""
+    with reco_span("reco.recommendations_many", {"reco.keys": len(keys)}):
+        return [found for found, _ in await _lists(services, keys, scope)]
+
+
+async def _lists(
+    services: Services, keys: Sequence[ListKey], scope: StudentScope | None
+) -> list[tuple[RecList | NotFound, str]]:
+    """The lists through the cache (and where each came from), checked against `scope`, with
+    the exposures of the experiment lists among them logged."""
+    wanted = {k.cache_key: k for k in keys}
+
+    async def compute(cache_keys: list[str]) -> dict[str, Payload | None]:
+        return await _compute(services, [wanted[c] for c in cache_keys])
+
+    with reco_span("reco.cache.lookup") as cache_span:
+        lookups = [(k.cache_key, k.study_set_id) for k in keys]
+        cached = await services.reco_cache.get_or_compute_many(lookups, compute)
+        cache_span.set_attribute("reco.cache.source", ",".join(sorted({s for _, s in cached})))
+    served = [_visible(k, value, scope) for k, (value, _) in zip(keys, cached, strict=True)]
+    exposures = [
+        _exposure(k, value, found)
+        for k, (value, _), found in zip(keys, cached, served, strict=True)
+    ]
+    await _log_exposures(services, [x for x in exposures if x is not None])
+    return [(found, source) for found, (_, source) in zip(served, cached, strict=True)]
+
+
+async def _compute(services: Services, keys: Sequence[ListKey]) -> dict[str, Payload | None]:
+    """Fresh lists for the keys the cache missed: one read of their study sets, then one
+    batched computation per (strategy, first) among them, side by side. No connection is held
+    while another is awaited (see strategies.recommend_concurrently)."""
+    s = services.settings.reco
+    connect = services.read_engine.connect
+    ids = sorted({k.study_set_id for k in keys})
+    async with connect() as conn:
+        contexts = await data.study_set_contexts(conn, ids, None, s.topic_match_limit)
+    out: dict[str, Payload | None] = {k.cache_key: None for k in keys}
+    groups: dict[tuple[str, int], list[tuple[ListKey, _Choice]]] = {}
+    for key in keys:
+        ctx = contexts.get(key.study_set_id)
+        if ctx is not None:
+            choice = _choose(s, key.strategy, ctx.user_id)
+            groups.setdefault((choice.strategy, key.first), []).append((key, choice))
+
+    async def compute_group(
+        strategy: str, first: int, members: list[tuple[ListKey, _Choice]]
+    ) -> None:
+        mine = {k.study_set_id: contexts[k.study_set_id] for k, _ in members}
+        found = await strategies.recommend_concurrently(connect, s, mine, strategy, first)
+        for key, choice in members:
+            out[key.cache_key] = {
                 # The owner travels with the cached list: the visibility check of a cache hit
-                # (below) needs no query.
-                "user_id": user_id,
-                "list": found[study_set_id].to_json(),
-                "experiment": experiment,
-                "variant": variant,
+                # (_visible) needs no query.
+                "user_id": mine[key.study_set_id].user_id,
+                "list": found[key.study_set_id].to_json(),
+                "experiment": choice.experiment,
+                "variant": choice.variant,
             }
 
-        key = f"ss:{study_set_id}:{strategy or 'auto'}:{n}"
-        with reco_span("reco.cache.lookup") as cache_span:
-            value, source = await services.reco_cache.get_or_compute(key, study_set_id, compute)
-            cache_span.set_attribute("reco.cache.source", source)
-        span.set_attribute("reco.cache.source", source)
-        if value is None or (scope and scope.user_id and value["user_id"] != scope.user_id):
-            raise NotFound(f"No study set '{study_set_id}' is visible to you")
-        result = RecList.from_json(value["list"])
-        span.set_attribute("reco.strategy", result.strategy)
-        if value["experiment"]:
-            result.experiment, result.variant = str(value["experiment"]), str(value["variant"])
-            async with services.engine.begin() as conn:
-                await experiments.log_exposure(
-                    conn,
-                    result.experiment,
-                    result.variant,
-                    result.strategy,
-                    study_set_id,
-                    str(value["user_id"]),
-                    [i.book_id for i in result.items],
-                )
-        return result
+    await asyncio.gather(*(compute_group(st, n, m) for (st, n), m in groups.items()))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    strategy: str
+    experiment: str | None = None
+    variant: str | None = None
+
+
+def _choose(s: RecoSettings, strategy: str | None, user_id: str) -> _Choice:
+    """The strategy asked for; else the first experiment's variant of this student; else HYBRID."""
+    if strategy is not None:
+        return _Choice(strategy)
+    if not s.experiments:
+        return _Choice("HYBRID")
+    experiment = s.experiments[0]
+    variant = experiments.assign(experiment, user_id)
+    return _Choice(variant.strategy, experiment.id, variant.name)
+
+
+def _visible(key: ListKey, value: Payload | None, scope: StudentScope | None) -> RecList | NotFound:
+    """The cached list, if its study set exists and the scope may see it (its owner is cached
+    with it); else NOT_FOUND, the same for others' study sets as for unknown ones."""
+    if value is None or (scope and scope.user_id and value["user_id"] != scope.user_id):
+        return NotFound(f"No study set '{key.study_set_id}' is visible to you")
+    result = RecList.from_json(value["list"])
+    if value["experiment"]:
+        result.experiment, result.variant = str(value["experiment"]), str(value["variant"])
+    return result
+
+
+def _exposure(
+    key: ListKey, value: Payload | None, found: RecList | NotFound
+) -> experiments.Exposure | None:
+    """What to log of a list an experiment chose; cache hits too (each list served counts)."""
+    if isinstance(found, NotFound) or value is None or found.experiment is None:
+        return None
+    books = [i.book_id for i in found.items]
+    user_id = str(value["user_id"])
+    variant = found.variant or ""
+    return experiments.Exposure(
+        found.experiment, variant, found.strategy, key.study_set_id, user_id, books
+    )
+
+
+async def _log_exposures(services: Services, exposures: list[experiments.Exposure]) -> None:
+    if exposures:
+        async with services.engine.begin() as conn:
+            await experiments.log_exposures(conn, exposures)
 
 
 async def similar_books(services: Services, book_id: str, first: int | None) -> RecList:
