@@ -64,7 +64,7 @@ async def job_report(services: Services) -> dict[str, Any]:
 
 async def job_analytics(services: Services) -> dict[str, Any]:
     async with services.engine.begin() as conn:
-        return {"rows": await jobs.refresh_analytics(conn)}
+        return {"rows": await jobs.refresh_analytics(conn, services.settings.reco.k_anonymity)}
 
 
 JOBS: dict[str, Job] = {

@@ -342,7 +342,9 @@ class _AnalyticsDaily:
 
 
 class AnalyticsDailyPublisher(_AnalyticsDaily, Base):
-    """Events and distinct students per day on a publisher's books (worker-maintained)."""
+    """A publisher's day over its k-safe book-days only (worker-maintained, for the k of
+    `analytics_refresh`): the events of its books' days with k or more distinct students, and
+    the distinct students behind those. Days without such a book-day have no row."""
 
     __tablename__ = "analytics_daily_publisher"
     publisher_id: Mapped[str] = mapped_column(Id, primary_key=True)

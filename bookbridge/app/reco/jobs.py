@@ -142,13 +142,22 @@ async def catalog_report(conn: AsyncConnection) -> dict[str, Any]:
     return {r.kind: {"count": int(r.n), "sample": list(r.sample or [])} for r in rows}
 
 
+# A publisher's day counts only its k-safe book-days (k or more distinct students on one book
+# that day), and its students are the distinct students of those: so the day minus the book
+# totals shown for it is again made of k-safe cells (see reco/analytics.py).
 _ANALYTICS = {
     "publisher": """
         INSERT INTO analytics_daily_publisher (day, publisher_id, events, students)
-        SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, b.publisher_id, count(*),
-               count(DISTINCT s.user_id)
-        FROM engagement_events e JOIN books b ON b.id = e.book_id
-        JOIN study_sets s ON s.id = e.study_set_id GROUP BY 1, 2""",
+        WITH cells AS (
+            SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day, e.book_id, s.user_id
+            FROM engagement_events e JOIN study_sets s ON s.id = e.study_set_id
+            WHERE e.book_id IS NOT NULL
+        ), safe AS (
+            SELECT day, book_id FROM cells GROUP BY 1, 2 HAVING count(DISTINCT user_id) >= :k
+        )
+        SELECT c.day, b.publisher_id, count(*), count(DISTINCT c.user_id)
+        FROM cells c JOIN safe USING (day, book_id) JOIN books b ON b.id = c.book_id
+        GROUP BY 1, 2""",
     "book": """
         INSERT INTO analytics_daily_book (day, book_id, events, students)
         SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, e.book_id, count(*),
@@ -162,13 +171,25 @@ _ANALYTICS = {
         FROM engagement_events e JOIN study_sets s ON s.id = e.study_set_id
         WHERE e.topic_id IS NOT NULL GROUP BY 1, 2""",
 }
+_BUILT = text(
+    """
+    INSERT INTO analytics_refresh (name, k, refreshed_at, rebuilt_at)
+    VALUES ('analytics', :k, now(), now())
+    ON CONFLICT (name) DO UPDATE SET k = EXCLUDED.k, refreshed_at = now(), rebuilt_at = now()
+    """
+)
 
 
-async def refresh_analytics(conn: AsyncConnection) -> dict[str, int]:
-    """Rebuild the analytics aggregates (events and distinct students per day) from raw events."""
+async def refresh_analytics(conn: AsyncConnection, k: int) -> dict[str, int]:
+    """Rebuild the analytics aggregates (events and distinct students per day) from raw events.
+
+    The publisher rows depend on k, so the build records its k: the report uses them only for
+    that k.
+    """
     out = {}
     for name, sql in _ANALYTICS.items():
         await conn.execute(text(f"DELETE FROM analytics_daily_{name}"))
-        result = await conn.execute(text(sql))
+        result = await conn.execute(text(sql), {"k": k})
         out[name] = int(getattr(result, "rowcount", 0) or 0)
+    await conn.execute(_BUILT, {"k": k})
     return out
