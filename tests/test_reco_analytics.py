@@ -14,6 +14,7 @@ from bookbridge.app.reco.analytics import Point, publisher_report
 from bookbridge.app.services import Services
 from tests import reco_factories as f
 from tests.conftest import GraphQLClient
+from tests.ingest_helpers import apply
 
 QUERY = """
 query($p: ID!, $from: DateTime, $to: DateTime) {
@@ -26,9 +27,16 @@ query($p: ID!, $from: DateTime, $to: DateTime) {
 DAY_A, DAY_B = f.NOW - timedelta(days=2), f.NOW - timedelta(days=1)
 
 
-async def refresh(services: Services, k: int = 5) -> None:
+async def refresh(services: Services, k: int = 5, full: bool = False) -> dict[str, Any]:
     async with services.engine.begin() as conn:
-        await jobs.refresh_analytics(conn, k)
+        return await jobs.refresh_analytics(conn, k, full=full)
+
+
+async def assert_as_if_rebuilt(services: Services) -> None:
+    """The aggregates are what a full rebuild from the raw events makes of them."""
+    incremental = await f.analytics_rows(services)
+    assert (await refresh(services, full=True))["full"] is True
+    assert await f.analytics_rows(services) == incremental
 
 
 async def students(services: Services, n: int) -> None:
@@ -51,16 +59,13 @@ async def every_range(gql: GraphQLClient) -> dict[tuple[str | None, str | None],
     }
 
 
+CELL = text("SELECT events, students FROM analytics_daily_book WHERE book_id = :b AND day = :d")
+
+
 async def cell(services: Services, book: str, at: datetime) -> tuple[int, int]:
+    """The (events, students) of one book-day as the worker stored it (withheld or not)."""
     async with services.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT events, students FROM analytics_daily_book WHERE book_id = :b AND day = :d"
-                ),
-                {"b": book, "d": at.date()},
-            )
-        ).one()
+        row = (await conn.execute(CELL, {"b": book, "d": at.date()})).one()
     return int(row.events), int(row.students)
 
 
@@ -175,13 +180,12 @@ async def test_k_safe_counts_are_exact(services: Services, gql: GraphQLClient) -
         {"book": {"id": "b3"}, "events": None, "peakDailyStudents": None},
     ]
     assert data["totalEvents"] == sum(b["events"] or 0 for b in data["books"])
-    async with services.engine.connect() as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT day, events, students FROM analytics_daily_publisher WHERE publisher_id = 'p1' ORDER BY day"
-            )
-        )
-        assert [tuple(r) for r in rows] == [(DAY_A.date(), 13, 9), (DAY_B.date(), 12, 6)]
+    publisher_rows = (await f.analytics_rows(services))["publisher"]
+    assert publisher_rows == [
+        ("p1", DAY_A.date(), 13, 9),
+        ("p1", DAY_B.date(), 12, 6),
+        ("p2", DAY_A.date(), 9, 9),
+    ]
 
 
 async def test_students_are_shown_only_for_the_k_the_aggregates_were_built_for(
@@ -199,7 +203,7 @@ async def test_students_are_shown_only_for_the_k_the_aggregates_were_built_for(
     assert at_5.timeline == [Point(DAY_A.date(), 6, 6)]
     # built for 5, the publisher rows leave out b2's 4 students: not the day's students at k=4
     assert at_4.timeline == [Point(DAY_A.date(), 10, None)]
-    await refresh(services, k=4)
+    assert (await refresh(services, k=4))["full"] is True  # another k: every day again
     async with services.engine.connect() as conn:
         at_4 = await publisher_report(conn, "p1", None, None, 4)
     assert at_4.timeline == [Point(DAY_A.date(), 10, 6)]
@@ -215,3 +219,89 @@ async def test_range_bounds_are_utc_days(services: Services, gql: GraphQLClient)
     bound = DAY_B.date().isoformat() + "T02:00:00+05:00"
     data = (await gql.data(QUERY, {"p": "p1", "from": bound}))["publisherAnalytics"]
     assert data["totalEvents"] == 5
+
+
+# --- the refresh is incremental: only the days changed since the last run are recomputed ---
+
+NO_ROWS = {"publisher": 0, "book": 0, "topic": 0}
+ERASE = "mutation($u: ID!) { deleteStudentData(userId: $u) { events } }"
+
+
+async def test_a_refresh_recomputes_only_the_days_touched_since_the_last(
+    services: Services, gql: GraphQLClient
+) -> None:
+    await f.taxonomy(services)
+    await f.books(services, {"b1": {"t1": 1.0}, "b2": {"t1": 0.5}})
+    await students(services, 6)
+    await read(services, "b1", range(6), DAY_A)
+    await read(services, "b2", range(6), DAY_B)
+    first = await refresh(services)
+    assert first["full"] is True and first["days"] == 2  # the first run builds every day
+    assert await refresh(services) == {"full": False, "days": 0, "rows": NO_ROWS}
+
+    await apply(gql, "engagement_events", [f.event_record("late", "ss0", "b1", DAY_A, "t1")])
+    again = await refresh(services)
+    assert again == {"full": False, "days": 1, "rows": {"publisher": 1, "book": 1, "topic": 1}}
+    assert await cell(services, "b1", DAY_A) == (7, 6)
+    assert await cell(services, "b2", DAY_B) == (6, 6)
+    await assert_as_if_rebuilt(services)
+
+
+async def test_erasure_then_a_refresh_removes_the_students_counts(
+    services: Services, gql: GraphQLClient
+) -> None:
+    await f.taxonomy(services)
+    await f.books(services, {"b1": {"t1": 1.0}})
+    await students(services, 6)
+    await read(services, "b1", range(6), DAY_A, each=2)
+    await read(services, "b1", range(1), DAY_B)  # u0 alone
+    await refresh(services)
+    assert await cell(services, "b1", DAY_A) == (12, 6)
+
+    assert (await gql.data(ERASE, {"u": "u0"}))["deleteStudentData"]["events"] == 3
+    done = await refresh(services)
+    assert done["full"] is False and done["days"] == 2
+    assert await cell(services, "b1", DAY_A) == (10, 5)
+    assert [r[1] for r in (await f.analytics_rows(services))["book"]] == [DAY_A.date()]
+    data = (await gql.data(QUERY, {"p": "p1"}))["publisherAnalytics"]
+    assert data["timeline"] == [{"day": DAY_A.date().isoformat(), "events": 10, "students": 5}]
+    await assert_as_if_rebuilt(services)
+
+
+async def test_a_book_moved_to_another_publisher_moves_its_days(
+    services: Services, gql: GraphQLClient
+) -> None:
+    await f.taxonomy(services)
+    await f.books(services, {"b1": {"t1": 1.0}, "b2": {"t1": 0.5}})
+    await students(services, 5)
+    await read(services, "b1", range(5), DAY_A)
+    await read(services, "b1", range(5), DAY_B)
+    await read(services, "b2", range(5), DAY_B)
+    await refresh(services)
+    book = {"id": "b1", "publisherId": "p1", "title": "Renamed", "updatedAt": f.NOW.isoformat()}
+    later, latest = [(f.NOW + timedelta(minutes=m)).isoformat() for m in (1, 2)]
+    await apply(gql, "books", [book | {"updatedAt": later}])
+    assert (await refresh(services))["days"] == 0  # a new title changes no count
+
+    await apply(gql, "books", [book | {"publisherId": "p2", "updatedAt": latest}])
+    moved = await refresh(services)
+    assert moved["full"] is False and moved["days"] == 2
+    publishers = (await f.analytics_rows(services))["publisher"]
+    assert [(r[0], r[1], r[2]) for r in publishers] == [
+        ("p1", DAY_B.date(), 5),
+        ("p2", DAY_A.date(), 5),
+        ("p2", DAY_B.date(), 5),
+    ]
+    await assert_as_if_rebuilt(services)
+
+
+async def test_truncating_the_events_makes_the_next_refresh_rebuild(services: Services) -> None:
+    await f.taxonomy(services)
+    await f.books(services, {"b1": {"t1": 1.0}})
+    await students(services, 5)
+    await read(services, "b1", range(5), DAY_A)
+    await refresh(services)
+    async with services.engine.begin() as conn:
+        await conn.execute(text("TRUNCATE engagement_events"))
+    assert await refresh(services) == {"full": True, "days": 0, "rows": NO_ROWS}
+    assert await f.analytics_rows(services) == {"publisher": [], "book": [], "topic": []}
