@@ -295,6 +295,22 @@ async def test_a_book_moved_to_another_publisher_moves_its_days(
     await assert_as_if_rebuilt(services)
 
 
+async def test_a_study_set_given_to_another_student_recounts_its_days(
+    services: Services, gql: GraphQLClient
+) -> None:
+    await f.taxonomy(services)
+    await f.books(services, {"b1": {"t1": 1.0}})
+    await students(services, 6)
+    await read(services, "b1", range(6), DAY_A)
+    await refresh(services)
+    assert await cell(services, "b1", DAY_A) == (6, 6)
+    moved = {"id": "ss5", "userId": "u0", "title": "My set", "createdAt": f.NOW.isoformat()}
+    await apply(gql, "study_sets", [moved])
+    assert (await refresh(services))["days"] == 1
+    assert await cell(services, "b1", DAY_A) == (6, 5)
+    await assert_as_if_rebuilt(services)
+
+
 async def test_truncating_the_events_makes_the_next_refresh_rebuild(services: Services) -> None:
     await f.taxonomy(services)
     await f.books(services, {"b1": {"t1": 1.0}})
