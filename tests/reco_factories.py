@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from bookbridge.app.db import models
 from bookbridge.app.services import Services
 from tests.factories import insert_rows
@@ -130,3 +132,27 @@ async def events(
 
 def day(days_ago: int) -> date:
     return TODAY - timedelta(days=days_ago)
+
+
+def event_record(
+    event_id: str, study_set_id: str, book_id: str, at: datetime, topic_id: str | None = None
+) -> dict[str, Any]:
+    """One recordEngagementEvents record (for tests that go through ingestion)."""
+    record = {
+        "id": event_id,
+        "studySetId": study_set_id,
+        "eventType": "view",
+        "occurredAt": at.isoformat(),
+        "bookId": book_id,
+    }
+    return record | ({"topicId": topic_id} if topic_id else {})
+
+
+async def analytics_rows(services: Services) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the three analytics aggregates, in a stable order."""
+    out = {}
+    async with services.engine.connect() as conn:
+        for name in ("publisher", "book", "topic"):
+            rows = await conn.execute(text(f"SELECT * FROM analytics_daily_{name} ORDER BY 1, 2"))
+            out[name] = [tuple(r) for r in rows]
+    return out

@@ -1,4 +1,5 @@
-"""The worker: lists, reconciliation and reports; two replicas never run a job twice."""
+"""The worker: lists, reconciliation, reports and analytics; two replicas never run a job twice,
+and the incremental analytics refresh recomputes each changed day once, racing ingestion safely."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ import asyncio
 import json
 import os
 import sys
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import text
 
+from bookbridge.app.cli import build_parser
 from bookbridge.app.db import models
 from bookbridge.app.services import Services
-from bookbridge.app.worker import JOBS, job_reconcile, job_report, run_worker
+from bookbridge.app.worker import JOBS, job_reconcile, job_report, run_job, run_worker
 from tests import reco_factories as f
 from tests.conftest import GraphQLClient
 from tests.factories import insert_rows
+from tests.ingest_helpers import apply
 
 
 async def co_engagement(services: Services) -> None:
@@ -111,3 +116,57 @@ async def test_report_names_books_without_topics(services: Services) -> None:
     report = await job_report(services)
     assert report["books_without_topics"] == {"count": 1, "sample": ["b4"]}
     assert report["topics_without_books"] == {"count": 1, "sample": ["t9"]}
+
+
+async def test_two_replicas_take_each_changed_analytics_day_once(
+    services: Services, gql: GraphQLClient
+) -> None:
+    await co_engagement(services)
+    await run_worker(services, ["analytics"], 60, once=True)  # the first run: every day
+    await apply(gql, "engagement_events", [f.event_record("new", "ss0", "b3", f.NOW)])
+    # interval 0: never fresh, so the lock alone keeps the replicas apart
+    records = await asyncio.gather(*(run_job(services, "analytics", 0) for _ in range(2)))
+    assert {r["outcome"] for r in records} <= {"ok", "skipped_locked", "skipped_fresh"}, records
+    ok = [r["details"] for r in records if r["outcome"] == "ok"]
+    assert ok and not any(d["full"] for d in ok)
+    assert sum(d["days"] for d in ok) == 1
+    incremental = await f.analytics_rows(services)
+    assert (await run_worker(services, ["analytics"], 60, once=True, full=True))[0][
+        "outcome"
+    ] == "ok"
+    assert await f.analytics_rows(services) == incremental
+
+
+async def test_analytics_refreshes_racing_ingestion_miss_no_event(
+    services: Services, gql: GraphQLClient
+) -> None:
+    await co_engagement(services)
+    await run_job(services, "analytics", 0)
+
+    async def ingest() -> None:
+        for n in range(8):
+            at = f.NOW - timedelta(days=n % 3)
+            batch = [f.event_record(f"race{n}-{i}", f"ss{i}", "b1", at, "t1") for i in range(8)]
+            await apply(gql, "engagement_events", batch)
+
+    async def refresh() -> list[dict[str, Any]]:
+        return [await run_job(services, "analytics", 0) for _ in range(6)]
+
+    _, *refreshes = await asyncio.gather(ingest(), refresh(), refresh())
+    records = [r for rs in refreshes for r in rs] + [await run_job(services, "analytics", 0)]
+    assert "error" not in {r["outcome"] for r in records}
+    incremental = await f.analytics_rows(services)
+    assert len(incremental["topic"]) == 3  # all three days of the race are in
+    await run_worker(services, ["analytics"], 60, once=True, full=True)
+    assert await f.analytics_rows(services) == incremental
+
+
+async def test_a_full_run_rebuilds_analytics_even_when_fresh(services: Services) -> None:
+    await co_engagement(services)
+    first = await run_worker(services, ["analytics"], 60, once=True)
+    again = await run_worker(services, ["analytics"], 60, once=True)
+    full = await run_worker(services, ["analytics"], 60, once=True, full=True)
+    assert first[0]["details"]["full"] is True and again[0]["outcome"] == "skipped_fresh"
+    assert full[0]["outcome"] == "ok" and full[0]["details"]["full"] is True
+    assert full[0]["details"]["days"] == 1  # co_engagement's events are all of today
+    assert build_parser().parse_args(["worker", "--once", "--full"]).full is True

@@ -2,7 +2,8 @@
 
 Each job runs under `pg_try_advisory_lock`; a replica that cannot take the lock skips the job,
 and one that takes it skips too when another replica finished the job within its interval.
-Every run logs one JSON line: job, outcome, duration and what it changed.
+Every run logs one JSON line: job, outcome, duration and what it changed. `full` asks jobs that
+work incrementally (analytics) to rebuild everything, and runs every job even when fresh.
 """
 
 from __future__ import annotations
@@ -63,8 +64,15 @@ async def job_report(services: Services) -> dict[str, Any]:
 
 
 async def job_analytics(services: Services) -> dict[str, Any]:
+    """Recompute the analytics of the days touched since the last run (all on the first)."""
     async with services.engine.begin() as conn:
-        return {"rows": await jobs.refresh_analytics(conn)}
+        return await jobs.refresh_analytics(conn, services.settings.reco.k_anonymity)
+
+
+async def job_analytics_full(services: Services) -> dict[str, Any]:
+    """Recompute the analytics of every day (`--full`)."""
+    async with services.engine.begin() as conn:
+        return await jobs.refresh_analytics(conn, services.settings.reco.k_anonymity, full=True)
 
 
 JOBS: dict[str, Job] = {
@@ -73,6 +81,8 @@ JOBS: dict[str, Job] = {
     "report": job_report,
     "analytics": job_analytics,
 }
+# What a job runs instead when asked to rebuild in full (the others always do).
+REBUILDS: dict[str, Job] = {"analytics": job_analytics_full}
 
 
 def replica_name() -> str:
@@ -80,9 +90,14 @@ def replica_name() -> str:
 
 
 async def run_job(
-    services: Services, name: str, interval: float, replica: str | None = None
+    services: Services,
+    name: str,
+    interval: float,
+    replica: str | None = None,
+    full: bool = False,
 ) -> dict[str, Any]:
-    """Run one job unless another replica holds it or ran it within `interval` seconds."""
+    """Run one job unless another replica holds it or (unless `full`) ran it within `interval`
+    seconds. The rebuild of a job shares its lock, so it never runs beside the job itself."""
     replica = replica or replica_name()
     started = time.perf_counter()
     record: dict[str, Any] = {"job": name, "replica": replica}
@@ -93,7 +108,7 @@ async def run_job(
             record["outcome"] = "skipped_locked"
         else:
             try:
-                record.update(await _run_locked(services, name, interval))
+                record.update(await _run_locked(services, name, interval, full))
             finally:
                 await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), lock)
     record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
@@ -102,7 +117,7 @@ async def run_job(
     return record
 
 
-async def _run_locked(services: Services, name: str, interval: float) -> dict[str, Any]:
+async def _run_locked(services: Services, name: str, interval: float, full: bool) -> dict[str, Any]:
     async with services.engine.begin() as conn:
         fresh = await conn.scalar(
             text(
@@ -111,7 +126,7 @@ async def _run_locked(services: Services, name: str, interval: float) -> dict[st
             ),
             {"job": name, "i": interval},
         )
-        if fresh:
+        if fresh and not full:
             return {"outcome": "skipped_fresh"}
         await conn.execute(
             text(
@@ -121,7 +136,8 @@ async def _run_locked(services: Services, name: str, interval: float) -> dict[st
             {"job": name},
         )
     try:
-        details = await JOBS[name](services)
+        job = REBUILDS.get(name, JOBS[name]) if full else JOBS[name]
+        details = await job(services)
         status: dict[str, Any] = {"outcome": "ok", "details": details}
     except Exception as exc:
         log.exception("job %s failed", name)
@@ -142,7 +158,11 @@ async def _run_locked(services: Services, name: str, interval: float) -> dict[st
 
 
 async def run_worker(
-    services: Services, names: Sequence[str], interval: float, once: bool = False
+    services: Services,
+    names: Sequence[str],
+    interval: float,
+    once: bool = False,
+    full: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the jobs every `interval` seconds (or each once) until SIGTERM/SIGINT."""
     stop = asyncio.Event()
@@ -153,7 +173,7 @@ async def run_worker(
     records: list[dict[str, Any]] = []
     while True:
         for name in names:
-            records.append(await run_job(services, name, interval))
+            records.append(await run_job(services, name, interval, full=full))
             if stop.is_set():
                 break
         if once or stop.is_set():

@@ -1,4 +1,8 @@
-"""Publisher analytics: aggregates of engagement with a publisher's books, never per student."""
+"""Publisher analytics: aggregates of engagement with a publisher's books, never per student.
+
+Every number is made of k-safe book-days (one book on one UTC day, k or more distinct students);
+see bookbridge/app/reco/analytics.py.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,26 @@ import strawberry
 from bookbridge.graphql_schema.catalog import Book
 
 
-@strawberry.type(description="Engagement of one day; counts from fewer than k students are null.")
+@strawberry.type(
+    description="One UTC day over its k-safe book-days (books with k or more distinct students "
+    "that day); null when the day has none."
+)
 class EngagementPoint:
     day: date
     events: int | None
-    students: int | None
+    students: int | None = strawberry.field(
+        description="Distinct students behind the day's k-safe book-days."
+    )
 
 
-@strawberry.type(description="A book's engagement over the range; null when too few students.")
+@strawberry.type(
+    description="A book's engagement over its k-safe days in the range; null when it has none."
+)
 class BookEngagement:
     book: Book
     events: int | None
     peak_daily_students: int | None = strawberry.field(
-        description="The most distinct students on one day (a lower bound of the range's)."
+        description="The most distinct students on one of its days (a lower bound of the range's)."
     )
 
 
@@ -31,13 +42,17 @@ class PublisherAnalytics:
     from_: datetime | None = strawberry.field(name="from")
     to: datetime | None
     total_events: int | None = strawberry.field(
-        description="Sum over the days shown; days withheld for k-anonymity are not counted."
+        description="Sum of the k-safe book-days in the range (the days shown); no count behind "
+        "fewer than k students is in it."
     )
     timeline: list[EngagementPoint]
     books: list[BookEngagement] = strawberry.field(
         default_factory=list, description="The publisher's most engaged books (up to 20)."
     )
     k_anonymity: int = strawberry.field(
-        default=5, description="Counts drawn from fewer distinct students than this are withheld."
+        default=5,
+        description="A book's day drawn from fewer distinct students than this is in no number.",
     )
-    suppressed_days: int = 0
+    suppressed_days: int = strawberry.field(
+        default=0, description="Days in the range with engagement but no k-safe book-day."
+    )

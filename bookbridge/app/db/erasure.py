@@ -1,5 +1,6 @@
 """Erasure of one student: every row that names them (or their study sets) goes; aggregates stay,
-since they keep no identity."""
+since they keep no identity. The analytics aggregates (distinct students) drop the student's
+counts on the worker's next analytics run: deleting the events marks their days (migration 0005)."""
 
 from __future__ import annotations
 

@@ -342,7 +342,9 @@ class _AnalyticsDaily:
 
 
 class AnalyticsDailyPublisher(_AnalyticsDaily, Base):
-    """Events and distinct students per day on a publisher's books (worker-maintained)."""
+    """A publisher's day over its k-safe book-days only (worker-maintained, for the k of
+    `analytics_refresh`): the events of its books' days with k or more distinct students, and
+    the distinct students behind those. Days without such a book-day have no row."""
 
     __tablename__ = "analytics_daily_publisher"
     publisher_id: Mapped[str] = mapped_column(Id, primary_key=True)
@@ -372,3 +374,35 @@ class WorkerJob(Base):
     last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_status: Mapped[str | None] = mapped_column(Text)
     last_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+# --- incremental analytics (migration 0005): the build's k, the days to recompute ---
+
+
+class AnalyticsRefresh(Base):
+    """The analytics aggregates' build (one row, name 'analytics'): for which k, and when.
+
+    No row means there is no complete build (first run, or engagement_events was truncated):
+    the next refresh rebuilds every day. Another k than the build's also rebuilds every day.
+    """
+
+    __tablename__ = "analytics_refresh"
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    k: Mapped[int] = mapped_column(Integer)
+    refreshed_at: Mapped[datetime] = _now()
+    rebuilt_at: Mapped[datetime] = _now()  # the last full rebuild
+
+
+class AnalyticsDirtyDay(Base):
+    """A UTC day whose analytics changed since the refresh last read this table.
+
+    Written by triggers (migration 0005) in the transaction of the change itself: any insert,
+    update or delete of engagement_events (ingestion, erasure and its cascades, COPY, manual
+    SQL), a book moved to another publisher, a study set given to another student. Only ever
+    inserted (one row per statement and day), so concurrent writers never wait for each other;
+    the refresh deletes the rows it has read and recomputes those days.
+    """
+
+    __tablename__ = "analytics_dirty_days"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)

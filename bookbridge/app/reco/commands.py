@@ -19,6 +19,11 @@ def add_commands(sub: Any) -> None:
         "--jobs", default="lists,reconcile,report,analytics", help="comma-separated job names"
     )
     worker.add_argument("--interval", type=float, default=None, help="seconds between runs")
+    worker.add_argument(
+        "--full",
+        action="store_true",
+        help="rebuild incremental aggregates (analytics) in full; run jobs even when fresh",
+    )
     worker.set_defaults(func=cmd_worker)
     ev = sub.add_parser("evaluate", help="offline evaluation on goodbooks-format CSVs")
     ev.add_argument("--dataset", required=True, type=Path, help="folder with the CSV files")
@@ -53,7 +58,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def main() -> list[dict[str, Any]]:
         services = Services.create(settings)
         try:
-            return await run_worker(services, names, interval, once=args.once)
+            return await run_worker(services, names, interval, once=args.once, full=args.full)
         finally:
             await services.close()
 

@@ -142,33 +142,98 @@ async def catalog_report(conn: AsyncConnection) -> dict[str, Any]:
     return {r.kind: {"count": int(r.n), "sample": list(r.sample or [])} for r in rows}
 
 
+# The events behind the analytics: of every day, or of the given UTC days only (as ranges of
+# occurred_at, so that the index on it finds them).
+_EVENTS_OF_ALL = "engagement_events e"
+_EVENTS_OF_DAYS = """engagement_events e JOIN unnest(CAST(:days AS date[])) AS d(day)
+            ON e.occurred_at >= d.day::timestamp AT TIME ZONE 'UTC'
+           AND e.occurred_at < (d.day + 1)::timestamp AT TIME ZONE 'UTC'"""
+# A publisher's day counts only its k-safe book-days (k or more distinct students on one book
+# that day), and its students are the distinct students of those: so the day minus the book
+# totals shown for it is again made of k-safe cells (see reco/analytics.py).
 _ANALYTICS = {
     "publisher": """
         INSERT INTO analytics_daily_publisher (day, publisher_id, events, students)
-        SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, b.publisher_id, count(*),
-               count(DISTINCT s.user_id)
-        FROM engagement_events e JOIN books b ON b.id = e.book_id
-        JOIN study_sets s ON s.id = e.study_set_id GROUP BY 1, 2""",
+        WITH cells AS (
+            SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day, e.book_id, s.user_id
+            FROM {events} JOIN study_sets s ON s.id = e.study_set_id
+            WHERE e.book_id IS NOT NULL
+        ), safe AS (
+            SELECT day, book_id FROM cells GROUP BY 1, 2 HAVING count(DISTINCT user_id) >= :k
+        )
+        SELECT c.day, b.publisher_id, count(*), count(DISTINCT c.user_id)
+        FROM cells c JOIN safe USING (day, book_id) JOIN books b ON b.id = c.book_id
+        GROUP BY 1, 2""",
     "book": """
         INSERT INTO analytics_daily_book (day, book_id, events, students)
         SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, e.book_id, count(*),
                count(DISTINCT s.user_id)
-        FROM engagement_events e JOIN study_sets s ON s.id = e.study_set_id
+        FROM {events} JOIN study_sets s ON s.id = e.study_set_id
         WHERE e.book_id IS NOT NULL GROUP BY 1, 2""",
     "topic": """
         INSERT INTO analytics_daily_topic (day, topic_id, events, students)
         SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, e.topic_id, count(*),
                count(DISTINCT s.user_id)
-        FROM engagement_events e JOIN study_sets s ON s.id = e.study_set_id
+        FROM {events} JOIN study_sets s ON s.id = e.study_set_id
         WHERE e.topic_id IS NOT NULL GROUP BY 1, 2""",
 }
+_BUILT_K = text("SELECT k FROM analytics_refresh WHERE name = 'analytics'")
+_TAKE_DIRTY_DAYS = text(
+    "WITH taken AS (DELETE FROM analytics_dirty_days RETURNING day) "
+    "SELECT DISTINCT day FROM taken ORDER BY day"
+)
+_DAYS_BUILT = text(
+    "SELECT count(*) FROM (SELECT day FROM analytics_daily_book "
+    "UNION SELECT day FROM analytics_daily_topic) d"
+)
+_REBUILT = text(
+    """
+    INSERT INTO analytics_refresh (name, k, refreshed_at, rebuilt_at)
+    VALUES ('analytics', :k, now(), now())
+    ON CONFLICT (name) DO UPDATE SET k = EXCLUDED.k, refreshed_at = now(), rebuilt_at = now()
+    """
+)
+_REFRESHED = text("UPDATE analytics_refresh SET refreshed_at = now() WHERE name = 'analytics'")
 
 
-async def refresh_analytics(conn: AsyncConnection) -> dict[str, int]:
-    """Rebuild the analytics aggregates (events and distinct students per day) from raw events."""
+async def refresh_analytics(conn: AsyncConnection, k: int, full: bool = False) -> dict[str, Any]:
+    """Bring the analytics aggregates up to date with the raw events.
+
+    Must be the first thing its transaction runs (it sets the isolation level).
+
+    Recomputes whole UTC days (distinct students do not add up), and only the days that
+    triggers marked in analytics_dirty_days since the last run; every day when `full`, on the
+    first run, or for another k than the last build's (the publisher rows depend on k).
+    One snapshot (REPEATABLE READ) for all of it: the dirty rows it takes are exactly those
+    whose changes it sees, and a change that commits meanwhile leaves its row for the next run.
+    Returns whether it rebuilt in full, how many days it recomputed and the rows written.
+    """
+    await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    full = full or await conn.scalar(_BUILT_K) != k
+    days = [r.day for r in (await conn.execute(_TAKE_DIRTY_DAYS)).all()]
+    if full:
+        rows = await _recompute(conn, k, None)
+        recomputed = int((await conn.scalar(_DAYS_BUILT)) or 0)
+        await conn.execute(_REBUILT, {"k": k})
+    else:
+        rows = await _recompute(conn, k, days) if days else dict.fromkeys(_ANALYTICS, 0)
+        recomputed = len(days)
+        await conn.execute(_REFRESHED)
+    return {"full": full, "days": recomputed, "rows": rows}
+
+
+async def _recompute(conn: AsyncConnection, k: int, days: list[date] | None) -> dict[str, int]:
+    """Replace the aggregates of the given days (None: of every day) by a recount."""
     out = {}
+    events = _EVENTS_OF_ALL if days is None else _EVENTS_OF_DAYS
     for name, sql in _ANALYTICS.items():
-        await conn.execute(text(f"DELETE FROM analytics_daily_{name}"))
-        result = await conn.execute(text(sql))
+        if days is None:
+            await conn.execute(text(f"DELETE FROM analytics_daily_{name}"))
+        else:
+            await conn.execute(
+                text(f"DELETE FROM analytics_daily_{name} WHERE day = ANY(CAST(:days AS date[]))"),
+                {"days": days},
+            )
+        result = await conn.execute(text(sql.format(events=events)), {"k": k, "days": days})
         out[name] = int(getattr(result, "rowcount", 0) or 0)
     return out
