@@ -9,6 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class _Drop(BaseHTTPRequestHandler):
+    # keep-alive, as a collector does: HTTP/1.0 would make the exporter open a connection for
+    # every batch, a cost of this sink and not of tracing
+    protocol_version = "HTTP/1.1"
     spans_bytes = 0
 
     def do_POST(self) -> None:

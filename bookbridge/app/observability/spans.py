@@ -22,6 +22,7 @@ Any other sampler, provider or parent goes through the SDK unchanged.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Mapping
 from types import TracebackType
@@ -47,21 +48,30 @@ _UNSAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT | trace.TraceFlags.RANDOM
 
 
 class PresetIds(RandomIdGenerator):
-    """Random ids, except that the next trace id can be set beforehand (per thread): a root
-    span sampled by `span` keeps the trace id its sampling decision was made on."""
+    """Random ids, except that the next trace id of a thread can be set beforehand: a root
+    span sampled by `span` keeps the trace id its sampling decision was made on. (Another
+    thread's root in between takes a random id instead: still a fair draw of the sampler.)"""
 
     def __init__(self) -> None:
-        self._next = threading.local()
+        self._preset: tuple[int, int] | None = None  # (thread, trace id)
 
     def preset(self, trace_id: int) -> None:
-        self._next.trace_id = trace_id
+        self._preset = (threading.get_ident(), trace_id)
 
     def generate_trace_id(self) -> int:
-        preset: int | None = getattr(self._next, "trace_id", None)
-        if preset is None:
-            return super().generate_trace_id()
-        self._next.trace_id = None
-        return preset
+        preset = self._preset
+        if preset is not None and preset[0] == threading.get_ident():
+            self._preset = None
+            return preset[1]
+        return super().generate_trace_id()
+
+
+def _random_id(bits: int) -> int:
+    """What RandomIdGenerator draws (never the invalid id 0)."""
+    found = random.getrandbits(bits)
+    while not found:
+        found = random.getrandbits(bits)
+    return found
 
 
 def root_bound(sampler: Sampler) -> int | None:
@@ -134,10 +144,10 @@ class span:  # used like a function: `with span(tracer, "name"):`
         if ids is not None:
             parent = trace.get_current_span(context).get_span_context()
             if not parent.is_valid:
-                trace_id = ids.generate_trace_id()
+                trace_id = _random_id(128)
                 if trace_id & _LOW_64 >= tracer.bound:  # the ratio sampler says no
                     self._span = trace.NonRecordingSpan(
-                        trace.SpanContext(trace_id, ids.generate_span_id(), False, _UNSAMPLED)
+                        trace.SpanContext(trace_id, _random_id(64), False, _UNSAMPLED)
                     )
                     return
                 ids.preset(trace_id)
