@@ -12,6 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 CHUNK = 1024
+BLOCK_CELLS = 2_000_000
+COMMON_TERM_SHARE = 0.01  # a term in more than this share of documents is "common" ...
+MAX_COMMON_TERMS = 256  # ... up to this many of the most frequent
+DENSE_ABOVE = 0.2  # a block denser than this is ranked densely (argpartition)
 STOPWORDS = frozenset(
     [
         "a",
@@ -52,43 +56,70 @@ STOPWORDS = frozenset(
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
-def top_k(sim_rows: np.ndarray, k: int, offset: int) -> list[tuple[int, int, float]]:
+Triples = list[tuple[int, int, float]]  # (row item, neighbour item, score)
+
+
+def top_k(sim_rows: np.ndarray, k: int, offset: int) -> Triples:
     """The k best positive columns of each row of a dense block (the diagonal is skipped)."""
-    out: list[tuple[int, int, float]] = []
     n = sim_rows.shape[1]
     kk = min(k, n - 1)
     if kk <= 0:
-        return out
-    for r in range(sim_rows.shape[0]):
-        sim_rows[r, offset + r] = 0.0
-    idx = np.argpartition(-sim_rows, kk - 1, axis=1)[:, :kk]
+        return []
+    rows = np.arange(sim_rows.shape[0])
+    sim_rows[rows, offset + rows] = 0.0
+    idx = np.argpartition(sim_rows, n - kk, axis=1)[:, n - kk :]  # the kk largest
     vals = np.take_along_axis(sim_rows, idx, axis=1)
-    for r in range(sim_rows.shape[0]):
-        for c, v in zip(idx[r], vals[r], strict=True):
-            if v > 0:
-                out.append((offset + r, int(c), float(v)))
-    return out
+    keep = vals > 0
+    picked = np.broadcast_to(rows[:, None], idx.shape)[keep] + offset
+    return list(zip(picked.tolist(), idx[keep].tolist(), vals[keep].tolist(), strict=True))
 
 
-def cosine_neighbours(
-    matrix: sp.csr_matrix, k: int, alpha: float = 0.5
-) -> list[tuple[int, int, float]]:
+def sparse_top_k(block: sp.csr_matrix, k: int, offset: int) -> Triples:
+    """`top_k` of a sparse block without densifying it: co-engagement rows of a large catalog
+    are mostly empty, and a dense 1,024 x 100,000 block per chunk was most of the worker's
+    list refresh at the large scale. Ties go to the lower column."""
+    if block.nnz > DENSE_ABOVE * block.shape[0] * block.shape[1]:
+        return top_k(block.toarray().astype(np.float32, copy=False), k, offset)
+    block = block.tocsr()
+    block.sum_duplicates()
+    rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+    keep = (block.data > 0) & (block.indices != rows + offset)
+    rows, cols, vals = rows[keep], block.indices[keep], block.data[keep]
+    order = np.lexsort((cols, -vals, rows))  # by row, best first, then lower column
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.searchsorted(rows, np.arange(block.shape[0]))
+    best = (np.arange(len(rows)) - starts[rows]) < k
+    picked = rows[best] + offset
+    return list(zip(picked.tolist(), cols[best].tolist(), vals[best].tolist(), strict=True))
+
+
+def _rows_per_block(columns: int) -> int:
+    """Rows of a similarity block: at most BLOCK_CELLS cells, so the temporaries of a dense
+    ranking stay small enough for the allocator to reuse (large ones are fresh pages every
+    block: the kernel's time, not ours)."""
+    return max(8, min(CHUNK, BLOCK_CELLS // max(columns, 1)))
+
+
+def cosine_neighbours(matrix: sp.csr_matrix, k: int, alpha: float = 0.5) -> Triples:
     """Item-item neighbours of a users x items 0/1 matrix: co-count / (n_i^a x n_j^(1-a))."""
     items = matrix.shape[1]
     counts = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
     counts[counts == 0] = 1.0
+    left, right = np.power(counts, alpha), np.power(counts, 1 - alpha)
     xt = matrix.T.tocsr().astype(np.float32)
     x = matrix.tocsc().astype(np.float32)
-    out: list[tuple[int, int, float]] = []
+    out: Triples = []
     for start in range(0, items, CHUNK):
         stop = min(start + CHUNK, items)
-        co = (xt[start:stop] @ x).toarray().astype(np.float64)
-        denom = np.power(counts[start:stop, None], alpha) * np.power(counts[None, :], 1 - alpha)
-        out.extend(top_k(co / denom, k, start))
+        co = (xt[start:stop] @ x).tocsr()
+        co.data = co.data.astype(np.float64)
+        rows = np.repeat(np.arange(stop - start), np.diff(co.indptr))
+        co.data /= left[start + rows] * right[co.indices]
+        out.extend(sparse_top_k(co, k, start))
     return out
 
 
-def ease_neighbours(matrix: sp.csr_matrix, k: int, lam: float) -> list[tuple[int, int, float]]:
+def ease_neighbours(matrix: sp.csr_matrix, k: int, lam: float) -> Triples:
     """EASE (Steck 2019): B = I - P / diag(P), P = (X'X + lam I)^-1; keeps each item's k best
     positive weights. Dense in the number of items: used up to `ease_max_items`."""
     gram = (matrix.T @ matrix).toarray().astype(np.float64)
@@ -96,7 +127,7 @@ def ease_neighbours(matrix: sp.csr_matrix, k: int, lam: float) -> list[tuple[int
     p = np.linalg.inv(gram)
     b = -p / np.diag(p)[None, :]
     del p, gram
-    out: list[tuple[int, int, float]] = []
+    out: Triples = []
     for start in range(0, b.shape[0], CHUNK):
         out.extend(top_k(b[start : start + CHUNK], k, start))
     return out
@@ -111,7 +142,7 @@ def tokens(
     ]
 
 
-def tfidf_neighbours(docs: Sequence[list[str]], k: int) -> list[tuple[int, int, float]]:
+def tfidf_neighbours(docs: Sequence[list[str]], k: int) -> Triples:
     """Cosine neighbours over sublinear TF-IDF vectors (rows with no terms get none)."""
     vocab: dict[str, int] = {}
     rows, cols, vals = [], [], []
@@ -132,11 +163,35 @@ def tfidf_neighbours(docs: Sequence[list[str]], k: int) -> list[tuple[int, int, 
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
     m = sp.diags(1.0 / norms) @ m
-    mt = m.T.tocsc()
-    out: list[tuple[int, int, float]] = []
-    for start in range(0, len(docs), CHUNK):
-        block = (m[start : start + CHUNK] @ mt).toarray()
-        out.extend(top_k(block, k, start))
+    return _cosine_top_k(m.tocsr(), df, k)
+
+
+def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
+    """Top-k of M M' (rows L2-normalised), exactly, in row blocks. The few terms that most
+    documents share (tags such as 'fiction') make the sparse product nearly dense and cost it
+    the square of their document counts; their part of every score is one small dense BLAS
+    product instead (M = rare terms + common terms, M M' = R R' + C C')."""
+    n = m.shape[0]
+    common = np.flatnonzero(df > COMMON_TERM_SHARE * n)
+    common = common[np.argsort(-df[common], kind="stable")[:MAX_COMMON_TERMS]]
+    if len(common) == 0:
+        rare, dense = m, None
+    else:
+        keep = np.ones(m.shape[1], dtype=bool)
+        keep[common] = False
+        rare = m[:, np.flatnonzero(keep)].tocsr()
+        dense = m[:, common].toarray().astype(np.float32)
+    rare_t = rare.T.tocsr()
+    out: Triples = []
+    step = _rows_per_block(n)
+    for start in range(0, n, step):
+        block = (rare[start : start + step] @ rare_t).tocsr()
+        if dense is None:
+            out.extend(sparse_top_k(block, k, start))
+            continue
+        scores = dense[start : start + step] @ dense.T
+        scores += block.toarray().astype(np.float32, copy=False)
+        out.extend(top_k(scores, k, start))
     return out
 
 

@@ -1,0 +1,40 @@
+"""Neighbour lists: the sparse ranking equals the dense one (pure functions, no database)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from bookbridge.app.reco import neighbours
+
+
+def _by_row(triples: neighbours.Triples) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+    for row, _, score in triples:
+        out.setdefault(row, []).append(round(score, 9))
+    return {row: sorted(scores) for row, scores in out.items()}
+
+
+@pytest.mark.parametrize("density", [0.01, 0.05, 0.5])
+def test_sparse_ranking_keeps_the_dense_rankings_scores(density: float) -> None:
+    rng = np.random.default_rng(7)
+    block = sp.random(40, 300, density=density, format="csr", random_state=rng)
+    block.data = np.round(block.data * 4) / 4 - 0.25  # ties, zeros and negatives
+    sparse = neighbours.sparse_top_k(block.copy(), 5, 100)
+    dense = neighbours.top_k(block.toarray(), 5, 100)
+    assert _by_row(sparse) == _by_row(dense)
+    assert all(score > 0 and col != row for row, col, score in sparse)
+    assert all(sum(1 for r, _, _ in sparse if r == row) <= 5 for row in range(100, 140))
+    assert all(100 <= row < 140 for row, _, _ in sparse)
+
+
+def test_cosine_neighbours_score_co_engagement() -> None:
+    # users x items: item 0 and 1 share two users, item 2 shares one with item 0
+    matrix = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 0, 1], [1, 0, 0]], dtype=np.float32))
+    got = {(a, b): round(s, 6) for a, b, s in neighbours.cosine_neighbours(matrix, 5)}
+    # co-count / sqrt(n_a x n_b): items have 3, 2 and 2 users
+    assert got[(0, 1)] == round(2 / np.sqrt(3 * 2), 6)
+    assert got[(0, 2)] == round(1 / np.sqrt(3 * 2), 6)
+    assert got[(1, 2)] == round(1 / np.sqrt(2 * 2), 6)
+    assert (0, 0) not in got and len(got) == 6
