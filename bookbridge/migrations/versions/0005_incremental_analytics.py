@@ -19,6 +19,23 @@ depends_on = None
 # erasure and the cascade from study_sets, COPY, manual SQL) marks its days in its own
 # transaction, and the refresh cannot miss a change that committed after it looked.
 _DAY = "(occurred_at AT TIME ZONE 'UTC')::date"
+
+
+def _moved(column: str, event_key: str) -> str:
+    """A trigger body marking every day of the events of rows whose `column` changed."""
+    return f"""
+        DECLARE moved text[];
+        BEGIN
+            SELECT array_agg(n.id) INTO moved FROM old_rows o JOIN new_rows n ON n.id = o.id
+            WHERE n.{column} IS DISTINCT FROM o.{column};
+            IF moved IS NOT NULL THEN
+                INSERT INTO analytics_dirty_days (day) SELECT DISTINCT {_DAY}
+                FROM engagement_events WHERE {event_key} = ANY(moved);
+            END IF;
+            RETURN NULL;
+        END"""
+
+
 FUNCTIONS = {
     "bookbridge_analytics_events_changed": f"""
         BEGIN
@@ -32,29 +49,9 @@ FUNCTIONS = {
         END""",
     # A book's days count for its publisher: moving it changes both publishers on all its days.
     # (Only moved books reach engagement_events; most upserts move none and cost one join.)
-    "bookbridge_analytics_books_moved": f"""
-        DECLARE moved text[];
-        BEGIN
-            SELECT array_agg(n.id) INTO moved FROM old_rows o JOIN new_rows n ON n.id = o.id
-            WHERE n.publisher_id IS DISTINCT FROM o.publisher_id;
-            IF moved IS NOT NULL THEN
-                INSERT INTO analytics_dirty_days (day) SELECT DISTINCT {_DAY}
-                FROM engagement_events WHERE book_id = ANY(moved);
-            END IF;
-            RETURN NULL;
-        END""",
+    "bookbridge_analytics_books_moved": _moved("publisher_id", "book_id"),
     # Students are distinct users: giving a study set to another user changes its days' counts.
-    "bookbridge_analytics_study_sets_moved": f"""
-        DECLARE moved text[];
-        BEGIN
-            SELECT array_agg(n.id) INTO moved FROM old_rows o JOIN new_rows n ON n.id = o.id
-            WHERE n.user_id IS DISTINCT FROM o.user_id;
-            IF moved IS NOT NULL THEN
-                INSERT INTO analytics_dirty_days (day) SELECT DISTINCT {_DAY}
-                FROM engagement_events WHERE study_set_id = ANY(moved);
-            END IF;
-            RETURN NULL;
-        END""",
+    "bookbridge_analytics_study_sets_moved": _moved("user_id", "study_set_id"),
     # TRUNCATE names no rows: forget the build, so the next refresh rebuilds every day.
     "bookbridge_analytics_events_truncated": """
         BEGIN
