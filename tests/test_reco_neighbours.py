@@ -38,3 +38,19 @@ def test_cosine_neighbours_score_co_engagement() -> None:
     assert got[(0, 2)] == round(1 / np.sqrt(3 * 2), 6)
     assert got[(1, 2)] == round(1 / np.sqrt(2 * 2), 6)
     assert (0, 0) not in got and len(got) == 6
+
+
+def test_sparse_ranking_breaks_ties_to_the_lower_column() -> None:
+    # one row of 100 columns, four ties at 2.0 (columns 1, 3, 50, 99) and the diagonal (7)
+    row = np.zeros(100, dtype=np.float32)
+    row[[1, 3, 50, 99]] = 2.0
+    row[[7, 20]] = [9.0, 1.0]
+    block = sp.csr_matrix(row[None, :])
+    assert neighbours.sparse_top_k(block, 2, 7) == [(7, 1, 2.0), (7, 3, 2.0)]
+    assert neighbours.sparse_top_k(block, 5, 7) == [
+        (7, 1, 2.0),
+        (7, 3, 2.0),
+        (7, 50, 2.0),
+        (7, 99, 2.0),
+        (7, 20, 1.0),
+    ]

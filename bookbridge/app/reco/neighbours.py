@@ -77,7 +77,9 @@ def top_k(sim_rows: np.ndarray, k: int, offset: int) -> Triples:
 def sparse_top_k(block: sp.csr_matrix, k: int, offset: int) -> Triples:
     """`top_k` of a sparse block without densifying it: co-engagement rows of a large catalog
     are mostly empty, and a dense 1,024 x 100,000 block per chunk was most of the worker's
-    list refresh at the large scale. Ties go to the lower column."""
+    list refresh at the large scale. Ties go to the lower column; a block dense enough to be
+    ranked densely (`DENSE_ABOVE`) breaks ties as `np.argpartition` does, which is arbitrary
+    but the same on every run and every replica."""
     if block.nnz > DENSE_ABOVE * block.shape[0] * block.shape[1]:
         return top_k(block.toarray().astype(np.float32, copy=False), k, offset)
     block = block.tocsr()
