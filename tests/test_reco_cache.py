@@ -336,3 +336,70 @@ async def test_a_hit_near_expiry_refreshes_in_the_background() -> None:
     assert await cache.get_or_compute("k", "ss1", compute) == ({"n": 3}, "miss")
     await cache.invalidate_study_sets(["ss1"])  # invalidated: never served either
     assert await cache.get_or_compute("k", "ss1", compute) == ({"n": 4}, "miss")
+
+
+async def test_refreshes_of_one_group_are_merged_into_one_call() -> None:
+    """Keys coming due while the group's refresh runs wait for the next one, computed together,
+    whichever request's `compute` is used: not a queue of one refresh per key."""
+    cache = RecoCache(RecoSettings(cache_ttl_seconds=60.0, cache_refresh_ahead_seconds=1.0))
+    calls: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def compute(keys: list[str]) -> dict[str, dict[str, object] | None]:
+        calls.append(sorted(keys))
+        if len(calls) > 4:
+            await gate.wait()
+        return {k: {"n": len(calls)} for k in keys}
+
+    for key in ("a", "b", "c", "d"):
+        await cache.get_or_compute_many([(key, key)], compute, "lists")
+    for key in ("a", "b", "c", "d"):
+        cache._local[PREFIX + key].expires = time.monotonic() + 0.5  # in their last second
+    # one request per key, as clients send them: the first starts a refresh that blocks
+    for key in ("a", "b", "c", "d"):
+        [(value, source)] = await cache.get_or_compute_many([(key, key)], compute, "lists")
+        assert (value, source) == ({"n": ord(key) - ord("a") + 1}, "local")
+        await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(*cache._tasks)
+    assert calls[4:] == [["a"], ["b", "c", "d"]]
+    assert not cache._refreshing and not cache._queued
+    got = [await cache.get_or_compute_many([(k, k)], compute, "lists") for k in "abcd"]
+    assert got == [[({"n": 5}, "local")]] + [[({"n": 6}, "local")]] * 3
+
+
+async def test_an_entry_is_served_a_little_past_its_ttl_only_while_it_is_refreshed() -> None:
+    settings = RecoSettings(
+        cache_ttl_seconds=60.0, cache_refresh_ahead_seconds=1.0, cache_stale_seconds=2.0
+    )
+    cache = RecoCache(settings)
+    gate = asyncio.Event()
+    calls: list[int] = []
+
+    async def compute(keys: list[str]) -> dict[str, dict[str, object] | None]:
+        calls.append(1)
+        if len(calls) > 1:
+            await gate.wait()
+        return {k: {"n": len(calls)} for k in keys}
+
+    await cache.get_or_compute_many([("k", "ss1")], compute, "lists")
+    cache._local[PREFIX + "k"].expires = time.monotonic() + 0.5
+    assert (await cache.get_or_compute_many([("k", "ss1")], compute, "lists"))[0][1] == "local"
+    await asyncio.sleep(0)  # the refresh is under way, held by the gate
+    cache._local[PREFIX + "k"].expires = time.monotonic() - 1.0  # past its TTL, within 2 s
+    assert await cache.get_or_compute_many([("k", "ss1")], compute, "lists") == [
+        ({"n": 1}, "local")
+    ]
+    cache._local[PREFIX + "k"].expires = time.monotonic() - 3.0  # past the grace: a miss
+    waiting = asyncio.create_task(cache.get_or_compute_many([("k", "ss1")], compute, "lists"))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # it waits for the refresh in flight rather than computing again
+    gate.set()
+    assert await waiting == [({"n": 2}, "miss")]
+    await asyncio.gather(*cache._tasks)
+    assert len(calls) == 2
+    # an invalidation is never served, refresh or not
+    cache._local[PREFIX + "k"].expires = time.monotonic() + 0.5
+    await cache.get_or_compute_many([("k", "ss1")], compute, "lists")
+    await cache.invalidate_study_sets(["ss1"])
+    assert (await cache.get_or_compute_many([("k", "ss1")], compute, "lists"))[0][1] == "miss"

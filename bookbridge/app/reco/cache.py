@@ -4,7 +4,11 @@ Invalidation bumps a version instead of deleting keys: `ver:ss:<study set>` for 
 lists and `ver:nb` for everything derived from neighbour/trend lists. A cached value carries the
 versions it was computed under and is ignored once they move on. A hit in the last
 `cache_refresh_ahead_seconds` of an entry's TTL refreshes it in the background (one refresh
-at a time). Redis that is down or hung
+at a time). Keys of one `group` (the study-set lists) are refreshed together: the keys that come
+due while a refresh runs wait for the next one, which computes them all in one call, so a busy
+replica refreshes its hot lists in a few batched calls rather than a queue of one per key. While
+its refresh is under way an entry may be served up to `cache_stale_seconds` past its TTL, never
+past an invalidation (versions). Redis that is down or hung
 costs at most `redis_timeout_seconds` per call, and is skipped for `redis_retry_seconds` after a
 failure; answers then come from PostgreSQL and the cache warms again once Redis answers.
 
@@ -20,7 +24,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -79,6 +83,9 @@ class RecoCache:
         self._nb_version = 0
         self._inflight: dict[str, asyncio.Future[Payload | None]] = {}
         self._refreshing: set[str] = set()
+        self._queued: dict[str, dict[str, _Want]] = {}  # group -> keys due for its next refresh
+        self._group_compute: dict[str, ComputeMany] = {}
+        self._draining: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresh_gate = asyncio.Semaphore(1)
         self._redis_skip_until = 0.0
@@ -95,26 +102,29 @@ class RecoCache:
         return (await self.get_or_compute_many([(key, study_set_id)], compute_one))[0]
 
     async def get_or_compute_many(
-        self, lookups: Sequence[tuple[str, str]], compute: ComputeMany
+        self, lookups: Sequence[tuple[str, str]], compute: ComputeMany, group: str | None = None
     ) -> list[tuple[Payload | None, str]]:
         """Per (key, study set id): the cached value or a fresh one, and where it came from.
 
         In-process hits first; the rest in one Redis round trip; what is still missing in one
         call of `compute`, so a batch of misses costs one computation, not one per key. Keys
-        that another caller is computing are awaited, never computed twice."""
+        that another caller is computing are awaited, never computed twice. Callers passing
+        the same `group` promise that any of their `compute`s computes any key of the group:
+        their background refreshes are then merged."""
         found: dict[str, tuple[Payload | None, str]] = {}
         wants, expiring = [], []
+        now = time.monotonic()
         for key, study_set_id in dict.fromkeys(lookups):
             want = self._want(key, study_set_id)
-            entry = self._local_hit(want)
+            entry = self._local_hit(want, now)
             if entry is None:
                 wants.append(want)
                 continue
             found[key] = entry.value, "local"
-            if entry.expires - time.monotonic() < self.settings.cache_refresh_ahead_seconds:
+            if entry.expires - now < self.settings.cache_refresh_ahead_seconds:
                 expiring.append(want)
         if expiring:
-            self._refresh_ahead(expiring, compute)
+            self._refresh_ahead(expiring, compute, group)
         if wants:
             found.update(await self._fetch(wants, compute))
         for _, source in found.values():
@@ -124,11 +134,16 @@ class RecoCache:
     def _want(self, key: str, study_set_id: str) -> _Want:
         return _Want(key, study_set_id, self._ss_versions.get(study_set_id, 0), self._nb_version)
 
-    def _local_hit(self, want: _Want) -> _Entry | None:
-        """The in-process entry while it is current (its versions) and fresh (its TTL)."""
+    def _local_hit(self, want: _Want, now: float) -> _Entry | None:
+        """The in-process entry while it is current (its versions) and fresh (its TTL, or a
+        little past it while a refresh of it is under way)."""
         key = PREFIX + want.key
         entry = self._local.get(key)
-        if entry is None or entry.expires <= time.monotonic():
+        if entry is None:
+            return None
+        if entry.expires <= now and (
+            key not in self._refreshing or now - entry.expires > self.settings.cache_stale_seconds
+        ):
             return None
         if (entry.ss_version, entry.nb_version) != (want.ss_version, want.nb_version):
             return None
@@ -166,9 +181,9 @@ class RecoCache:
             await self._redis_set(store)
         return out
 
-    def _refresh_ahead(self, wants: list[_Want], compute: ComputeMany) -> None:
-        """Hot entries close to their expiry are fetched again in the background (one task for
-        the lot), so requests keep hitting; an entry itself is never served past its TTL."""
+    def _refresh_ahead(self, wants: list[_Want], compute: ComputeMany, group: str | None) -> None:
+        """Hot entries close to their expiry are fetched again in the background, so requests
+        keep hitting: one task for the lot, or, for a `group`, into its next batched refresh."""
         wants = [
             w
             for w in wants
@@ -176,19 +191,36 @@ class RecoCache:
         ]
         if not wants:
             return
-        keys = {PREFIX + w.key for w in wants}
-        self._refreshing |= keys
+        self._refreshing |= {PREFIX + w.key for w in wants}
+        if group is None:
+            self._spawn(self._refresh(wants, compute))
+            return
+        self._queued.setdefault(group, {}).update((w.key, w) for w in wants)
+        self._group_compute[group] = compute
+        if group not in self._draining:
+            self._draining.add(group)
+            self._spawn(self._drain(group))
 
-        async def run() -> None:
-            try:
-                async with self._refresh_gate:  # one at a time: requests keep the loop
-                    await self._fetch(wants, compute)
-            except Exception:  # the next request past the TTL computes them again
-                log.warning("refresh-ahead of %d keys failed", len(wants), exc_info=True)
-            finally:
-                self._refreshing -= keys
+    async def _refresh(self, wants: list[_Want], compute: ComputeMany) -> None:
+        try:
+            async with self._refresh_gate:  # one at a time: requests keep the loop
+                await self._fetch(wants, compute)
+        except Exception:  # the next request past the TTL computes them again
+            log.warning("refresh-ahead of %d keys failed", len(wants), exc_info=True)
+        finally:
+            self._refreshing -= {PREFIX + w.key for w in wants}
 
-        task = asyncio.get_running_loop().create_task(run())
+    async def _drain(self, group: str) -> None:
+        """Refresh the group's queued keys, all of them in one call, until none are left."""
+        try:
+            while queued := self._queued.pop(group, None):
+                await self._refresh(list(queued.values()), self._group_compute[group])
+        finally:
+            self._draining.discard(group)
+            self._refreshing -= {PREFIX + k for k in self._queued.pop(group, {})}
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

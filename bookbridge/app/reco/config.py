@@ -48,6 +48,11 @@ class RecoSettings(BaseSettings):
     cache_refresh_ahead_seconds: float = Field(
         default=1.0, ge=0, description="a hit this close to the TTL refreshes in the background"
     )
+    cache_stale_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="how long past its TTL an entry may be served while its refresh runs",
+    )
     cache_max_entries: int = Field(default=10_000, description="in-process cache size bound")
     redis_ttl_seconds: int = Field(default=600, description="Redis cache TTL")
     redis_timeout_seconds: float = Field(

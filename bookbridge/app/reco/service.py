@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from bookbridge.app.services import Services
 
 
+LISTS = "lists"  # the cache group of study-set lists
+
+
 class NotFound(ClientError):
     code = "NOT_FOUND"
 
@@ -43,6 +46,12 @@ class ListKey:
     @property
     def cache_key(self) -> str:
         return f"ss:{self.study_set_id}:{self.strategy or 'auto'}:{self.first}"
+
+    @classmethod
+    def parse(cls, cache_key: str) -> ListKey:
+        """The key a `cache_key` was made of (a study set id may itself hold colons)."""
+        study_set, strategy, first = cache_key.removeprefix("ss:").rsplit(":", 2)
+        return cls(study_set, int(first), None if strategy == "auto" else strategy)
 
 
 async def recommendations(
@@ -78,14 +87,14 @@ async def _lists(
 ) -> list[tuple[RecList | NotFound, str]]:
     """The lists through the cache (and where each came from), checked against `scope`, with
     the exposures of the experiment lists among them logged."""
-    wanted = {k.cache_key: k for k in keys}
 
     async def compute(cache_keys: list[str]) -> dict[str, Payload | None]:
-        return await _compute(services, [wanted[c] for c in cache_keys])
+        # any list key, not only this request's: the group's refreshes are merged (cache.py)
+        return await _compute(services, [ListKey.parse(c) for c in cache_keys])
 
     with reco_span("reco.cache.lookup") as cache_span:
         lookups = [(k.cache_key, k.study_set_id) for k in keys]
-        cached = await services.reco_cache.get_or_compute_many(lookups, compute)
+        cached = await services.reco_cache.get_or_compute_many(lookups, compute, LISTS)
         cache_span.set_attribute("reco.cache.source", ",".join(sorted({s for _, s in cached})))
     served = [_visible(k, value, scope) for k, (value, _) in zip(keys, cached, strict=True)]
     exposures = [
