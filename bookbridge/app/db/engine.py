@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bookbridge.app.db.pool import FairAsyncAdaptedQueuePool
 from bookbridge.app.settings import Settings, normalize_database_url
 
 
@@ -13,6 +14,7 @@ def make_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         raise RuntimeError("no database URL: start the embedded server first (app.embedded)")
     return create_async_engine(
         normalize_database_url(target),
+        poolclass=FairAsyncAdaptedQueuePool,  # first come, first served (db/pool.py)
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,

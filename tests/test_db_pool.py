@@ -1,0 +1,99 @@
+"""The connection pool serves waiting requests first come, first served (app/db/pool.py),
+against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import event, exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bookbridge.app.db.engine import make_engine
+from bookbridge.app.settings import Settings
+
+
+def small_engine(settings: Settings, size: int, timeout: float = 10.0) -> AsyncEngine:
+    return make_engine(
+        settings.model_copy(
+            update={"db_pool_size": size, "db_max_overflow": 0, "db_pool_timeout": timeout}
+        )
+    )
+
+
+async def test_waiters_get_connections_in_the_order_they_asked(settings: Settings) -> None:
+    engine = small_engine(settings, 1)
+    order: list[int] = []
+    release, returning = asyncio.Event(), asyncio.Event()
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _checkin(*_: object) -> None:
+        # fires just before the pool takes the connection back: the caller woken here runs
+        # before the first waiter does, as a request that arrives at that moment would
+        if release.is_set():
+            returning.set()
+
+    async def holder() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            await release.wait()
+
+    async def use(i: int) -> None:
+        async with engine.connect() as conn:
+            order.append(i)
+            await conn.execute(text("SELECT 1"))
+
+    async def newcomer() -> None:
+        await returning.wait()
+        await use(99)  # a stock pool hands it the connection, ahead of the five waiting
+
+    try:
+        first = asyncio.create_task(holder())
+        await asyncio.sleep(0.2)
+        waiters = [asyncio.create_task(use(i)) for i in range(5)]
+        late = asyncio.create_task(newcomer())
+        await asyncio.sleep(0.1)  # all five are waiting now
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, *waiters, late), 10)
+        assert order == [0, 1, 2, 3, 4, 99]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_waiter_that_gives_up_loses_no_connection(settings: Settings) -> None:
+    engine = small_engine(settings, 1, timeout=0.2)
+    try:
+        async with engine.connect():
+            with pytest.raises(exc.TimeoutError, match="QueuePool limit"):
+                async with engine.connect():
+                    pass
+            cancelled = asyncio.create_task(engine.connect().__aenter__())
+            await asyncio.sleep(0.05)
+            cancelled.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+        # the one connection is free again, for one caller after another
+        for _ in range(3):
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+async def test_many_callers_share_a_small_pool(settings: Settings) -> None:
+    engine = small_engine(settings, 3)
+
+    async def one(i: int) -> int:
+        async with engine.connect() as conn:
+            await asyncio.sleep(0.001 * (i % 3))
+            return int(
+                (await conn.execute(text("SELECT CAST(:i AS integer)"), {"i": i})).scalar_one()
+            )
+
+    try:
+        got = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(60))), 20)
+        assert got == list(range(60))
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
