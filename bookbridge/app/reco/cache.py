@@ -6,7 +6,8 @@ versions it was computed under and is ignored once they move on. A hit in the la
 `cache_refresh_ahead_seconds` of an entry's TTL refreshes it in the background (one refresh
 at a time). Keys of one `group` (the study-set lists) are refreshed together: the keys that come
 due while a refresh runs wait for the next one, which computes them all in one call, so a busy
-replica refreshes its hot lists in a few batched calls rather than a queue of one per key. While
+replica refreshes its hot lists in a few batched calls (`cache_refresh_batch` keys each) rather
+than a queue of one per key. While
 its refresh is under way an entry may be served up to `cache_stale_seconds` past its TTL, never
 past an invalidation (versions). Redis that is down or hung
 costs at most `redis_timeout_seconds` per call, and is skipped for `redis_retry_seconds` after a
@@ -211,10 +212,15 @@ class RecoCache:
             self._refreshing -= {PREFIX + w.key for w in wants}
 
     async def _drain(self, group: str) -> None:
-        """Refresh the group's queued keys, all of them in one call, until none are left."""
+        """Refresh the group's queued keys, a batch per call, until none are left."""
         try:
             while queued := self._queued.pop(group, None):
-                await self._refresh(list(queued.values()), self._group_compute[group])
+                # a few keys per call: one call's synchronous steps grow with its keys, and
+                # requests wait for them on this event loop
+                wants, size = list(queued.values()), max(1, self.settings.cache_refresh_batch)
+                if len(wants) > size:
+                    self._queued[group] = {w.key: w for w in wants[size:]}
+                await self._refresh(wants[:size], self._group_compute[group])
         finally:
             self._draining.discard(group)
             self._refreshing -= {PREFIX + k for k in self._queued.pop(group, {})}
