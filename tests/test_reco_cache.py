@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
 
 from bookbridge.app.reco import service
 from bookbridge.app.reco.cache import PREFIX, RecoCache, note_engagement, note_lists_refreshed
@@ -403,3 +404,66 @@ async def test_an_entry_is_served_a_little_past_its_ttl_only_while_it_is_refresh
     await cache.get_or_compute_many([("k", "ss1")], compute, "lists")
     await cache.invalidate_study_sets(["ss1"])
     assert (await cache.get_or_compute_many([("k", "ss1")], compute, "lists"))[0][1] == "miss"
+
+
+async def test_a_refresh_revalidates_a_list_whose_inputs_did_not_change() -> None:
+    settings = RecoSettings(
+        cache_ttl_seconds=60.0, cache_refresh_ahead_seconds=1.0, cache_max_age_seconds=300.0
+    )
+    cache = RecoCache(settings)
+    marker: list[object] = [("lists", 1)]
+    calls: list[list[str]] = []
+
+    async def source() -> object:
+        return marker[0]
+
+    async def compute(keys: list[str]) -> dict[str, dict[str, object] | None]:
+        calls.append(keys)
+        return {k: {"n": len(calls)} for k in keys}
+
+    cache.marker_source = source
+
+    async def refresh_due() -> list[tuple[dict[str, object] | None, str]]:
+        cache._local[PREFIX + "k"].expires = time.monotonic() + 0.5  # in its last second
+        got = await cache.get_or_compute_many([("k", "ss1")], compute, "lists")
+        await asyncio.gather(*cache._tasks)
+        return got
+
+    await cache.get_or_compute_many([("k", "ss1")], compute, "lists")
+    assert await refresh_due() == [({"n": 1}, "local")]
+    # unchanged inputs: the entry lives on for another TTL, nothing computed
+    assert len(calls) == 1 and cache.stats["revalidated"] == 1
+    assert cache._local[PREFIX + "k"].expires > time.monotonic() + 50
+    # the worker refreshed the lists: computed again
+    marker[0] = ("lists", 2)
+    cache._marker = None  # (the marker is read at most once a second)
+    await refresh_due()
+    assert len(calls) == 2
+    assert (await cache.get_or_compute_many([("k", "ss1")], compute, "lists"))[0][0] == {"n": 2}
+    # too old: computed again even though nothing changed
+    cache._local[PREFIX + "k"].computed -= 301
+    await refresh_due()
+    assert len(calls) == 3
+    # an invalidation is a miss at once, marker or not
+    await cache.invalidate_study_sets(["ss1"])
+    assert (await cache.get_or_compute_many([("k", "ss1")], compute, "lists"))[0] == (
+        {"n": 4},
+        "miss",
+    )
+
+
+async def test_without_redis_the_lists_marker_follows_the_workers_lists_runs(
+    services: Services,
+) -> None:
+    assert services.redis is None and services.reco_cache.marker_source is not None
+    before = await services.lists_marker()
+    async with services.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO worker_jobs (job, runs, last_finished_at, last_status) "
+                "VALUES ('lists', 1, now(), 'ok') ON CONFLICT (job) DO UPDATE "
+                "SET runs = worker_jobs.runs + 1, last_finished_at = clock_timestamp()"
+            )
+        )
+    after = await services.lists_marker()
+    assert after != before and after == await services.lists_marker()

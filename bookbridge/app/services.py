@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bookbridge.app.db.engine import make_engine
@@ -24,13 +25,32 @@ class Services:
     def create(cls, settings: Settings) -> Services:
         engine = make_engine(settings)
         redis = make_redis(settings)
-        return cls(
+        services = cls(
             settings=settings,
             engine=engine,
             read_engine=engine.execution_options(isolation_level="AUTOCOMMIT"),
             redis=redis,
             reco_cache=RecoCache(settings.reco, redis),
         )
+        if redis is None:
+            # One process sees its own invalidations; what else changes the lists is the
+            # worker's `lists` job, in another process: its last run is the marker. With Redis,
+            # other replicas' invalidations arrive through Redis versions, so no revalidation.
+            services.reco_cache.marker_source = services.lists_marker
+        return services
+
+    async def lists_marker(self) -> object:
+        """The worker's last `lists` run (count, end, status): changes when the lists do."""
+        async with self.read_engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT runs, last_finished_at, last_status FROM worker_jobs "
+                        "WHERE job = 'lists'"
+                    )
+                )
+            ).first()
+        return tuple(row) if row is not None else "never"
 
     async def close(self) -> None:
         if self.redis is not None:

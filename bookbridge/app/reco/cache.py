@@ -9,7 +9,10 @@ due while a refresh runs wait for the next one, which computes them all in one c
 replica refreshes its hot lists in a few batched calls (`cache_refresh_batch` keys each) rather
 than a queue of one per key. While
 its refresh is under way an entry may be served up to `cache_stale_seconds` past its TTL, never
-past an invalidation (versions). Redis that is down or hung
+past an invalidation (versions). When the process can tell that a list's inputs did not change
+(`marker_source`: the worker's last `lists` run, read from PostgreSQL), a refresh revalidates
+instead of recomputing: the entry lives on for another TTL, up to `cache_max_age_seconds` since
+it was computed. Redis that is down or hung
 costs at most `redis_timeout_seconds` per call, and is skipped for `redis_retry_seconds` after a
 failure; answers then come from PostgreSQL and the cache warms again once Redis answers.
 
@@ -57,6 +60,11 @@ class _Entry:
     ss_version: int
     nb_version: int
     value: Payload
+    computed: float = 0.0  # when it was computed here (monotonic)
+    marker: object = None  # `marker_source` then; _UNKNOWN for a value read from Redis
+
+
+_UNKNOWN = object()
 
 
 Compute = Callable[[], Awaitable[Payload | None]]
@@ -90,7 +98,17 @@ class RecoCache:
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresh_gate = asyncio.Semaphore(1)
         self._redis_skip_until = 0.0
-        self.stats = {"local_hits": 0, "redis_hits": 0, "misses": 0, "redis_errors": 0}
+        # what the lists are computed from, as a value that changes when it does (None: unknown)
+        self.marker_source: Callable[[], Awaitable[object]] | None = None
+        self._marker: tuple[float, object] | None = None
+        self._markers: dict[str, object] = {}  # key -> the marker its fresh value was made under
+        self.stats = {
+            "local_hits": 0,
+            "redis_hits": 0,
+            "misses": 0,
+            "redis_errors": 0,
+            "revalidated": 0,
+        }
 
     async def get_or_compute(
         self, key: str, study_set_id: str, compute: Compute
@@ -164,7 +182,7 @@ class RecoCache:
             if value is None:
                 missing.append(want)
                 continue
-            self._store_local(want, value)
+            self._store_local(want, value, _UNKNOWN)
             self.stats["redis_hits"] += 1
             out[want.key] = value, "redis"
         if not missing:
@@ -173,9 +191,10 @@ class RecoCache:
         store: list[tuple[str, tuple[int, int], Payload]] = []
         for want in missing:
             value = values[want.key]
+            marker = self._markers.pop(want.key, _UNKNOWN)
             out[want.key] = value, "miss"
             if value is not None:
-                self._store_local(want, value)
+                self._store_local(want, value, marker)
                 if remote is not None:
                     store.append((want.key, remote[want.key][1], value))
         if store:
@@ -205,11 +224,60 @@ class RecoCache:
     async def _refresh(self, wants: list[_Want], compute: ComputeMany) -> None:
         try:
             async with self._refresh_gate:  # one at a time: requests keep the loop
-                await self._fetch(wants, compute)
+                if stale := await self._revalidate(wants):
+                    await self._fetch(stale, compute)
         except Exception:  # the next request past the TTL computes them again
             log.warning("refresh-ahead of %d keys failed", len(wants), exc_info=True)
         finally:
             self._refreshing -= {PREFIX + w.key for w in wants}
+
+    async def _revalidate(self, wants: list[_Want]) -> list[_Want]:
+        """Extend the entries whose inputs are unchanged (same versions, same marker, younger
+        than `cache_max_age_seconds`); the others, to be fetched again."""
+        if self.marker_source is None:
+            return wants
+        try:
+            marker = await self._current_marker()
+        except Exception:
+            log.warning("reading the cache marker failed; recomputing", exc_info=True)
+            return wants
+        now, stale = time.monotonic(), []
+        for want in wants:
+            entry = self._local.get(PREFIX + want.key)
+            if (
+                entry is not None
+                and marker is not None
+                and entry.marker == marker
+                and (entry.ss_version, entry.nb_version) == (want.ss_version, want.nb_version)
+                and (entry.ss_version, entry.nb_version) == self._versions_now(want)
+                and now - entry.computed < self.settings.cache_max_age_seconds
+            ):
+                entry.expires = now + self._ttl()
+                self.stats["revalidated"] += 1
+            else:
+                stale.append(want)
+        return stale
+
+    def _versions_now(self, want: _Want) -> tuple[int, int]:
+        return self._ss_versions.get(want.study_set_id, 0), self._nb_version
+
+    async def _marker_or_unknown(self) -> object:
+        try:
+            return await self._current_marker()
+        except Exception:
+            log.warning("reading the cache marker failed", exc_info=True)
+            return _UNKNOWN
+
+    async def _current_marker(self) -> object:
+        """`marker_source`'s value, read at most once a second."""
+        if self.marker_source is None:
+            return None
+        now = time.monotonic()
+        if self._marker is not None and now - self._marker[0] < 1.0:
+            return self._marker[1]
+        value = await self.marker_source()
+        self._marker = (now, value)
+        return value
 
     async def _drain(self, group: str) -> None:
         """Refresh the group's queued keys, a batch per call, until none are left."""
@@ -262,6 +330,9 @@ class RecoCache:
             futures[key] = self._inflight[PREFIX + key] = loop.create_future()
         self.stats["misses"] += len(keys)
         try:
+            # read before computing (a change meanwhile is seen by the next refresh), and after
+            # the keys are announced in flight, so concurrent callers wait instead of computing
+            marker = await self._marker_or_unknown()
             got = await compute(keys)
         except BaseException as exc:
             for future in futures.values():
@@ -272,16 +343,21 @@ class RecoCache:
             for key in keys:
                 self._inflight.pop(PREFIX + key, None)
         values = {key: got.get(key) for key in keys}
+        self._markers.update(dict.fromkeys(keys, marker))
         for key, future in futures.items():
             future.set_result(values[key])
         return values
 
-    def _store_local(self, want: _Want, value: Payload) -> None:
+    def _ttl(self) -> float:
         # up to 10% shorter at random, so entries stored together do not all expire together
-        ttl = self.settings.cache_ttl_seconds * (1.0 - 0.1 * random.random())
-        expires = time.monotonic() + ttl
+        return self.settings.cache_ttl_seconds * (1.0 - 0.1 * random.random())
+
+    def _store_local(self, want: _Want, value: Payload, marker: object) -> None:
+        now = time.monotonic()
         key = PREFIX + want.key
-        self._local[key] = _Entry(expires, want.ss_version, want.nb_version, value)
+        self._local[key] = _Entry(
+            now + self._ttl(), want.ss_version, want.nb_version, value, now, marker
+        )
         self._local.move_to_end(key)
         while len(self._local) > self.settings.cache_max_entries:
             self._local.popitem(last=False)

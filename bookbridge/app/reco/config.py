@@ -48,6 +48,11 @@ class RecoSettings(BaseSettings):
     cache_refresh_ahead_seconds: float = Field(
         default=1.0, ge=0, description="a hit this close to the TTL refreshes in the background"
     )
+    cache_max_age_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="how long a refresh may keep a list whose inputs did not change",
+    )
     cache_refresh_batch: int = Field(
         default=4, ge=1, description="lists computed together by one background refresh"
     )
