@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bookbridge.app.db.engine import make_engine
+from bookbridge.app.reco import data
 from bookbridge.app.reco.cache import RecoCache
 from bookbridge.app.settings import Settings
 
@@ -40,17 +40,9 @@ class Services:
         return services
 
     async def lists_marker(self) -> object:
-        """The worker's last `lists` run (count, end, status): changes when the lists do."""
+        """The worker's last `lists` run (reco.data.lists_run): changes when the lists do."""
         async with self.read_engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT runs, last_finished_at, last_status FROM worker_jobs "
-                        "WHERE job = 'lists'"
-                    )
-                )
-            ).first()
-        return tuple(row) if row is not None else "never"
+            return await data.lists_run(conn)
 
     async def close(self) -> None:
         if self.redis is not None:

@@ -236,20 +236,17 @@ class RecoCache:
         than `cache_max_age_seconds`); the others, to be fetched again."""
         if self.marker_source is None:
             return wants
-        try:
-            marker = await self._current_marker()
-        except Exception:
-            log.warning("reading the cache marker failed; recomputing", exc_info=True)
+        marker = await self._marker_or_unknown()
+        if marker is _UNKNOWN:
             return wants
         now, stale = time.monotonic(), []
         for want in wants:
             entry = self._local.get(PREFIX + want.key)
+            current = self._ss_versions.get(want.study_set_id, 0), self._nb_version
             if (
                 entry is not None
-                and marker is not None
                 and entry.marker == marker
-                and (entry.ss_version, entry.nb_version) == (want.ss_version, want.nb_version)
-                and (entry.ss_version, entry.nb_version) == self._versions_now(want)
+                and (entry.ss_version, entry.nb_version) == current
                 and now - entry.computed < self.settings.cache_max_age_seconds
             ):
                 entry.expires = now + self._ttl()
@@ -257,9 +254,6 @@ class RecoCache:
             else:
                 stale.append(want)
         return stale
-
-    def _versions_now(self, want: _Want) -> tuple[int, int]:
-        return self._ss_versions.get(want.study_set_id, 0), self._nb_version
 
     async def _marker_or_unknown(self) -> object:
         try:

@@ -340,3 +340,14 @@ _SUBJECT_GRADE_NAMES = text(
 async def subject_grade_names(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, str]:
     rows = (await conn.execute(_SUBJECT_GRADE_NAMES, {"ids": list(ids)})).all()
     return {f"{r.kind}:{r.id}": r.name for r in rows}
+
+
+_LISTS_RUN = text("SELECT runs, last_finished_at, last_status FROM worker_jobs WHERE job = 'lists'")
+
+
+@sql_span("lists_run")
+async def lists_run(conn: AsyncConnection) -> object:
+    """The worker's last `lists` run (count, end, status), a value that changes when the lists
+    do; "never" before the first run."""
+    row = (await conn.execute(_LISTS_RUN)).first()
+    return tuple(row) if row is not None else "never"
