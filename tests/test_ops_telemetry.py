@@ -160,6 +160,44 @@ def test_an_escaping_exception_marks_its_span(spans: InMemorySpanExporter) -> No
     assert trace.get_current_span() is trace.INVALID_SPAN  # the context was restored
 
 
+@pytest.mark.parametrize("runtime", ["contextvar", "context api"])
+def test_a_sampled_out_root_keeps_its_ids_and_restores_the_context(
+    monkeypatch: pytest.MonkeyPatch, runtime: str
+) -> None:
+    from bookbridge.app.observability import spans
+    from bookbridge.app.observability.spans import span, tracer
+
+    if runtime == "context api":
+        monkeypatch.setattr(spans, "_RUNTIME", None)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    exporter = InMemorySpanExporter()
+    provider = tracing.make_provider({"OTEL_TRACES_EXPORTER": "otlp"}, exporter)
+    assert provider is not None
+    tracer_ = tracer("tests.sampled_out", provider)
+    seen = set()
+    for _ in range(3):
+        with pytest.raises(ValueError, match="boom"), span(tracer_, "root") as root:
+            assert not root.is_recording() and trace.get_current_span() is root
+            first = root.get_span_context()
+            assert first.is_valid and not first.trace_flags.sampled
+            assert root.get_span_context() == first  # the span id drawn once, then kept
+            line = orjson.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})))
+            assert (line["trace_id"], line["span_id"]) == (
+                format(first.trace_id, "032x"),
+                format(first.span_id, "016x"),
+            )
+            with span(tracer_, "child") as child:
+                assert child is root
+            seen.add(first.trace_id)
+            raise ValueError("boom")
+        assert trace.get_current_span() is trace.INVALID_SPAN
+    assert len(seen) == 3  # a trace id per root
+    provider.force_flush()
+    assert exporter.get_finished_spans() == ()
+    provider.shutdown()
+
+
 def test_spans_cost_nothing_with_tracing_off() -> None:
     from bookbridge.app.observability.spans import span, tracer
 
@@ -208,14 +246,23 @@ def test_the_exporter_follows_the_otel_variables() -> None:
     provider.shutdown()
 
 
-def test_sampled_out_spans_keep_the_samplers_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("runtime", ["contextvar", "context api"])
+def test_sampled_out_spans_keep_the_samplers_decisions(
+    monkeypatch: pytest.MonkeyPatch, runtime: str
+) -> None:
     """The cheap path of `spans.span` for a `parentbased_traceidratio` provider samples exactly
     the roots the SDK's own sampler would, keeps one trace id per request (log lines show it
-    sampled or not), and records no child of a sampled-out root."""
+    sampled or not), and records no child of a sampled-out root. Spans become current through
+    OpenTelemetry's ContextVar directly, or (when its private names change) the context API:
+    both must look the same to the API's readers."""
     from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 
+    from bookbridge.app.observability import spans
     from bookbridge.app.observability.spans import span, tracer
 
+    assert spans._RUNTIME is not None  # the direct path is on with this OpenTelemetry
+    if runtime == "context api":
+        monkeypatch.setattr(spans, "_RUNTIME", None)
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
     exporter = InMemorySpanExporter()

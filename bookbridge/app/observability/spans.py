@@ -12,10 +12,16 @@ Most requests are sampled out, so that path is made cheap too, when the provider
 
 - a root span draws its trace id and applies the sampler's own rule (the low 64 bits of the
   trace id under the ratio's bound). Sampled out, it becomes a `NonRecordingSpan` carrying that
-  trace id (log lines still show it), without the SDK's sampler objects. Sampled in, the SDK
-  starts it as usual, with that very trace id (`PresetIds`), so the decision is the sampler's.
+  trace id (log lines still show it), without the SDK's sampler objects; its span context is
+  built only when something asks for it. Sampled in, the SDK starts it as usual, with that very
+  trace id (`PresetIds`), so the decision is the sampler's.
 - a span under a sampled-out local parent is the parent itself: the SDK would make another
   `NonRecordingSpan` that records nothing either.
+- a span becomes current with one `ContextVar.set` on OpenTelemetry's own context variable
+  (`_runtime`), falling back to the context API.
+
+At a 0.1 ratio, a sampled-out request paid 5.4 us for its span before the last two points and
+about 3 us after (in-process, docs/performance.md, "Fourth pass").
 
 Any other sampler, provider or parent goes through the SDK unchanged.
 """
@@ -25,12 +31,14 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
@@ -41,8 +49,10 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
+from opentelemetry.trace import propagation as trace_propagation
 
 _LOW_64 = TraceIdRatioBased.TRACE_ID_LIMIT
+_getrandbits = random.getrandbits
 # what the SDK gives a sampled-out root span: not sampled, trace id random (W3C level 2)
 _UNSAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT | trace.TraceFlags.RANDOM_TRACE_ID)
 
@@ -121,10 +131,48 @@ def tracer(scope: str, provider: trace.TracerProvider | None = None) -> Tracer |
     return wrapped
 
 
+def _runtime() -> tuple[ContextVar[Context], str] | None:
+    """The ContextVar behind OpenTelemetry's current context, and the key spans sit under, when
+    the runtime context is the default one (contextvars): a span then becomes current with one
+    `ContextVar.set` instead of six calls through the context API. This reads two names the API
+    keeps private; if either is missing or the runtime is another (OTEL_PYTHON_CONTEXT), `span`
+    goes through the public API instead (`tests/test_ops_telemetry.py` checks both agree)."""
+    runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    key = getattr(trace_propagation, "_SPAN_KEY", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(var, ContextVar) and key:
+        return var, key
+    return None
+
+
+_RUNTIME = _runtime()
+
+
+class _SampledOut(trace.NonRecordingSpan):
+    """A root the ratio sampler said no to. It has its trace id (the one the decision was made
+    on); its span context, span id included, is made the first time one is asked for: by a log
+    line or an SDK child. Most sampled-out requests never ask."""
+
+    def __init__(self, trace_id: int) -> None:
+        self._trace_id = trace_id
+        self._context: trace.SpanContext | None = None  # type: ignore[assignment]
+
+    def get_span_context(self) -> trace.SpanContext:
+        context = self._context
+        if context is None:
+            context = self._context = trace.SpanContext(
+                self._trace_id, _random_id(64), False, _UNSAMPLED
+            )
+        return context
+
+
 class span:  # used like a function: `with span(tracer, "name"):`
     """Start a span and make it current for the `with` block; records an escaping exception."""
 
     __slots__ = ("_own", "_span", "_token")
+    _own: bool
+    _span: trace.Span
+    _token: Token[Context] | None
 
     def __init__(
         self,
@@ -134,32 +182,44 @@ class span:  # used like a function: `with span(tracer, "name"):`
         kind: SpanKind = SpanKind.INTERNAL,
         context: Context | None = None,
     ) -> None:
-        self._token: object | None = None
-        self._span: trace.Span = trace.INVALID_SPAN
-        self._own = False  # a span of its own to make current and end
+        self._token = None
         if tracer is None:
+            self._span, self._own = trace.INVALID_SPAN, False
             return
-        self._own = True
+        self._own = True  # a span of its own to make current and end
         ids = tracer.ids
         if ids is not None:
-            parent = trace.get_current_span(context).get_span_context()
+            if _RUNTIME is not None and context is None:
+                current = _RUNTIME[0].get().get(_RUNTIME[1])
+                if type(current) is _SampledOut:
+                    self._span, self._own = current, False  # a child of it: itself, current
+                    return
+                if not isinstance(current, trace.Span):
+                    current = trace.INVALID_SPAN
+            else:
+                current = trace.get_current_span(context)
+            parent = current.get_span_context()
             if not parent.is_valid:
-                trace_id = _random_id(128)
+                trace_id = _getrandbits(128) or _random_id(128)
                 if trace_id & _LOW_64 >= tracer.bound:  # the ratio sampler says no
-                    self._span = trace.NonRecordingSpan(
-                        trace.SpanContext(trace_id, _random_id(64), False, _UNSAMPLED)
-                    )
+                    self._span = _SampledOut(trace_id)
                     return
                 ids.preset(trace_id)
             elif not parent.trace_flags.sampled and not parent.is_remote and context is None:
-                self._span, self._own = trace.get_current_span(), False  # already current
+                self._span, self._own = current, False  # already current
                 return
         self._span = tracer.sdk.start_span(name, context=context, kind=kind, attributes=attributes)
 
     def __enter__(self) -> trace.Span:
         if self._own:
             # also when unsampled: children then see a sampled-out parent and stay out too
-            self._token = context_api.attach(trace.set_span_in_context(self._span))
+            if _RUNTIME is not None:
+                var, key = _RUNTIME
+                values = var.get().copy()
+                values[key] = self._span
+                self._token = var.set(Context(values))
+            else:
+                self._token = context_api.attach(trace.set_span_in_context(self._span))
         return self._span
 
     def __exit__(
@@ -168,11 +228,18 @@ class span:  # used like a function: `with span(tracer, "name"):`
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._token is None:
+        token = self._token
+        if token is None:
             return
         current = self._span
-        if exc is not None and current.is_recording():
-            current.record_exception(exc)
-            current.set_status(Status(StatusCode.ERROR, f"{typ.__name__ if typ else ''}: {exc}"))
-        current.end()
-        context_api.detach(self._token)  # type: ignore[arg-type]
+        if type(current) is not _SampledOut:  # nothing to record or end on that one
+            if exc is not None and current.is_recording():
+                current.record_exception(exc)
+                current.set_status(
+                    Status(StatusCode.ERROR, f"{typ.__name__ if typ else ''}: {exc}")
+                )
+            current.end()
+        if _RUNTIME is not None:
+            _RUNTIME[0].reset(token)
+        else:
+            context_api.detach(token)
