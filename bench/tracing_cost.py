@@ -20,12 +20,13 @@ from bench import driver, scenarios, seed, servers, sink
 from bench.__main__ import server_env, tracing_env
 
 
-def thread_ticks(pid: int) -> dict[str, tuple[str, int, int]]:
-    """Per thread of `pid`: (name, user ticks, system ticks)."""
+def thread_ticks(pid: int) -> dict[str, tuple[str, int, int, int]]:
+    """Per thread of `pid`: (name, user ticks, system ticks, minor page faults)."""
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        out[task.name] = ((task / "comm").read_text().strip(), int(fields[11]), int(fields[12]))
+        name = (task / "comm").read_text().strip()
+        out[task.name] = (name, int(fields[11]), int(fields[12]), int(fields[7]))
     return out
 
 
@@ -46,14 +47,21 @@ def measure(
     requests = run.throughput_rps * args.seconds
     us = 1e6 / os.sysconf("SC_CLK_TCK") / requests
     threads: list[dict[str, float]] = []
-    for tid, (name, user, system) in after.items():
-        _, user0, system0 = before.get(tid, (name, 0, 0))
+    faults = 0
+    for tid, (name, user, system, minflt) in after.items():
+        _, user0, system0, minflt0 = before.get(tid, (name, 0, 0, 0))
+        faults += minflt - minflt0
         if user - user0 + system - system0 > 0:
             threads.append({"user_us": (user - user0) * us, "sys_us": (system - system0) * us})
     # the busiest thread is the event loop; the others (the span exporter) follow
     threads.sort(key=lambda t: -(t["user_us"] + t["sys_us"]))
     total = sum(t["user_us"] + t["sys_us"] for t in threads)
-    return {"rps": run.throughput_rps, "cpu_us": total, "threads": threads}
+    return {
+        "rps": run.throughput_rps,
+        "cpu_us": total,
+        "threads": threads,
+        "faults_per_request": faults / requests,
+    }
 
 
 def main() -> None:
@@ -78,8 +86,9 @@ def main() -> None:
     cpu: dict[str, list[float]] = {"untraced": [], "traced": []}
     with sink.otlp_sink() as endpoint:
         traced_env = env | tracing_env(endpoint) | {"OTEL_TRACES_SAMPLER_ARG": args.ratio}
-        for _ in range(args.pairs):
-            for label, settings in (("untraced", env), ("traced", traced_env)):
+        for i in range(args.pairs):
+            order = [("untraced", env), ("traced", traced_env)]
+            for label, settings in order if i % 2 == 0 else order[::-1]:  # turns going first
                 got = measure(args, found[0], settings)
                 cpu[label].append(got["cpu_us"])
                 split = ", ".join(
@@ -87,6 +96,7 @@ def main() -> None:
                 )
                 print(
                     f"{label:9} {got['rps']:7.0f} req/s  cpu {got['cpu_us']:6.1f} us/req  [{split}]"
+                    f"  page faults {got['faults_per_request']:.2f}/req"
                 )
     ratios = [t / u for u, t in zip(cpu["untraced"], cpu["traced"], strict=True)]
     print(f"traced / untraced CPU per request: median {statistics.median(ratios):.3f} {ratios}")
