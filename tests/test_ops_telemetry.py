@@ -14,10 +14,12 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from bookbridge.app.db import models
 from bookbridge.app.observability import tracing
 from bookbridge.app.observability.logging import JsonFormatter
+from bookbridge.app.observability.spans import tracer
 from bookbridge.app.services import Services
 from bookbridge.app.settings import Settings
 from tests import factories
@@ -76,10 +78,17 @@ def test_json_logs_carry_the_trace_id() -> None:
     assert line["level"] == "info" and line["logger"] == "bookbridge.x"
 
 
-@pytest.fixture
-def spans(services: Services) -> Iterator[InMemorySpanExporter]:
+@pytest.fixture(params=["fast path", "sdk"])
+def spans(services: Services, request: pytest.FixtureRequest) -> Iterator[InMemorySpanExporter]:
+    """Spans recorded in memory: started by `spans.span` itself (a provider make_provider
+    would build), or by the SDK (any other provider)."""
+    from bookbridge.app.observability.spans import FastPathIds
+
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    fast = request.param == "fast path"
+    provider = TracerProvider(id_generator=FastPathIds()) if fast else TracerProvider()
+    found = tracer("tests.fixture", provider)
+    assert found is not None and (found.ids is not None) is fast
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     _reset_global_provider()
     tracing.install(provider, services)
@@ -196,6 +205,82 @@ def test_a_sampled_out_root_keeps_its_ids_and_restores_the_context(
     provider.force_flush()
     assert exporter.get_finished_spans() == ()
     provider.shutdown()
+
+
+def test_spans_started_by_the_fast_path_export_as_the_sdks_do() -> None:
+    """The same spans, started by `spans.span` itself and by the SDK: what processors get, and
+    the OTLP request the exporter sends, differ only in ids and times."""
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from bookbridge.app.observability.spans import FastPathIds, span
+
+    def record(provider: TracerProvider) -> list[ReadableSpan]:
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer_ = tracer("tests.equivalence", provider)
+        assert tracer_ is not None
+        attributes = {"http.request.method": "POST", "n": 3, "ok": True, "tags": ("a", "b")}
+        with span(tracer_, "root", attributes, SpanKind.SERVER) as root:
+            root.set_attribute("http.response.status_code", 200)
+            root.add_event("checkpoint", {"step": 1})
+            with pytest.raises(ValueError), span(tracer_, "child"):
+                raise ValueError("boom")
+            with span(tracer_, "renamed") as renamed:
+                renamed.update_name("renamed later")
+                renamed.set_status(StatusCode.OK)
+                renamed.set_status(StatusCode.ERROR)  # OK is final
+        root.set_attribute("after", "end")  # ignored: the span ended
+        provider.shutdown()
+        return list(exporter.get_finished_spans())
+
+    fast = record(TracerProvider(id_generator=FastPathIds()))
+    sdk = record(TracerProvider())
+
+    def shape(found: list[ReadableSpan]) -> list[dict[str, object]]:
+        names = {s.context.span_id: s.name for s in found}
+        return [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "parent": names.get(s.parent.span_id) if s.parent else None,
+                "attributes": dict(s.attributes or {}),
+                "status": (s.status.status_code, s.status.description),
+                "events": [
+                    (e.name, {k: v for k, v in (e.attributes or {}).items() if "stack" not in k})
+                    for e in s.events
+                ],
+                "scope": s.instrumentation_scope.name if s.instrumentation_scope else None,
+                "sampled": s.context.trace_flags.sampled,
+                "one trace": s.context.trace_id == found[-1].context.trace_id,
+                "duration": s.end_time is not None
+                and s.start_time is not None
+                and s.end_time >= s.start_time,
+            }
+            for s in found
+        ]
+
+    assert shape(fast) == shape(sdk)
+    assert [s.name for s in fast] == ["child", "renamed later", "root"]
+    assert "after" not in (fast[-1].attributes or {})
+
+    def otlp(found: list[ReadableSpan]) -> list[dict[str, object]]:
+        out = MessageToDict(encode_spans(found))["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        for item in out:
+            for key in (
+                "traceId",
+                "spanId",
+                "parentSpanId",
+                "startTimeUnixNano",
+                "endTimeUnixNano",
+            ):
+                item.pop(key, None)
+            for event in item.get("events", []):
+                event.pop("timeUnixNano", None)
+                event["attributes"] = [a for a in event["attributes"] if "stack" not in a["key"]]
+        return out
+
+    assert otlp(fast) == otlp(sdk)
 
 
 def test_spans_cost_nothing_with_tracing_off() -> None:

@@ -7,21 +7,29 @@ tracing at a 0.1 sampling ratio (`python -m bench --tracing`, docs/performance.m
 starts the span and makes it current with one small class instead, and tracers are looked up
 once per provider.
 
-Most requests are sampled out, so that path is made cheap too, when the provider is one
-`tracing.make_provider` built with the usual `parentbased_traceidratio` sampler:
+When the provider is one `tracing.make_provider` built (`FastPathIds`) with a parent-based
+sampler whose root is a trace-id ratio, always on or always off (`parentbased_traceidratio`,
+the SDK's default `parentbased_always_on`, ...), `span` samples and starts spans itself:
 
 - a root span draws its trace id and applies the sampler's own rule (the low 64 bits of the
   trace id under the ratio's bound). Sampled out, it becomes a `NonRecordingSpan` carrying that
-  trace id (log lines still show it), without the SDK's sampler objects; its span context is
-  built only when something asks for it. Sampled in, the SDK starts it as usual, with that very
-  trace id (`PresetIds`), so the decision is the sampler's.
+  trace id (log lines still show it), whose span context is built only when something asks.
 - a span under a sampled-out local parent is the parent itself: the SDK would make another
   `NonRecordingSpan` that records nothing either.
+- a sampled span (a root sampled in, or any child of a sampled parent, local or remote) is a
+  `_Recorded`: the fields the SDK's span records, without its locks, bounded containers and
+  end-time copy, ended into the provider's processors as the SDK's are.
+  `tests/test_ops_telemetry.py` checks that processors and the OTLP request see the same spans
+  from either path (every span test runs on both), and the sampled set the SDK would pick.
 - a span becomes current with one `ContextVar.set` on OpenTelemetry's own context variable
   (`_runtime`), falling back to the context API.
 
-At a 0.1 ratio, a sampled-out request paid 5.4 us for its span before the last two points and
-about 3 us after (in-process, docs/performance.md, "Fourth pass").
+Measured in-process (docs/performance.md, "Fourth pass"): a sampled-out request paid 5.4 us
+for its span, 3.4 us after the first and last points; a sampled one (spans dropped at export)
+28-29 us before `_Recorded` and 7-8 us after, plus ~15 us of OTLP encoding in the exporter
+thread either way.
+Not done here: span limits (our spans carry a handful of attributes) and the SDK's own
+span-count metrics, which are no-ops without a meter provider.
 
 Any other sampler, provider or parent goes through the SDK unchanged.
 """
@@ -29,7 +37,8 @@ Any other sampler, provider or parent goes through the SDK unchanged.
 from __future__ import annotations
 
 import random
-import threading
+import time
+import traceback
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from types import TracebackType
@@ -39,6 +48,8 @@ from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
@@ -48,6 +59,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
 from opentelemetry.trace import propagation as trace_propagation
 
@@ -57,23 +69,9 @@ _getrandbits = random.getrandbits
 _UNSAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT | trace.TraceFlags.RANDOM_TRACE_ID)
 
 
-class PresetIds(RandomIdGenerator):
-    """Random ids, except that the next trace id of a thread can be set beforehand: a root
-    span sampled by `span` keeps the trace id its sampling decision was made on. (Another
-    thread's root in between takes a random id instead: still a fair draw of the sampler.)"""
-
-    def __init__(self) -> None:
-        self._preset: tuple[int, int] | None = None  # (thread, trace id)
-
-    def preset(self, trace_id: int) -> None:
-        self._preset = (threading.get_ident(), trace_id)
-
-    def generate_trace_id(self) -> int:
-        preset = self._preset
-        if preset is not None and preset[0] == threading.get_ident():
-            self._preset = None
-            return preset[1]
-        return super().generate_trace_id()
+class FastPathIds(RandomIdGenerator):
+    """Random ids, as the SDK's default; marks a provider `tracing.make_provider` built, whose
+    spans `span` may start itself (the ids it draws are as random as the SDK's)."""
 
 
 def _random_id(bits: int) -> int:
@@ -98,21 +96,35 @@ def root_bound(sampler: Sampler) -> int | None:
     root = getattr(sampler, "_root", None)
     if delegates != (ALWAYS_ON, ALWAYS_OFF, ALWAYS_ON, ALWAYS_OFF):
         return None
+    if root is ALWAYS_ON:  # the SDK's default sampler, parentbased_always_on
+        return _LOW_64 + 1
+    if root is ALWAYS_OFF:
+        return 0
     return root.bound if isinstance(root, TraceIdRatioBased) else None
 
 
 class Tracer:
     """An SDK tracer, and what its fast path needs (None when it has none)."""
 
-    __slots__ = ("bound", "ids", "sdk")
+    __slots__ = ("bound", "ids", "processor", "resource", "scope", "sdk")
 
-    def __init__(self, sdk: trace.Tracer) -> None:
+    def __init__(self, sdk: trace.Tracer, scope: str = "") -> None:
         self.sdk = sdk
         ids = getattr(sdk, "id_generator", None)
         bound = root_bound(sdk.sampler) if isinstance(sdk, SdkTracer) else None
-        fast = isinstance(ids, PresetIds) and bound is not None
-        self.ids: PresetIds | None = ids if fast else None
+        processor = getattr(sdk, "span_processor", None)
+        resource = getattr(sdk, "resource", None)
+        fast = (
+            isinstance(ids, FastPathIds)
+            and bound is not None
+            and isinstance(processor, SpanProcessor)
+            and isinstance(resource, Resource)
+        )
+        self.ids: FastPathIds | None = ids if fast else None
         self.bound: int = bound if fast and bound is not None else -1
+        self.processor = processor if isinstance(processor, SpanProcessor) else SpanProcessor()
+        self.resource = resource if isinstance(resource, Resource) else Resource.get_empty()
+        self.scope = InstrumentationScope(scope)
 
 
 _tracers: dict[str, tuple[trace.TracerProvider, Tracer | None]] = {}
@@ -126,7 +138,7 @@ def tracer(scope: str, provider: trace.TracerProvider | None = None) -> Tracer |
     if hit is not None and hit[0] is provider:
         return hit[1]
     found = None if isinstance(provider, ProxyTracerProvider) else provider.get_tracer(scope)
-    wrapped = None if found is None or isinstance(found, trace.NoOpTracer) else Tracer(found)
+    wrapped = None if found is None or isinstance(found, trace.NoOpTracer) else Tracer(found, scope)
     _tracers[scope] = (provider, wrapped)
     return wrapped
 
@@ -164,6 +176,102 @@ class _SampledOut(trace.NonRecordingSpan):
                 self._trace_id, _random_id(64), False, _UNSAMPLED
             )
         return context
+
+
+_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID)
+_SAMPLED_PARENT_NOT_RANDOM = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)
+
+
+class _Recorded(trace.Span, ReadableSpan):
+    """A sampled span of ours: what the SDK's `Span` records, handed to the same processors,
+    without its per-span locks, bounded containers and end-time copy. One coroutine writes a
+    span of ours and every attribute it sets is a plain value, so neither is needed; a span
+    that ended is the `ReadableSpan` its processors get, as it is never written again."""
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        name: str,
+        context: trace.SpanContext,
+        parent: trace.SpanContext | None,
+        kind: SpanKind,
+        attributes: Mapping[str, Any] | None,
+        parent_context: Context | None,
+    ) -> None:
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._kind = kind
+        self._resource = tracer.resource
+        self._instrumentation_scope = tracer.scope
+        self._instrumentation_info = None
+        self._attributes: dict[str, Any] = dict(attributes) if attributes else {}
+        self._events: list[Event] = []
+        self._links = ()
+        self._status = _UNSET
+        self._processor = tracer.processor
+        self._end_time = None
+        self._start_time = time.time_ns()
+        # processors get what the SDK's span offers them: the Span API and ReadableSpan
+        self._processor.on_start(self, parent_context=parent_context)  # type: ignore[arg-type]
+
+    def get_span_context(self) -> trace.SpanContext:
+        return self._context  # type: ignore[return-value]  # always set
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self._end_time is None:
+            self._attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self._end_time is None:
+            self._attributes.update(attributes)
+
+    def add_event(
+        self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
+    ) -> None:
+        if self._end_time is None:
+            self._events.append(Event(name, attributes, timestamp))
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return  # as the SDK: OK is final
+        if not isinstance(status, Status):
+            status = Status(status, description)
+        if status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Mapping[str, Any] | None = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        kind = type(exception)
+        module = kind.__module__
+        found = {
+            "exception.type": f"{module}.{kind.__qualname__}"
+            if module and module != "builtins"
+            else kind.__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        self.add_event("exception", found | dict(attributes or {}), timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            return
+        self._end_time = end_time if end_time is not None else time.time_ns()
+        self._processor.on_end(self)
 
 
 class span:  # used like a function: `with span(tracer, "name"):`
@@ -204,8 +312,19 @@ class span:  # used like a function: `with span(tracer, "name"):`
                 if trace_id & _LOW_64 >= tracer.bound:  # the ratio sampler says no
                     self._span = _SampledOut(trace_id)
                     return
-                ids.preset(trace_id)
-            elif not parent.trace_flags.sampled and not parent.is_remote and context is None:
+                ids_context = trace.SpanContext(trace_id, _random_id(64), False, _SAMPLED)
+                self._span = _Recorded(tracer, name, ids_context, None, kind, attributes, context)
+                return
+            if parent.trace_flags.sampled:  # ParentBased: a sampled parent's child is sampled
+                flags = (
+                    _SAMPLED if parent.trace_flags.random_trace_id else _SAMPLED_PARENT_NOT_RANDOM
+                )
+                ids_context = trace.SpanContext(
+                    parent.trace_id, _random_id(64), False, flags, parent.trace_state
+                )
+                self._span = _Recorded(tracer, name, ids_context, parent, kind, attributes, context)
+                return
+            if not parent.is_remote and context is None:
                 self._span, self._own = current, False  # already current
                 return
         self._span = tracer.sdk.start_span(name, context=context, kind=kind, attributes=attributes)

@@ -11,7 +11,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-from bookbridge.app.observability.spans import PresetIds
+from bookbridge.app.observability.spans import FastPathIds
 from bookbridge.app.services import Services
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,9 @@ def make_provider(
             log.warning("OTEL_TRACES_EXPORTER=%s is not supported; tracing off", name)
             return None
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "bookbridge"}
-    # PresetIds: the fast path of sampled-out spans (spans.py) keeps the sampler's decisions
+    # FastPathIds: spans.span may start this provider's spans itself (sampled out or in)
     resource = HashedResource(Resource.create(attributes))
-    provider = TracerProvider(resource=resource, id_generator=PresetIds())
+    provider = TracerProvider(resource=resource, id_generator=FastPathIds())
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
