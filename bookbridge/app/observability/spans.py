@@ -302,12 +302,12 @@ class span:  # used like a function: `with span(tracer, "name"):`
                 if type(current) is _SampledOut:
                     self._span, self._own = current, False  # a child of it: itself, current
                     return
-                if not isinstance(current, trace.Span):
-                    current = trace.INVALID_SPAN
+                if current is not None and not isinstance(current, trace.Span):
+                    current = None
             else:
                 current = trace.get_current_span(context)
-            parent = current.get_span_context()
-            if not parent.is_valid:
+            parent = None if current is None else current.get_span_context()
+            if parent is None or not parent.is_valid:
                 trace_id = _getrandbits(128) or _random_id(128)
                 if trace_id & _LOW_64 >= tracer.bound:  # the ratio sampler says no
                     self._span = _SampledOut(trace_id)
@@ -324,7 +324,7 @@ class span:  # used like a function: `with span(tracer, "name"):`
                 )
                 self._span = _Recorded(tracer, name, ids_context, parent, kind, attributes, context)
                 return
-            if not parent.is_remote and context is None:
+            if not parent.is_remote and context is None and current is not None:
                 self._span, self._own = current, False  # already current
                 return
         self._span = tracer.sdk.start_span(name, context=context, kind=kind, attributes=attributes)
