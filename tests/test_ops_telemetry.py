@@ -215,15 +215,20 @@ def test_spans_started_by_the_fast_path_export_as_the_sdks_do() -> None:
 
     from bookbridge.app.observability.spans import FastPathIds, span
 
+    attributes = {"http.request.method": "POST", "n": 3, "ok": True, "tags": ("a", "b")}
+
     def record(provider: TracerProvider) -> list[ReadableSpan]:
         exporter = InMemorySpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         tracer_ = tracer("tests.equivalence", provider)
         assert tracer_ is not None
-        attributes = {"http.request.method": "POST", "n": 3, "ok": True, "tags": ("a", "b")}
-        with span(tracer_, "root", attributes, SpanKind.SERVER) as root:
+        with span(tracer_, "root", attributes | {"dropped": None}, SpanKind.SERVER) as root:
             root.set_attribute("http.response.status_code", 200)
-            root.add_event("checkpoint", {"step": 1})
+            root.set_attribute("ratio", 0.5)
+            root.set_attribute("ids", [1, 2])  # kept as a tuple
+            root.set_attribute("object", b"raw")  # kept as bytes, as the SDK does
+            root.set_attributes({"mixed": [1, "a"], "none": None})  # as the SDK does
+            root.add_event("checkpoint", {"step": 1, "list": ["x"], "dropped": None})
             with pytest.raises(ValueError), span(tracer_, "child"):
                 raise ValueError("boom")
             with span(tracer_, "renamed") as renamed:
@@ -263,6 +268,9 @@ def test_spans_started_by_the_fast_path_export_as_the_sdks_do() -> None:
     assert shape(fast) == shape(sdk)
     assert [s.name for s in fast] == ["child", "renamed later", "root"]
     assert "after" not in (fast[-1].attributes or {})
+    kept = dict(fast[-1].attributes or {})
+    assert {k: kept[k] for k in attributes} == attributes
+    assert (kept["http.response.status_code"], kept["ratio"], kept["ids"]) == (200, 0.5, (1, 2))
 
     def otlp(found: list[ReadableSpan]) -> list[dict[str, object]]:
         out = MessageToDict(encode_spans(found))["resourceSpans"][0]["scopeSpans"][0]["spans"]

@@ -46,6 +46,7 @@ from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.resources import Resource
@@ -178,6 +179,17 @@ class _SampledOut(trace.NonRecordingSpan):
         return context
 
 
+_PLAIN = (str, bool, int, float)
+
+
+def _cleaned(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """`attributes` as the SDK's span keeps them: plain values as they are (nearly every call),
+    anything else by the API's own rules (`BoundedAttributes`: sequences become tuples, ...)."""
+    if all(isinstance(v, _PLAIN) for v in attributes.values()):
+        return dict(attributes)
+    return dict(BoundedAttributes(attributes=attributes))
+
+
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID)
 _SAMPLED_PARENT_NOT_RANDOM = trace.TraceFlags(trace.TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
@@ -206,7 +218,8 @@ class _Recorded(trace.Span, ReadableSpan):
         self._resource = tracer.resource
         self._instrumentation_scope = tracer.scope
         self._instrumentation_info = None
-        self._attributes: dict[str, Any] = dict(attributes) if attributes else {}
+        self._kept: dict[str, Any] = _cleaned(attributes) if attributes else {}
+        self._attributes = self._kept  # what ReadableSpan.attributes reads
         self._events: list[Event] = []
         self._links = ()
         self._status = _UNSET
@@ -224,17 +237,21 @@ class _Recorded(trace.Span, ReadableSpan):
 
     def set_attribute(self, key: str, value: Any) -> None:
         if self._end_time is None:
-            self._attributes[key] = value
+            if isinstance(value, _PLAIN):
+                self._kept[key] = value
+            else:
+                self._kept.update(_cleaned({key: value}))
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if self._end_time is None:
-            self._attributes.update(attributes)
+            self._kept.update(_cleaned(attributes))
 
     def add_event(
         self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
     ) -> None:
         if self._end_time is None:
-            self._events.append(Event(name, attributes, timestamp))
+            kept = BoundedAttributes(attributes=attributes, immutable=True)  # cleaned, as the SDK
+            self._events.append(Event(name, kept, timestamp))
 
     def update_name(self, name: str) -> None:
         if self._end_time is None:
