@@ -12,7 +12,8 @@ request from `python -m bench.tracing_cost` says (a request there costs the serv
 2.5 times its in-process work: uvicorn, the socket, the kernel).
 
 Spans go through the real OTLP/HTTP exporter to a local sink that drops them (as in
-`python -m bench --tracing`). The SQL and Redis instrumentation is not installed: the read
+`python -m bench --tracing`); the sink is a thread of this process, so its reading of the
+export requests counts too (a few kB per 100 spans). The SQL and Redis instrumentation is not installed: the read
 scenarios are response-cache hits once warm, which run neither, and those are where tracing
 weighs most (the least work per request). Needs a seeded bench database."""
 
