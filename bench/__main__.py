@@ -23,12 +23,14 @@ RECO = ("recommendations_cached", "recommendations_uncached")
 INGEST = ("upsert_books", "record_events")
 
 
+def default_database_url() -> str:
+    """The bench database: BENCH_DATABASE_URL, else bb_bench on the local server."""
+    return os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bb_bench")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    default_url = os.environ.get(
-        "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bb_bench"
-    )
-    p.add_argument("--database-url", default=default_url, help="emptied and reseeded")
+    p.add_argument("--database-url", default=default_database_url(), help="emptied and reseeded")
     p.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"), help="redis://...")
     p.add_argument("--large", action="store_true", help="100,000 books / 1,000,000 events")
     p.add_argument("--no-seed", action="store_true", help="reuse what the database holds")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import driver, scenarios, seed, servers, sink
-from bench.__main__ import server_env, tracing_env
+from bench.__main__ import default_database_url, server_env, tracing_env
 
 
 def thread_ticks(pid: int) -> dict[str, tuple[str, int, int, int]]:
@@ -66,12 +66,7 @@ def measure(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bb_bench"
-        ),
-    )
+    p.add_argument("--database-url", default=default_database_url())
     p.add_argument("--scenario", default="book_by_id")
     p.add_argument("--ratio", default="0.1")
     p.add_argument("--pairs", type=int, default=3)

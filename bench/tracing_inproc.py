@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from bench import scenarios, seed, sink
-from bench.__main__ import server_env, tracing_env
+from bench.__main__ import default_database_url, server_env, tracing_env
 
 
 async def _lifespan(app: Any) -> None:
@@ -124,12 +124,7 @@ async def run(args: argparse.Namespace, url: str, endpoint: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bb_bench"
-        ),
-    )
+    p.add_argument("--database-url", default=default_database_url())
     p.add_argument("--scenarios", default="catalog_page,deep,book_by_id")
     p.add_argument("--ratio", default="0.1")
     p.add_argument("--requests", type=int, default=3000)

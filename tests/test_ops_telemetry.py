@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from bookbridge.app.db import models
+from bookbridge.app.observability import spans as spans_module
 from bookbridge.app.observability import tracing
 from bookbridge.app.observability.logging import JsonFormatter
 from bookbridge.app.observability.spans import tracer
@@ -169,21 +170,32 @@ def test_an_escaping_exception_marks_its_span(spans: InMemorySpanExporter) -> No
     assert trace.get_current_span() is trace.INVALID_SPAN  # the context was restored
 
 
+def _ratio_tracer(
+    monkeypatch: pytest.MonkeyPatch, runtime: str, ratio: str, scope: str
+) -> tuple[TracerProvider, InMemorySpanExporter, spans_module.Tracer]:
+    """A `parentbased_traceidratio` provider as make_provider builds it, spans kept in memory,
+    and the fast-path tracer of `scope`; spans made current through OpenTelemetry's ContextVar
+    ("contextvar") or, as when its private names change, the context API ("context api")."""
+    assert spans_module._RUNTIME is not None  # the direct path is on with this OpenTelemetry
+    if runtime == "context api":
+        monkeypatch.setattr(spans_module, "_RUNTIME", None)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", ratio)
+    exporter = InMemorySpanExporter()
+    provider = tracing.make_provider({"OTEL_TRACES_EXPORTER": "otlp"}, exporter)
+    assert provider is not None
+    found = tracer(scope, provider)
+    assert found is not None and found.ids is not None  # the fast path is on
+    return provider, exporter, found
+
+
 @pytest.mark.parametrize("runtime", ["contextvar", "context api"])
 def test_a_sampled_out_root_keeps_its_ids_and_restores_the_context(
     monkeypatch: pytest.MonkeyPatch, runtime: str
 ) -> None:
-    from bookbridge.app.observability import spans
-    from bookbridge.app.observability.spans import span, tracer
+    from bookbridge.app.observability.spans import span
 
-    if runtime == "context api":
-        monkeypatch.setattr(spans, "_RUNTIME", None)
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
-    exporter = InMemorySpanExporter()
-    provider = tracing.make_provider({"OTEL_TRACES_EXPORTER": "otlp"}, exporter)
-    assert provider is not None
-    tracer_ = tracer("tests.sampled_out", provider)
+    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, runtime, "0", "tests.sampled_out")
     seen = set()
     for _ in range(3):
         with pytest.raises(ValueError, match="boom"), span(tracer_, "root") as root:
@@ -350,19 +362,9 @@ def test_sampled_out_spans_keep_the_samplers_decisions(
     both must look the same to the API's readers."""
     from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 
-    from bookbridge.app.observability import spans
-    from bookbridge.app.observability.spans import span, tracer
+    from bookbridge.app.observability.spans import span
 
-    assert spans._RUNTIME is not None  # the direct path is on with this OpenTelemetry
-    if runtime == "context api":
-        monkeypatch.setattr(spans, "_RUNTIME", None)
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
-    exporter = InMemorySpanExporter()
-    provider = tracing.make_provider({"OTEL_TRACES_EXPORTER": "otlp"}, exporter)
-    assert provider is not None
-    tracer_ = tracer("tests.sampling", provider)
-    assert tracer_ is not None and tracer_.ids is not None  # the cheap path is on
+    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, runtime, "0.25", "tests.sampling")
     sdk_rule = TraceIdRatioBased(0.25)
     roots: dict[int, bool] = {}  # trace id -> the SDK sampler's decision
     for _ in range(2000):
