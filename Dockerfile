@@ -10,9 +10,13 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first (cached while only the code changes), then the package itself.
 COPY pyproject.toml README.md ./
-RUN mkdir bookbridge && touch bookbridge/__init__.py \
-    && pip install . && pip uninstall -y bookbridge && rm -rf bookbridge
-COPY bookbridge ./bookbridge
+RUN for p in app graphql_schema resolvers loaders migrations; do mkdir $p && touch $p/__init__.py; done \
+    && pip install . && pip uninstall -y bookbridge && rm -rf app graphql_schema resolvers loaders migrations
+COPY app ./app
+COPY graphql_schema ./graphql_schema
+COPY resolvers ./resolvers
+COPY loaders ./loaders
+COPY migrations ./migrations
 RUN pip install --no-deps . && python -m compileall -q /opt/venv/lib
 
 FROM python:3.11-slim AS runtime

@@ -29,19 +29,19 @@ test: install-dev check
 check: lint typecheck
 
 lint:
-	$(BIN)/ruff format --check bookbridge tests bench scripts
-	$(BIN)/ruff check bookbridge tests bench scripts
+	$(BIN)/ruff format --check app graphql_schema resolvers loaders migrations tests bench scripts
+	$(BIN)/ruff check app graphql_schema resolvers loaders migrations tests bench scripts
 
 typecheck:
-	$(BIN)/mypy bookbridge
+	$(BIN)/mypy app graphql_schema resolvers loaders migrations
 
 format:
-	$(BIN)/ruff format bookbridge tests bench scripts
-	$(BIN)/ruff check --fix bookbridge tests bench scripts
+	$(BIN)/ruff format app graphql_schema resolvers loaders migrations tests bench scripts
+	$(BIN)/ruff check --fix app graphql_schema resolvers loaders migrations tests bench scripts
 
 ## schema: rewrite the committed schema.graphql from the live schema
 schema:
-	$(BIN)/python -m bookbridge.graphql_schema.export > schema.graphql
+	$(BIN)/python -m graphql_schema.export > schema.graphql
 
 bench: install-dev
 	$(BIN)/python -m bench

@@ -162,7 +162,7 @@ def tracing_env(endpoint: str) -> dict[str, str]:
 def refresh_lists(url: str) -> None:
     """The recommender's precomputed lists (neighbours, popularity, trending), as the worker does."""
     env = {**os.environ, "DATABASE_URL": url.replace("postgresql://", "postgresql+asyncpg://")}
-    cmd = [sys.executable, "-m", "bookbridge.app.cli", "worker", "--once", "--jobs", "lists"]
+    cmd = [sys.executable, "-m", "app.cli.main", "worker", "--once", "--jobs", "lists"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         print(f"bench: worker lists failed ({done.stderr[-300:]})", file=sys.stderr)

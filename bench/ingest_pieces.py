@@ -13,9 +13,9 @@ from typing import Any
 from graphql import parse
 from graphql.execution.values import get_variable_values
 
-from bookbridge.app.ingest.service import BatchOutcome, _clean_and_dedupe, payload_hash
-from bookbridge.app.ingest.specs import SPECS
-from bookbridge.graphql_schema.schema import build_schema
+from app.ingest.service import BatchOutcome, _clean_and_dedupe, payload_hash
+from app.ingest.specs import SPECS
+from graphql_schema.schema import build_schema
 
 DOCUMENT = "mutation($input: UpsertBooksInput!) { upsertBooks(input: $input) { inserted } }"
 

@@ -20,13 +20,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from sqlalchemy import text
 
-from bookbridge.app.auth import keys
-from bookbridge.app.auth.config import SecuritySettings
-from bookbridge.app.db.migrate import upgrade
-from bookbridge.app.factory import create_app
-from bookbridge.app.observability import tracing
-from bookbridge.app.services import Services
-from bookbridge.app.settings import Settings, normalize_database_url
+from app.auth import keys
+from app.core.settings import SecuritySettings, Settings, normalize_database_url
+from app.db.migrate import upgrade
+from app.observability import tracing
+from app.runtime.services import Services
+from app.server.factory import create_app
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef0123456789abcdef0123"
 QUERY = (

@@ -93,7 +93,7 @@ SELECT json_build_object('data', json_build_object('book', (
 
 def reco_candidates_sql() -> str:
     """The recommender's own topic-candidate query (app.reco.data), for one study set's topics."""
-    from bookbridge.app.reco import data
+    from app.reco import data
 
     inner = str(data._TOPIC_CANDIDATES).replace(
         "unnest(CAST(:topics AS text[])) AS t(topic_id)",

@@ -15,13 +15,13 @@ import random
 import time
 from pathlib import Path
 
-from bookbridge.app.evaluate.dataset import split
-from bookbridge.app.evaluate.metrics import score_lists
-from bookbridge.app.evaluate.run import for_evaluation
-from bookbridge.app.reco.scoring import blend, ranked
-from bookbridge.app.reco.strategies import collect
-from bookbridge.app.services import Services
-from bookbridge.app.settings import Settings, normalize_database_url
+from app.core.settings import Settings, normalize_database_url
+from app.evaluate.dataset import split
+from app.evaluate.metrics import score_lists
+from app.evaluate.run import for_evaluation
+from app.reco.scoring import blend, ranked
+from app.reco.strategies import collect
+from app.runtime.services import Services
 
 GRID = {
     "TOPIC": (0.0, 0.05, 0.1, 0.2),

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from bookbridge.app.db.migrate import upgrade_async
+from app.db.migrate import upgrade_async
 
 DEMO = Path(__file__).resolve().parents[1] / "bookbridge" / "demo" / "data"
 TABLES = (
@@ -222,7 +222,7 @@ async def admin_key(url: str) -> str:
     """An API key with the admin scope (ingestion and any study set), made by the service's code."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from bookbridge.app.auth.keys import create_key
+    from app.auth.keys import create_key
 
     engine = create_async_engine(plain_url(url).replace("postgresql://", "postgresql+asyncpg://"))
     try:

@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bookbridge.app.factory import create_app as create_bookbridge
+from app.server.factory import create_app as create_bookbridge
 
 _counter: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
     "bench_sql", default=None

@@ -88,8 +88,8 @@ def _request(app: Any, body: bytes) -> Any:
 async def run(args: argparse.Namespace, url: str, endpoint: str) -> None:
     from opentelemetry import trace
 
+    from app.observability import tracing
     from bench.served import create_app
-    from bookbridge.app.observability import tracing
 
     app = create_app()
     await _lifespan(app)  # tracing off, as server_env says

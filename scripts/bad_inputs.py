@@ -11,12 +11,11 @@ import httpx
 import jwt
 from sqlalchemy import text
 
-from bookbridge.app.auth import keys
-from bookbridge.app.auth.config import SecuritySettings
-from bookbridge.app.db.migrate import upgrade
-from bookbridge.app.factory import create_app
-from bookbridge.app.services import Services
-from bookbridge.app.settings import Settings, normalize_database_url
+from app.auth import keys
+from app.core.settings import SecuritySettings, Settings, normalize_database_url
+from app.db.migrate import upgrade
+from app.runtime.services import Services
+from app.server.factory import create_app
 
 URL = normalize_database_url(
     sys.argv[1] if len(sys.argv) > 1 else "postgresql://postgres@127.0.0.1:5432/bookbridge_probe"

@@ -15,7 +15,7 @@ The output is byte-for-byte deterministic: fixed seeds, sorted records,
 compact JSON, gzip with mtime=0 and no file name in the header.
 
 Usage: .venv/bin/python scripts/build_demo_data.py \
-           --source ../shared/data/goodbooks --out bookbridge/demo/data
+           --source ../shared/data/goodbooks --out app/demo/data
 Stdlib only.
 """
 

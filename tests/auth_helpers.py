@@ -7,8 +7,8 @@ from typing import Any
 
 import jwt
 
-from bookbridge.app.auth import keys
-from bookbridge.app.services import Services
+from app.auth import keys
+from app.runtime.services import Services
 
 SECRET = "test-secret-long-enough-for-any-hmac-algorithm-0123456789abcdef0123456789"
 AUDIENCE = "bookbridge"

@@ -15,12 +15,11 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bookbridge.app.auth.config import SecuritySettings
-from bookbridge.app.db.migrate import upgrade
-from bookbridge.app.db.models import Base
-from bookbridge.app.factory import create_app
-from bookbridge.app.services import Services
-from bookbridge.app.settings import Settings, normalize_database_url
+from app.core.settings import SecuritySettings, Settings, normalize_database_url
+from app.db.migrate import upgrade
+from app.db.models import Base
+from app.runtime.services import Services
+from app.server.factory import create_app
 from tests import auth_helpers
 
 
@@ -28,7 +27,7 @@ def _database_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         return normalize_database_url(url)
-    from bookbridge.app.embedded import embedded_database_url
+    from app.db.embedded import embedded_database_url
 
     data_dir = Path(
         os.environ.get("BOOKBRIDGE_TEST_DATA_DIR", Path(tempfile.gettempdir()) / "bookbridge-test")

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from bookbridge.app.db import models
-from bookbridge.app.services import Services
+from app.db import models
+from app.runtime.services import Services
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

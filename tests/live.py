@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from bookbridge.app.factory import create_app
-from bookbridge.app.settings import Settings
+from app.core.settings import Settings
+from app.server.factory import create_app
 
 
 def free_port() -> int:

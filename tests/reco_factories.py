@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bookbridge.app.db import models
-from bookbridge.app.services import Services
+from app.db import models
+from app.runtime.services import Services
 from tests.factories import insert_rows
 
 TODAY = datetime.now(UTC).date()

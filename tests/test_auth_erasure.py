@@ -11,10 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from bookbridge.app.db.models import Base
-from bookbridge.app.factory import create_app
-from bookbridge.app.services import Services
-from bookbridge.app.settings import Settings
+from app.core.settings import Settings
+from app.db.models import Base
+from app.runtime.services import Services
+from app.server.factory import create_app
 from tests import auth_helpers, factories
 from tests.auth_helpers import token
 from tests.conftest import GraphQLClient

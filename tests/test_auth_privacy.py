@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bookbridge.app.auth.scopes import Scope
-from bookbridge.app.auth.viewer import ANONYMOUS, Viewer
-from bookbridge.app.db import study
-from bookbridge.app.db.pagination import PageArgs
-from bookbridge.app.services import Services
+from app.core.scopes import Scope
+from app.core.viewer import ANONYMOUS, Viewer
+from app.db import study
+from app.db.pagination import PageArgs
+from app.runtime.services import Services
 from tests import auth_helpers, factories
 from tests.auth_helpers import bearer, token
 from tests.conftest import GraphQLClient

@@ -8,13 +8,13 @@ import httpx
 import jwt
 import pytest
 
-from bookbridge.app.auth import keys
-from bookbridge.app.auth.authenticate import authenticate
-from bookbridge.app.auth.config import SecuritySettings
-from bookbridge.app.auth.jwt import JwtVerifier
-from bookbridge.app.auth.scopes import parse_scopes
-from bookbridge.app.auth.viewer import Unauthenticated
-from bookbridge.app.services import Services
+from app.auth import keys
+from app.auth.authenticate import authenticate
+from app.auth.jwt import JwtVerifier
+from app.core.scopes import parse_scopes
+from app.core.settings import SecuritySettings
+from app.core.viewer import Unauthenticated
+from app.runtime.services import Services
 from tests import auth_helpers
 from tests.auth_helpers import bearer, token
 

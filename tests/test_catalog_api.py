@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bookbridge.app.db import models
-from bookbridge.app.services import Services
+from app.db import models
+from app.runtime.services import Services
 from tests import factories
 from tests.conftest import GraphQLClient, StatementCounter, cyclic_garbage
 

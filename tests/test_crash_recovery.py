@@ -19,10 +19,10 @@ import httpx
 import orjson
 from sqlalchemy import text
 
-from bookbridge.app.cli import main
-from bookbridge.app.services import Services
-from bookbridge.sync import SyncClient
-from bookbridge.sync.state import dead_letter_path
+from app.cli.main import main
+from app.runtime.services import Services
+from app.sync import SyncClient
+from app.sync.state import dead_letter_path
 from tests.live import admin_token, free_port
 
 V1, V2 = "2026-01-01T00:00:00+00:00", "2026-03-01T00:00:00+00:00"
@@ -58,7 +58,7 @@ def bookbridge_serve(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes
         from tests.auth_helpers import SECRET
 
         env["BOOKBRIDGE_JWT_SECRET"] = SECRET
-    command = [sys.executable, "-m", "bookbridge.app.cli", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "app.cli.main", "serve", "--port", str(port)]
     proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

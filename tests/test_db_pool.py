@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bookbridge.app.db.engine import make_engine
-from bookbridge.app.settings import Settings
+from app.core.settings import Settings
+from app.db.engine import make_engine
 
 
 def small_engine(settings: Settings, size: int, timeout: float = 10.0) -> AsyncEngine:

@@ -13,8 +13,8 @@ import orjson
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from bookbridge.app.body import BodyError, GzipStream, RequestBodyMiddleware
-from bookbridge.app.services import Services
+from app.runtime.services import Services
+from app.server.body import BodyError, GzipStream, RequestBodyMiddleware
 from tests import factories
 
 QUERY = '{ book(id: "b0001") { id title publisher { id } } }'
@@ -154,7 +154,7 @@ async def test_content_length_over_the_limit_is_413_before_reading() -> None:
 
 
 async def test_plain_body_over_the_limit_is_413(services: Services) -> None:
-    from bookbridge.app.factory import create_app
+    from app.server.factory import create_app
 
     small = services.settings.model_copy(update={"max_body_bytes": 1000})
     app = create_app(small, services=services)

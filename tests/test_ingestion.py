@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bookbridge.app.services import Services
+from app.runtime.services import Services
 from tests.conftest import GraphQLClient
 from tests.ingest_helpers import apply, counts, send
 

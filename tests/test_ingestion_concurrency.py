@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bookbridge.app.ingest.service import ingest
-from bookbridge.app.services import Services
+from app.ingest.service import ingest
+from app.runtime.services import Services
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bookbridge.app.db import pagination
-from bookbridge.app.factory import create_app
-from bookbridge.app.services import Services
-from bookbridge.app.settings import Settings
+from app.core.settings import Settings
+from app.db import pagination
+from app.runtime.services import Services
+from app.server.factory import create_app
 from tests import auth_helpers, factories
 from tests.auth_helpers import bearer, token
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bookbridge.app.db import trusted_documents
-from bookbridge.app.factory import create_app
-from bookbridge.app.services import Services
+from app.db import trusted_documents
+from app.runtime.services import Services
+from app.server.factory import create_app
 
 DOC = "query Subjects { subjects { id name } }"
 DIGEST = hashlib.sha256(DOC.encode()).hexdigest()
@@ -97,7 +97,7 @@ def test_cli_registers_graphql_files(tmp_path: Path, database_url: str) -> None:
     bad = tmp_path / "typo.graphql"
     bad.write_text("{ subjectz { id } }")
     env = {"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
-    cli = [sys.executable, "-m", "bookbridge.app.cli", "documents"]
+    cli = [sys.executable, "-m", "app.cli.main", "documents"]
     done = subprocess.run(
         [*cli, "register", str(good)], env=env, capture_output=True, text=True, check=False
     )

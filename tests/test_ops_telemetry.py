@@ -16,13 +16,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from bookbridge.app.db import models
-from bookbridge.app.observability import spans as spans_module
-from bookbridge.app.observability import tracing
-from bookbridge.app.observability.logging import JsonFormatter
-from bookbridge.app.observability.spans import tracer
-from bookbridge.app.services import Services
-from bookbridge.app.settings import Settings
+from app.core.settings import Settings
+from app.db import models
+from app.observability import spans as spans_module
+from app.observability import tracing
+from app.observability.logging import JsonFormatter
+from app.observability.spans import tracer
+from app.runtime.services import Services
 from tests import factories
 from tests.conftest import GraphQLClient
 from tests.ingest_helpers import apply
@@ -83,7 +83,7 @@ def test_json_logs_carry_the_trace_id() -> None:
 def spans(services: Services, request: pytest.FixtureRequest) -> Iterator[InMemorySpanExporter]:
     """Spans recorded in memory: started by `spans.span` itself (a provider make_provider
     would build), or by the SDK (any other provider)."""
-    from bookbridge.app.observability.spans import FastPathIds
+    from app.observability.spans import FastPathIds
 
     exporter = InMemorySpanExporter()
     fast = request.param == "fast path"
@@ -159,7 +159,7 @@ async def test_a_caller_that_sampled_out_gets_no_spans_downstream(
 def test_an_escaping_exception_marks_its_span(spans: InMemorySpanExporter) -> None:
     from opentelemetry.trace import StatusCode
 
-    from bookbridge.app.observability.spans import span, tracer
+    from app.observability.spans import span, tracer
 
     spans.clear()
     with pytest.raises(ValueError), span(tracer("tests"), "failing", {"k": 1}):
@@ -193,7 +193,7 @@ def _ratio_tracer(
 def test_a_sampled_out_root_keeps_its_ids_and_restores_the_context(
     monkeypatch: pytest.MonkeyPatch, runtime: str
 ) -> None:
-    from bookbridge.app.observability.spans import span
+    from app.observability.spans import span
 
     provider, exporter, tracer_ = _ratio_tracer(monkeypatch, runtime, "0", "tests.sampled_out")
     seen = set()
@@ -225,7 +225,7 @@ def test_spans_started_by_the_fast_path_export_as_the_sdks_do() -> None:
     from google.protobuf.json_format import MessageToDict
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    from bookbridge.app.observability.spans import FastPathIds, span
+    from app.observability.spans import FastPathIds, span
 
     attributes = {"http.request.method": "POST", "n": 3, "ok": True, "tags": ("a", "b")}
 
@@ -304,7 +304,7 @@ def test_spans_started_by_the_fast_path_export_as_the_sdks_do() -> None:
 
 
 def test_spans_cost_nothing_with_tracing_off() -> None:
-    from bookbridge.app.observability.spans import span, tracer
+    from app.observability.spans import span, tracer
 
     _reset_global_provider()
     assert tracer("tests") is None
@@ -362,7 +362,7 @@ def test_sampled_out_spans_keep_the_samplers_decisions(
     both must look the same to the API's readers."""
     from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 
-    from bookbridge.app.observability.spans import span
+    from app.observability.spans import span
 
     provider, exporter, tracer_ = _ratio_tracer(monkeypatch, runtime, "0.25", "tests.sampling")
     sdk_rule = TraceIdRatioBased(0.25)

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bookbridge.app.reco import jobs
-from bookbridge.app.reco.analytics import Point, publisher_report
-from bookbridge.app.services import Services
+from app.reco import jobs
+from app.reco.analytics import Point, publisher_report
+from app.runtime.services import Services
 from tests import reco_factories as f
 from tests.conftest import GraphQLClient
 from tests.ingest_helpers import apply

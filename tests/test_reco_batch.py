@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from bookbridge.app.db import models
-from bookbridge.app.factory import create_app
-from bookbridge.app.reco import service
-from bookbridge.app.reco.config import Experiment, Variant
-from bookbridge.app.reco.data import StudentScope
-from bookbridge.app.reco.service import ListKey
-from bookbridge.app.services import Services
+from app.core.settings import Experiment, Variant
+from app.db import models
+from app.reco import service
+from app.reco.data import StudentScope
+from app.reco.service import ListKey
+from app.runtime.services import Services
+from app.server.factory import create_app
 from tests import auth_helpers
 from tests import reco_factories as f
 from tests.conftest import GraphQLClient, StatementCounter, cyclic_garbage

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from bookbridge.app.reco import service
-from bookbridge.app.reco.cache import PREFIX, RecoCache, note_engagement, note_lists_refreshed
-from bookbridge.app.reco.config import RecoSettings
-from bookbridge.app.reco.strategies import RecList
-from bookbridge.app.services import Services, make_redis
+from app.core.settings import RecoSettings
+from app.reco import service
+from app.reco.cache import PREFIX, RecoCache, note_engagement, note_lists_refreshed
+from app.reco.strategies import RecList
+from app.runtime.services import Services, make_redis
 from tests import reco_factories as f
 from tests.conftest import GraphQLClient
 from tests.test_reco_topic import refresh, setup
@@ -54,7 +54,7 @@ async def flushed() -> AsyncIterator[None]:
 
 
 def replica_settings_url() -> object:
-    from bookbridge.app.settings import Settings
+    from app.core.settings import Settings
 
     return Settings(redis_url=REDIS_URL)
 

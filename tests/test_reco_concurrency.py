@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bookbridge.app.reco import service
-from bookbridge.app.services import Services
+from app.reco import service
+from app.runtime.services import Services
 from tests import reco_factories as f
 from tests.test_reco_topic import refresh, setup
 

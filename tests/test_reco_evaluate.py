@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bookbridge.app.evaluate.dataset import split
-from bookbridge.app.evaluate.run import evaluate
-from bookbridge.app.services import Services
+from app.evaluate.dataset import split
+from app.evaluate.run import evaluate
+from app.runtime.services import Services
 
 FIELDS = (
     "strategy",
@@ -124,7 +124,7 @@ def test_cli_writes_the_json_shape(services: Services, database_url: str, tmp_pa
     cmd = [
         sys.executable,
         "-m",
-        "bookbridge.app.cli",
+        "app.cli.main",
         "evaluate",
         "--dataset",
         str(make_dataset(tmp_path / "d", books=24, users=20)),

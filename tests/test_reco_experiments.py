@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bookbridge.app.reco import service
-from bookbridge.app.reco.cache import RecoCache
-from bookbridge.app.reco.config import Experiment, Variant
-from bookbridge.app.reco.experiments import assign
-from bookbridge.app.services import Services
+from app.core.settings import Experiment, Variant
+from app.reco import service
+from app.reco.cache import RecoCache
+from app.reco.experiments import assign
+from app.runtime.services import Services
 from tests import reco_factories as f
 from tests.conftest import GraphQLClient
 from tests.test_reco_topic import refresh, setup

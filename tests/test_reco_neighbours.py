@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bookbridge.app.reco import neighbours
+from app.reco import neighbours
 
 
 def _by_row(triples: neighbours.Triples) -> dict[int, list[float]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from bookbridge.app.reco import jobs
-from bookbridge.app.services import Services
+from app.reco import jobs
+from app.runtime.services import Services
 from tests import reco_factories as f
 from tests.conftest import GraphQLClient
 
@@ -108,7 +108,7 @@ async def test_topics_matched_from_title_when_none_sent(
 
 async def test_live_ranking_matches_the_workers(services: Services) -> None:
     """A topic the worker has not ranked yet is ranked live, with the same answer."""
-    from bookbridge.app.reco.strategies import recommend_many
+    from app.reco.strategies import recommend_many
 
     await setup(services)
     await f.study_set(services, "ss2", "u2", ["t1", "t2"])

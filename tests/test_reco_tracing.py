@@ -9,9 +9,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bookbridge.app.reco import service, tracing
-from bookbridge.app.reco.cache import RecoCache
-from bookbridge.app.services import Services
+from app.reco import service, tracing
+from app.reco.cache import RecoCache
+from app.runtime.services import Services
 from tests.test_reco_topic import refresh, setup
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bookbridge.app.cli import build_parser
-from bookbridge.app.db import models
-from bookbridge.app.services import Services
-from bookbridge.app.worker import JOBS, job_reconcile, job_report, run_job, run_worker
+from app.cli.main import build_parser
+from app.db import models
+from app.runtime.services import Services
+from app.worker.jobs import JOBS, job_reconcile, job_report, run_job, run_worker
 from tests import reco_factories as f
 from tests.conftest import GraphQLClient
 from tests.factories import insert_rows
@@ -50,7 +50,7 @@ async def test_worker_processes_log_json_lines(services: Services, database_url:
     await co_engagement(services)
     env = {**os.environ, "DATABASE_URL": database_url, "BOOKBRIDGE_LOG_LEVEL": "INFO"}
     env.pop("REDIS_URL", None)
-    cmd = [sys.executable, "-m", "bookbridge.app.cli", "worker", "--once", "--jobs", "lists,report"]
+    cmd = [sys.executable, "-m", "app.cli.main", "worker", "--once", "--jobs", "lists,report"]
     procs = [
         await asyncio.create_subprocess_exec(*cmd, env=env, stderr=asyncio.subprocess.PIPE)
         for _ in range(2)

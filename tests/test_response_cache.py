@@ -10,9 +10,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from bookbridge.app.factory import create_app
-from bookbridge.app.response_cache import CHANNEL, ResponseCacheSettings
-from bookbridge.app.services import Services
+from app.core.settings import ResponseCacheSettings
+from app.runtime.services import Services
+from app.server.factory import create_app
+from app.server.response_cache import CHANNEL
 from tests import factories
 from tests.conftest import GraphQLClient, StatementCounter
 from tests.ingest_helpers import apply

@@ -8,9 +8,9 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from bookbridge.app.db.models import Base
-from bookbridge.app.services import Services
-from bookbridge.graphql_schema.schema import build_schema
+from app.db.models import Base
+from app.runtime.services import Services
+from graphql_schema.schema import build_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

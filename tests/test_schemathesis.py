@@ -13,9 +13,9 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 
-from bookbridge.app.factory import create_app
-from bookbridge.app.services import Services
-from bookbridge.app.settings import Settings
+from app.core.settings import Settings
+from app.runtime.services import Services
+from app.server.factory import create_app
 from tests import auth_helpers
 
 EXAMPLES_PER_FIELD = 12  # 28 root fields: ~340 requests, about 30 s here

@@ -15,10 +15,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bookbridge.sync import RetryPolicy, SyncClient, batch_key
-from bookbridge.sync.reader import read_records
-from bookbridge.sync.retry import retry_after
-from bookbridge.sync.state import dead_letter_path
+from app.sync import RetryPolicy, SyncClient, batch_key
+from app.sync.reader import read_records
+from app.sync.retry import retry_after
+from app.sync.state import dead_letter_path
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 Handler = Callable[[httpx.Request, dict[str, Any]], httpx.Response | None]

@@ -13,11 +13,11 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from bookbridge.app.cli import main
-from bookbridge.app.services import Services
-from bookbridge.app.settings import Settings
-from bookbridge.sync import SyncClient
-from bookbridge.sync.state import dead_letter_path
+from app.cli.main import main
+from app.core.settings import Settings
+from app.runtime.services import Services
+from app.sync import SyncClient
+from app.sync.state import dead_letter_path
 from tests.live import admin_token, serve
 
 

@@ -9,8 +9,8 @@ import pytest
 from graphql import GraphQLError, parse
 from graphql.execution import values
 
-from bookbridge.graphql_schema import variables
-from bookbridge.graphql_schema.schema import build_schema
+from graphql_schema.execution import variables
+from graphql_schema.schema import build_schema
 
 SCHEMA = build_schema()._schema
 BOOKS = "mutation($input: UpsertBooksInput!) { upsertBooks(input: $input) { inserted } }"

@@ -1,1 +1,0 @@
-"""Settings, the app factory, the CLI and the data-access layer."""

@@ -1,0 +1,119 @@
+"""Ingestion mutations (one batch each) and the ingestion-log queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from app.db import ingestion_log
+from app.ingest.service import BatchOutcome, ingest
+from app.observability import metrics
+from app.reco.cache import note_engagement
+from app.server.response_cache import invalidate
+from graphql_schema.types.context import Info
+from graphql_schema.types.ingestion import (
+    BatchResult,
+    IngestionBatch,
+    IngestionBatchConnection,
+    RecordEngagementEventsInput,
+    UpsertBooksInput,
+    UpsertCategoriesInput,
+    UpsertGradesInput,
+    UpsertPublishersInput,
+    UpsertStudySetsInput,
+    UpsertSubjectsInput,
+    UpsertTopicBookMappingsInput,
+    UpsertTopicsInput,
+    record_dicts,
+)
+from graphql_schema.types.pagination import page_args
+from resolvers.guards import batch_visibility, require_write
+
+
+async def _ingest(info: Info, entity: str, records: list[Any], key: str | None) -> BatchResult:
+    publisher_scope = require_write(info, entity)
+    outcome: BatchOutcome = await ingest(
+        info.context.services.engine,
+        entity,
+        record_dicts(records),
+        key,
+        publisher_scope=publisher_scope,
+        client=info.context.viewer.subject,
+    )
+    await invalidate(info.context.services.engine, entity, outcome.inserted + outcome.updated)
+    metrics.record_batch(
+        entity,
+        "replayed" if outcome.replayed else ("partial" if outcome.rejected else "applied"),
+        {
+            "inserted": outcome.inserted,
+            "updated": outcome.updated,
+            "unchanged": outcome.unchanged,
+            "duplicates": outcome.duplicates,
+            "rejected": len(outcome.rejected),
+        },
+    )
+    return BatchResult.of(outcome)
+
+
+async def upsert_publishers(info: Info, input: UpsertPublishersInput) -> BatchResult:
+    return await _ingest(info, "publishers", input.records, input.idempotency_key)
+
+
+async def upsert_subjects(info: Info, input: UpsertSubjectsInput) -> BatchResult:
+    return await _ingest(info, "subjects", input.records, input.idempotency_key)
+
+
+async def upsert_grades(info: Info, input: UpsertGradesInput) -> BatchResult:
+    return await _ingest(info, "grades", input.records, input.idempotency_key)
+
+
+async def upsert_categories(info: Info, input: UpsertCategoriesInput) -> BatchResult:
+    return await _ingest(info, "categories", input.records, input.idempotency_key)
+
+
+async def upsert_topics(info: Info, input: UpsertTopicsInput) -> BatchResult:
+    return await _ingest(info, "topics", input.records, input.idempotency_key)
+
+
+async def upsert_books(info: Info, input: UpsertBooksInput) -> BatchResult:
+    return await _ingest(info, "books", input.records, input.idempotency_key)
+
+
+async def upsert_topic_book_mappings(
+    info: Info, input: UpsertTopicBookMappingsInput
+) -> BatchResult:
+    return await _ingest(info, "topic_book_mappings", input.records, input.idempotency_key)
+
+
+async def upsert_study_sets(info: Info, input: UpsertStudySetsInput) -> BatchResult:
+    result = await _ingest(info, "study_sets", input.records, input.idempotency_key)
+    if result.updated:  # new topics, subject or grade change those study sets' recommendations
+        touched = {str(r.get("id")) for r in record_dicts(input.records)}
+        await note_engagement(info.context.services, sorted(touched))
+    return result
+
+
+async def record_engagement_events(info: Info, input: RecordEngagementEventsInput) -> BatchResult:
+    result = await _ingest(info, "engagement_events", input.records, input.idempotency_key)
+    if result.inserted:  # new engagement changes those study sets' recommendations
+        touched = {str(r.get("study_set_id")) for r in record_dicts(input.records)}
+        await note_engagement(info.context.services, sorted(touched))
+    return result
+
+
+async def ingestion_batch(info: Info, id: strawberry.ID) -> IngestionBatch | None:
+    visible = batch_visibility(info)
+    async with info.context.services.read_engine.connect() as conn:
+        row = await ingestion_log.batch_by_id(conn, str(id), visible)
+    return IngestionBatch.from_row(row) if row else None
+
+
+async def ingestion_batches(
+    info: Info, first: int | None = None, after: str | None = None, entity: str | None = None
+) -> IngestionBatchConnection:
+    visible = batch_visibility(info)
+    args = page_args(info, first, after)
+    async with info.context.services.read_engine.connect() as conn:
+        page = await ingestion_log.list_batches(conn, args, entity, visible)
+    return IngestionBatchConnection.of(page)
