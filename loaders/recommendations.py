@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from app.core.viewer import StudentScope
 from app.reco import service
-from app.reco.data import StudentScope
 from app.reco.service import ListKey
 from app.reco.strategies import RecList
 from loaders.base import BatchLoader

@@ -5,8 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from app.core.viewer import ANONYMOUS, Viewer
-from app.reco.data import StudentScope
+from app.core.viewer import ANONYMOUS, StudentScope, Viewer
 from loaders.catalog import (
     BookByIdLoader,
     BooksByPublisherLoader,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from app.core.errors import ClientError
 from app.core.scopes import Scope
-from app.core.viewer import BatchScope, Forbidden, Viewer
+from app.core.viewer import BatchScope, Forbidden, StudentScope, Viewer
 from app.db.records import Record
-from app.reco.data import StudentScope
 from graphql_schema.types.context import Info
 
 

@@ -7,10 +7,7 @@ from typing import Any
 import strawberry
 
 from app.db import ingestion_log
-from app.ingest.service import BatchOutcome, ingest
-from app.observability import metrics
-from app.reco.cache import note_engagement
-from app.server.response_cache import invalidate
+from app.ingest.service import apply_batch
 from graphql_schema.types.context import Info
 from graphql_schema.types.ingestion import (
     BatchResult,
@@ -33,25 +30,15 @@ from resolvers.guards import batch_visibility, require_write
 
 async def _ingest(info: Info, entity: str, records: list[Any], key: str | None) -> BatchResult:
     publisher_scope = require_write(info, entity)
-    outcome: BatchOutcome = await ingest(
-        info.context.services.engine,
+    services = info.context.services
+    outcome = await apply_batch(
+        services.engine,
+        services.after_commit,
         entity,
         record_dicts(records),
         key,
         publisher_scope=publisher_scope,
         client=info.context.viewer.subject,
-    )
-    await invalidate(info.context.services.engine, entity, outcome.inserted + outcome.updated)
-    metrics.record_batch(
-        entity,
-        "replayed" if outcome.replayed else ("partial" if outcome.rejected else "applied"),
-        {
-            "inserted": outcome.inserted,
-            "updated": outcome.updated,
-            "unchanged": outcome.unchanged,
-            "duplicates": outcome.duplicates,
-            "rejected": len(outcome.rejected),
-        },
     )
     return BatchResult.of(outcome)
 
@@ -87,19 +74,11 @@ async def upsert_topic_book_mappings(
 
 
 async def upsert_study_sets(info: Info, input: UpsertStudySetsInput) -> BatchResult:
-    result = await _ingest(info, "study_sets", input.records, input.idempotency_key)
-    if result.updated:  # new topics, subject or grade change those study sets' recommendations
-        touched = {str(r.get("id")) for r in record_dicts(input.records)}
-        await note_engagement(info.context.services, sorted(touched))
-    return result
+    return await _ingest(info, "study_sets", input.records, input.idempotency_key)
 
 
 async def record_engagement_events(info: Info, input: RecordEngagementEventsInput) -> BatchResult:
-    result = await _ingest(info, "engagement_events", input.records, input.idempotency_key)
-    if result.inserted:  # new engagement changes those study sets' recommendations
-        touched = {str(r.get("study_set_id")) for r in record_dicts(input.records)}
-        await note_engagement(info.context.services, sorted(touched))
-    return result
+    return await _ingest(info, "engagement_events", input.records, input.idempotency_key)
 
 
 async def ingestion_batch(info: Info, id: strawberry.ID) -> IngestionBatch | None:

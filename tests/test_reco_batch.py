@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from app.core.settings import Experiment, Variant
+from app.core.viewer import StudentScope
 from app.db import models
 from app.reco import service
-from app.reco.data import StudentScope
 from app.reco.service import ListKey
 from app.runtime.services import Services
 from app.server.factory import create_app

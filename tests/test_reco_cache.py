@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from app.core.settings import RecoSettings
 from app.reco import service
-from app.reco.cache import PREFIX, RecoCache, note_engagement, note_lists_refreshed
+from app.reco.cache import PREFIX, RecoCache
 from app.reco.strategies import RecList
 from app.runtime.services import Services, make_redis
 from tests import reco_factories as f
@@ -75,7 +75,7 @@ async def test_engagement_invalidates_that_study_set_only(
     await f.events(services, "ss1", ["b1"], "complete")
     assert await ids(a) == ["b1", "b2", "b3", "b4"]  # cached: nobody said anything changed
     before = dict(a.reco_cache.stats)
-    await note_engagement(a, ["ss1"])
+    await a.reco_cache.invalidate_study_sets(["ss1"])
     assert await ids(a) == ["b2", "b3", "b4"]
     await ids(a, "ss2")
     assert a.reco_cache.stats["misses"] == before["misses"] + 1  # ss2 still served from cache
@@ -89,9 +89,11 @@ async def test_replicas_share_redis_and_its_versions(services: Services, flushed
     await ids(a)
     assert (await b.reco_cache.get_or_compute("ss:ss1:TOPIC:10", "ss1", _never))[1] == "redis"
     await f.events(services, "ss1", ["b1"], "complete")
-    await note_engagement(a, ["ss1"])  # replica a ingested it; b learns through the version key
+    await a.reco_cache.invalidate_study_sets(
+        ["ss1"]
+    )  # replica a ingested it; b learns through the version key
     assert await ids(b) == ["b2", "b3", "b4"]
-    await note_lists_refreshed(a)  # e.g. the worker refreshed the neighbour lists
+    await a.reco_cache.invalidate_lists()  # e.g. the worker refreshed the neighbour lists
     assert await b.reco_cache.get_or_compute("ss:ss1:TOPIC:10", "ss1", _none) == (None, "miss")
     await a.close()
     await b.close()
@@ -220,7 +222,7 @@ async def test_redis_down(services: Services) -> None:
     await refresh(services)
     s = replica(services, f"redis://127.0.0.1:{free_port()}/0")
     await assert_survives(s)
-    await note_engagement(s, ["ss1"])  # invalidation does not raise either
+    await s.reco_cache.invalidate_study_sets(["ss1"])  # invalidation does not raise either
     await s.close()
 
 

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from app.core.settings import ResponseCacheSettings
+from app.ingest.notify import CATALOG_CHANNEL as CHANNEL
 from app.runtime.services import Services
 from app.server.factory import create_app
-from app.server.response_cache import CHANNEL
 from tests import factories
 from tests.conftest import GraphQLClient, StatementCounter
 from tests.ingest_helpers import apply

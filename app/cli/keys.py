@@ -17,8 +17,7 @@ from app.core.settings import Settings
 
 
 def _run(work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
-    from app.cli.main import resolve_database_url
-    from app.db.engine import make_engine
+    from app.db.engine import make_engine, resolve_database_url
 
     settings = Settings()
     url = resolve_database_url(settings)

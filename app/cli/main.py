@@ -12,19 +12,10 @@ from collections.abc import Callable, Sequence
 from app.cli.keys import add_commands as add_auth_commands
 from app.cli.reco import add_commands as add_reco_commands
 from app.cli.sync import add_sync_command
-from app.core.settings import Settings, normalize_database_url
+from app.core.settings import Settings
+from app.db.engine import resolve_database_url
 
 log = logging.getLogger("bookbridge")
-
-
-def resolve_database_url(settings: Settings) -> str:
-    """DATABASE_URL when set; else start the embedded server. Either way, migrate it."""
-    from app.db.embedded import embedded_database_url
-    from app.db.migrate import upgrade
-
-    url = normalize_database_url(settings.database_url or embedded_database_url(settings.data_dir))
-    upgrade(url)
-    return url
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -41,8 +41,8 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from app.cli.main import resolve_database_url
     from app.core.settings import Settings
+    from app.db.engine import resolve_database_url
     from app.runtime.services import Services
     from app.worker.jobs import JOBS, run_worker
 
@@ -76,8 +76,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     server = None
     if args.database_url is None:
-        from app.cli.main import resolve_database_url
         from app.core.settings import Settings
+        from app.db.engine import resolve_database_url
 
         server = resolve_database_url(Settings())  # DATABASE_URL, or the embedded server
     report = asyncio.run(

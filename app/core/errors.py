@@ -22,3 +22,9 @@ class NotImplementedYet(ClientError):
 
     def __init__(self, feature: str) -> None:
         super().__init__(f"{feature} is not implemented yet")
+
+
+class NotFound(ClientError):
+    """Nothing the caller may see has this id (unknown and forbidden look the same)."""
+
+    code = "NOT_FOUND"

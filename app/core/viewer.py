@@ -112,3 +112,15 @@ class BatchScope:
 ANONYMOUS = Viewer()
 # The process itself (the demo loader, the worker): an admin that no token can claim.
 SYSTEM = Viewer(role="admin", scopes=frozenset({Scope.ADMIN}), key_name="system")
+
+
+@dataclass(frozen=True, slots=True)
+class StudentScope:
+    """Whose study sets a caller may read; None user_id means any (service or admin callers)."""
+
+    user_id: str | None = None
+
+    @classmethod
+    def of(cls, viewer: Viewer) -> StudentScope:
+        """A student's: their own study sets; an admin's: any (callers check the role first)."""
+        return cls(None if viewer.is_admin else viewer.user_id)

@@ -18,9 +18,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import ClientError
-from app.ingest import sql
+from app.ingest import notify, sql
 from app.ingest.specs import SPECS, EntitySpec, Record
 from app.ingest.validate import RecordInvalid
+from app.observability import metrics
 
 log = logging.getLogger("bookbridge.ingest")
 
@@ -103,6 +104,36 @@ async def ingest(
             log.warning("ingest %s: %s, retry %d in %.3fs", entity, state, attempt, delay)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")
+
+
+async def apply_batch(
+    engine: AsyncEngine,
+    listeners: Sequence[notify.Listener],
+    entity: str,
+    records: Sequence[Record],
+    idempotency_key: str | None = None,
+    *,
+    publisher_scope: str | None = None,
+    client: str | None = None,
+) -> BatchOutcome:
+    """One batch as the API applies it: `ingest`, then its after-commit effects (metrics, caches)."""
+    outcome = await ingest(
+        engine, entity, records, idempotency_key, publisher_scope=publisher_scope, client=client
+    )
+    metrics.record_batch(
+        entity,
+        "replayed" if outcome.replayed else ("partial" if outcome.rejected else "applied"),
+        {
+            "inserted": outcome.inserted,
+            "updated": outcome.updated,
+            "unchanged": outcome.unchanged,
+            "duplicates": outcome.duplicates,
+            "rejected": len(outcome.rejected),
+        },
+    )
+    event = notify.applied(entity, outcome.inserted, outcome.updated, records)
+    await notify.publish(engine, listeners, event)
+    return outcome
 
 
 async def _apply(

@@ -41,7 +41,6 @@ from app.reco.tracing import span as reco_span
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from app.runtime.services import Services
 
 log = logging.getLogger("bookbridge.reco.cache")
 PREFIX = "bb:reco:"
@@ -438,16 +437,3 @@ class RecoCache:
 
     def clear_local(self) -> None:
         self._local.clear()
-
-
-async def note_engagement(services: Services, study_set_ids: Sequence[str]) -> None:
-    """Ingestion hook: new engagement on these study sets invalidates their cached lists."""
-    await services.reco_cache.invalidate_study_sets(study_set_ids)
-
-
-async def note_lists_refreshed(services: Services) -> None:
-    """Worker hook: refreshed neighbour, popularity or trend lists invalidate every cached list."""
-    await services.reco_cache.invalidate_lists()
-
-
-note_neighbours_refreshed = note_lists_refreshed

@@ -9,27 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.viewer import StudentScope
 from app.reco.tracing import sql_span
-
-if TYPE_CHECKING:
-    from app.core.viewer import Viewer
-
-
-@dataclass(frozen=True, slots=True)
-class StudentScope:
-    """Whose study sets a caller may read; None user_id means any (service or admin callers)."""
-
-    user_id: str | None = None
-
-    @classmethod
-    def of(cls, viewer: Viewer) -> StudentScope:
-        """A student's: their own study sets; an admin's: any (callers check the role first)."""
-        return cls(None if viewer.is_admin else viewer.user_id)
 
 
 @dataclass(slots=True)

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.core.errors import ClientError, InvalidArgument
+from app.core.errors import InvalidArgument, NotFound
 from app.core.settings import RecoSettings
+from app.core.viewer import StudentScope
 from app.reco import data, experiments, lists, strategies
 from app.reco.cache import Payload
-from app.reco.data import StudentScope
 from app.reco.strategies import RecList
 from app.reco.tracing import span as reco_span
 
@@ -20,10 +20,6 @@ if TYPE_CHECKING:
 
 
 LISTS = "lists"  # the cache group of study-set lists
-
-
-class NotFound(ClientError):
-    code = "NOT_FOUND"
 
 
 def check_first(services: Services, first: int | None) -> int:

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.settings import RecoSettings
+from app.core.viewer import StudentScope
 from app.reco import data
-from app.reco.data import OwnBooks, StudentScope, StudySetContext
+from app.reco.data import OwnBooks, StudySetContext
 from app.reco.scoring import (
     Component,
     Scored,

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.settings import Settings
 from app.db.engine import make_engine
+from app.ingest.notify import BatchApplied, Listener
 from app.reco import data
 from app.reco.cache import RecoCache
 
@@ -20,6 +21,10 @@ class Services:
     read_engine: AsyncEngine  # autocommit view of `engine`: reads skip BEGIN/ROLLBACK
     redis: Redis | None = None  # REDIS_URL; calls bounded by short socket timeouts
     reco_cache: RecoCache = field(default_factory=RecoCache)
+    after_commit: list[Listener] = field(default_factory=list)  # told of every applied batch
+
+    def __post_init__(self) -> None:
+        self.after_commit.append(self.forget_changed_lists)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -38,6 +43,11 @@ class Services:
             # other replicas' invalidations arrive through Redis versions, so no revalidation.
             services.reco_cache.marker_source = services.lists_marker
         return services
+
+    async def forget_changed_lists(self, event: BatchApplied) -> None:
+        """New engagement or topics on study sets invalidate their cached recommendation lists."""
+        if event.study_set_ids:
+            await self.reco_cache.invalidate_study_sets(event.study_set_ids)
 
     async def lists_marker(self) -> object:
         """The worker's last `lists` run (reco.data.lists_run): changes when the lists do."""

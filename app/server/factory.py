@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from app.core.settings import Settings, normalize_database_url
+from app.core.settings import Settings
+from app.db.engine import with_database
 from app.db.ops import dead_letter_count
 from app.observability import metrics, tracing
 from app.observability.logging import configure_logging
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = None
         if "services" not in state:
-            owned = state["services"] = Services.create(_with_database(settings))
+            owned = state["services"] = Services.create(with_database(settings, migrate=False))
         if not logging.getLogger().handlers:  # worker processes of `serve --workers N`
             fmt = settings.observability.log_format or ("json" if settings.production else "text")
             configure_logging(settings.log_level, fmt)
@@ -119,16 +120,3 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         ],
         lifespan=lifespan,
     )
-
-
-def _with_database(settings: Settings) -> Settings:
-    if settings.database_url:
-        return settings.model_copy(
-            update={"database_url": normalize_database_url(settings.database_url)}
-        )
-    from app.db.embedded import embedded_database_url
-    from app.db.migrate import upgrade
-
-    url = embedded_database_url(settings.data_dir)
-    upgrade(url)
-    return settings.model_copy(update={"database_url": url})

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import logging
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +16,9 @@ import asyncpg  # type: ignore[import-untyped]
 import orjson
 from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
 from graphql.error import GraphQLError
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.ingest import notify
 
 if TYPE_CHECKING:
     from app.core.settings import Settings
@@ -27,18 +26,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "bookbridge_catalog"
 # Root fields whose whole sub-graph is public catalog data (no viewer-dependent field below).
 PUBLIC_ROOTS = frozenset(
     {"book", "books", "publisher", "publishers", "topic", "topics", "subjects", "grades"}
     | {"categories", "__typename"}
 )
-CATALOG_ENTITIES = frozenset(
-    {"publishers", "subjects", "grades", "categories", "topics", "books", "topic_book_mappings"}
-)
-
-
-_CACHES: weakref.WeakSet[ResponseCache] = weakref.WeakSet()
 
 
 @dataclass(slots=True)
@@ -90,8 +82,8 @@ def cache_key(body: bytes) -> str | None:
 class ResponseCache:
     """Wraps the GraphQL endpoint: anonymous public catalog queries are answered from memory.
 
-    Entries carry the catalog version seen when their request started; `invalidate()` (called
-    by the ingestion path after a batch that changed the catalog) bumps it here at once and,
+    Entries carry the catalog version seen when their request started; the ingestion service
+    (app/ingest/notify.py), after a batch that changed the catalog, bumps it here at once and,
     through PostgreSQL NOTIFY, in every other worker and replica. Until a process listens, it
     serves nothing from its cache. Responses with errors are never stored.
     """
@@ -112,7 +104,7 @@ class ResponseCache:
         self._listen_lock = asyncio.Lock()
         self._retry_at = 0.0
         self.hits = self.misses = 0
-        _CACHES.add(self)
+        notify.watch_catalog(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or not self.enabled:
@@ -197,6 +189,9 @@ class ResponseCache:
         entry = self._entries.pop(key)
         self._bytes -= len(entry.body)
 
+    def catalog_changed(self) -> None:
+        self.bump()
+
     def bump(self) -> None:
         """Forget every cached response of this process (the catalog changed)."""
         self.version += 1
@@ -215,7 +210,7 @@ class ResponseCache:
             try:
                 url = self._services_of().settings.database_url
                 conn = await asyncpg.connect(_plain(url), timeout=5)
-                await conn.add_listener(CHANNEL, self._notified)
+                await conn.add_listener(notify.CATALOG_CHANNEL, self._notified)
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                 log.warning("response cache off for 5 s: cannot LISTEN (%s)", exc)
                 self._retry_at = time.monotonic() + 5
@@ -236,24 +231,6 @@ class ResponseCache:
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
-
-
-async def invalidate(engine: AsyncEngine, entity: str, changed: int) -> None:
-    """After an ingestion batch: tell every process's response cache the catalog changed.
-
-    This process's caches forget at once; the others on PostgreSQL's NOTIFY, sent on a pooled
-    connection's driver directly (an invisible extra to the statement counts of the batch).
-    """
-    if entity not in CATALOG_ENTITIES or changed <= 0:
-        return
-    for cache in list(_CACHES):
-        cache.bump()
-    try:
-        async with engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            await raw.driver_connection.execute("SELECT pg_notify($1, $2)", CHANNEL, entity)  # type: ignore[union-attr]
-    except (OSError, asyncpg.PostgresError, SQLAlchemyError) as exc:
-        log.error("response cache invalidation not sent (entries expire by TTL): %s", exc)
 
 
 def _plain(url: str | None) -> str:

@@ -24,7 +24,6 @@ from sqlalchemy import text
 
 from app.observability import metrics
 from app.reco import jobs, neighbours
-from app.reco.cache import note_lists_refreshed
 from app.runtime.services import Services
 
 log = logging.getLogger("bookbridge.worker")
@@ -49,7 +48,7 @@ async def job_lists(services: Services) -> dict[str, Any]:
     async with services.engine.begin() as conn:
         content = await neighbours.compute_content(conn, s.neighbours_k)
         out["content"] = await neighbours.replace_neighbours(conn, "content", content)
-    await note_lists_refreshed(services)
+    await services.reco_cache.invalidate_lists()
     return out
 
 
