@@ -13,7 +13,7 @@ import orjson
 
 from app.db.migrate import upgrade_async
 
-DEMO = Path(__file__).resolve().parents[1] / "bookbridge" / "demo" / "data"
+DEMO = Path(__file__).resolve().parents[1] / "app" / "demo" / "data"
 TABLES = (
     "engagement_daily_book, engagement_daily_topic, engagement_daily_study_set, "
     "engagement_events, study_set_topics, study_sets, topic_book_mappings, books, topics, "

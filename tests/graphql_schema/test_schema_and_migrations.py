@@ -12,7 +12,7 @@ from app.db.models import Base
 from app.runtime.services import Services
 from graphql_schema.schema import build_schema
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_schema_matches_live_schema() -> None:

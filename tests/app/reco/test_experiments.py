@@ -10,8 +10,8 @@ from app.reco.cache import RecoCache
 from app.reco.experiments import assign
 from app.runtime.services import Services
 from tests import reco_factories as f
+from tests.app.reco.test_topic import refresh, setup
 from tests.conftest import GraphQLClient
-from tests.test_reco_topic import refresh, setup
 
 EXP = Experiment(
     id="exp1",

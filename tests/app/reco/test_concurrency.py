@@ -7,7 +7,7 @@ import asyncio
 from app.reco import service
 from app.runtime.services import Services
 from tests import reco_factories as f
-from tests.test_reco_topic import refresh, setup
+from tests.app.reco.test_topic import refresh, setup
 
 
 async def test_hybrid_requests_beyond_the_pool_queue_instead_of_deadlocking(

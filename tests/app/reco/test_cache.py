@@ -19,8 +19,8 @@ from app.reco.cache import PREFIX, RecoCache
 from app.reco.strategies import RecList
 from app.runtime.services import Services, make_redis
 from tests import reco_factories as f
+from tests.app.reco.test_topic import refresh, setup
 from tests.conftest import GraphQLClient
-from tests.test_reco_topic import refresh, setup
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from app.reco import service, tracing
 from app.reco.cache import RecoCache
 from app.runtime.services import Services
-from tests.test_reco_topic import refresh, setup
+from tests.app.reco.test_topic import refresh, setup
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ from app.runtime.services import Services
 from app.server.factory import create_app
 from tests import auth_helpers
 from tests import reco_factories as f
+from tests.app.reco.test_cache import replica
+from tests.app.reco.test_topic import refresh
 from tests.conftest import GraphQLClient, StatementCounter, cyclic_garbage
 from tests.factories import insert_rows
-from tests.test_reco_cache import replica
-from tests.test_reco_topic import refresh
 
 SETS = 12
 PAGE = """query($n: Int) { studySets(first: $n) { edges { node { id
