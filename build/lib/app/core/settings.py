@@ -1,0 +1,233 @@
+"""Every settings section, read from the environment (pydantic-settings); never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ASYMMETRIC_PREFIXES = ("RS", "PS", "ES", "Ed")
+
+
+class SecuritySettings(BaseSettings):
+    """Unset switches (None) follow BOOKBRIDGE_ENV: on in development, off in production."""
+
+    model_config = SettingsConfigDict(env_prefix="BOOKBRIDGE_", extra="ignore")
+
+    jwt_secret: str | None = Field(default=None, description="HS* signing secret (32+ bytes)")
+    jwt_public_key: str | None = Field(default=None, description="PEM key for RS*/ES*/EdDSA")
+    jwt_algorithms: str = Field(default="HS256", description="comma-separated, pinned")
+    jwt_audience: str = "bookbridge"
+    jwt_issuer: str = "bookbridge-auth"
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwt_max_lifetime_seconds: int = Field(default=24 * 3600, gt=0, description="exp - iat cap")
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="live API keys are remembered this long per process (0: a query per request); "
+        "a key revoked elsewhere still works here for up to this long",
+    )
+
+    introspection: bool | None = None
+    graphiql: bool | None = None
+    field_suggestions: bool | None = None
+    mask_errors: bool | None = None
+
+    max_depth: int = Field(default=12, gt=0)
+    max_aliases: int = Field(default=30, gt=0)
+    max_tokens: int = Field(default=2000, gt=0)
+    max_cost: int = Field(default=20_000, gt=0, description="estimated objects a query may touch")
+    list_cost_estimate: int = Field(default=10, gt=0, description="size assumed for plain lists")
+
+    trusted_documents: Literal["off", "allow", "enforce"] = Field(
+        default="allow",
+        description="allow: hashes or text; enforce: registered documents only; off: text only",
+    )
+
+    rate_limit_cost_per_minute: int = Field(default=200_000, ge=0, description="0 turns it off")
+    rate_limit_anonymous_cost_per_minute: int = Field(default=20_000, ge=0)
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        algorithms = [a.strip() for a in value.split(",") if a.strip()]
+        if not algorithms or any(a.lower() == "none" for a in algorithms):
+            raise ValueError("BOOKBRIDGE_JWT_ALGORITHMS must name real algorithms, never 'none'")
+        kinds = {a.startswith(ASYMMETRIC_PREFIXES) for a in algorithms}
+        if len(kinds) > 1:
+            raise ValueError("do not mix HMAC and public-key JWT algorithms (key confusion)")
+        return ",".join(algorithms)
+
+    @property
+    def algorithms(self) -> list[str]:
+        return self.jwt_algorithms.split(",")
+
+    def switch(
+        self, name: Literal["introspection", "graphiql", "field_suggestions"], *, production: bool
+    ) -> bool:
+        value: bool | None = getattr(self, name)
+        return (not production) if value is None else value
+
+    def masking(self, *, production: bool) -> bool:
+        return production if self.mask_errors is None else self.mask_errors
+
+
+class ObservabilitySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOOKBRIDGE_", extra="ignore")
+
+    log_format: Literal["json", "text"] | None = Field(
+        default=None, description="json in production, text in development when unset"
+    )
+    metrics: bool = Field(default=True, description="serve GET /metrics")
+    metrics_max_operations: int = Field(
+        default=200, gt=0, description="distinct operation names labelled before 'other'"
+    )
+
+
+class Variant(BaseModel):
+    name: str
+    strategy: str  # a RecommendationStrategy name: TOPIC, COLLABORATIVE, CONTENT, TRENDING, HYBRID
+    share: float = Field(gt=0)
+
+
+class Experiment(BaseModel):
+    """An A/B experiment: users split by a stable hash of (experiment id, user id)."""
+
+    id: str
+    variants: list[Variant] = Field(min_length=1)
+
+
+class RecoSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOOKBRIDGE_RECO_", extra="ignore")
+
+    half_life_days: float = Field(default=14.0, gt=0, description="recency half-life")
+    exclude_event_types: list[str] = Field(
+        default=["complete"], description="a student's books with these events are left out"
+    )
+    max_first: int = Field(default=50, description="largest `first` for recommendation lists")
+    candidates_per_topic: int = Field(default=100, description="top books read per topic")
+    candidates_per_strategy: int = Field(default=100, description="list length blended by HYBRID")
+    seed_books: int = Field(
+        default=100, description="a study set's most recent books used as seeds"
+    )
+    neighbours_k: int = Field(default=50, description="neighbours kept per book and kind")
+    ease_lambda: float = Field(default=200.0, gt=0, description="EASE L2 regularisation")
+    ease_max_items: int = Field(
+        default=12_000, description="above this many engaged books, cosine item-kNN replaces EASE"
+    )
+    trending_size: int = Field(default=200, description="books kept per subject/grade trend list")
+    hybrid_weights: dict[str, float] = Field(
+        default={"COLLABORATIVE": 1.0, "TOPIC": 0.05, "CONTENT": 0.1, "TRENDING": 0.01},
+        description="HYBRID blend of per-strategy scores, each normalised to its list maximum",
+    )
+    topic_match_limit: int = Field(default=5, description="topics matched from a study set title")
+    # caching
+    cache_ttl_seconds: float = Field(default=5.0, description="in-process cache TTL")
+    cache_refresh_ahead_seconds: float = Field(
+        default=1.0, ge=0, description="a hit this close to the TTL refreshes in the background"
+    )
+    cache_max_age_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="how long a refresh may keep a list whose inputs did not change",
+    )
+    cache_refresh_batch: int = Field(
+        default=4, ge=1, description="lists computed together by one background refresh"
+    )
+    cache_stale_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="how long past its TTL an entry may be served while its refresh runs",
+    )
+    cache_max_entries: int = Field(default=10_000, description="in-process cache size bound")
+    redis_ttl_seconds: int = Field(default=600, description="Redis cache TTL")
+    redis_timeout_seconds: float = Field(
+        default=0.05, description="the most a Redis call may cost before PostgreSQL answers"
+    )
+    redis_retry_seconds: float = Field(
+        default=1.0, description="after a Redis failure, skip Redis this long, then try again"
+    )
+    # experiments and analytics
+    experiments: list[Experiment] = Field(default=[], description="JSON list of A/B experiments")
+    attribution_window_hours: float = Field(default=168.0, description="click attribution window")
+    k_anonymity: int = Field(default=5, ge=1, description="counts from fewer students are hidden")
+    # worker
+    worker_interval_seconds: float = Field(default=60.0, description="how often jobs run")
+
+
+class ResponseCacheSettings(BaseSettings):
+    """BOOKBRIDGE_RESPONSE_CACHE_*: unset `enabled` means on, except when BOOKBRIDGE_ENV=test."""
+
+    model_config = SettingsConfigDict(env_prefix="BOOKBRIDGE_RESPONSE_CACHE_", extra="ignore")
+
+    enabled: bool | None = None
+    entries: int = Field(default=2048, ge=0, description="responses kept per process")
+    max_bytes: int = Field(default=64 << 20, ge=0, description="bytes kept per process")
+    ttl_seconds: float = Field(default=60.0, gt=0, description="upper bound on any staleness")
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field maps to an upper-case environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    bookbridge_env: Literal["development", "production", "test"] = "development"
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql+asyncpg://... ; unset starts the embedded PostgreSQL",
+    )
+    redis_url: str | None = Field(default=None, description="redis://... ; unset caches in-process")
+    data_dir: Path = Field(
+        default=Path(".bookbridge"),
+        validation_alias="BOOKBRIDGE_DATA_DIR",
+        description="where the embedded PostgreSQL keeps its data",
+    )
+    db_pool_size: int = Field(default=10, validation_alias="BOOKBRIDGE_DB_POOL_SIZE")
+    db_max_overflow: int = Field(default=10, validation_alias="BOOKBRIDGE_DB_MAX_OVERFLOW")
+    db_pool_timeout: float = Field(
+        default=30.0,
+        validation_alias="BOOKBRIDGE_DB_POOL_TIMEOUT",
+        description="seconds a request waits for a pooled connection before it fails",
+    )
+    max_page_size: int = Field(default=100, validation_alias="BOOKBRIDGE_MAX_PAGE_SIZE")
+    default_page_size: int = Field(default=20, validation_alias="BOOKBRIDGE_DEFAULT_PAGE_SIZE")
+    log_level: str = Field(default="INFO", validation_alias="BOOKBRIDGE_LOG_LEVEL")
+    security: SecuritySettings = Field(
+        default_factory=SecuritySettings, description="tokens, limits, trusted documents"
+    )
+    observability: ObservabilitySettings = Field(
+        default_factory=ObservabilitySettings, description="logs, metrics, tracing"
+    )
+    reco: RecoSettings = Field(default_factory=RecoSettings, description="BOOKBRIDGE_RECO_*")
+    response_cache: ResponseCacheSettings = Field(
+        default_factory=ResponseCacheSettings, description="BOOKBRIDGE_RESPONSE_CACHE_*"
+    )
+    max_body_bytes: int = Field(
+        default=16 << 20,
+        validation_alias="BOOKBRIDGE_MAX_BODY_BYTES",
+        description="largest request body read from a client (compressed size when gzipped): 413",
+    )
+    max_decompressed_body_bytes: int = Field(
+        default=64 << 20,
+        validation_alias="BOOKBRIDGE_MAX_DECOMPRESSED_BODY_BYTES",
+        description="largest size a gzip request body may inflate to: 413 beyond",
+    )
+    gzip_min_response_bytes: int = Field(
+        default=1024,
+        validation_alias="BOOKBRIDGE_GZIP_MIN_RESPONSE_BYTES",
+        description="responses at least this large are gzipped when the client accepts gzip",
+    )
+
+    @property
+    def production(self) -> bool:
+        return self.bookbridge_env == "production"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept postgres://, postgresql:// and postgresql+asyncpg:// and return the asyncpg form."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {url.split(':', 1)[0]}://...")

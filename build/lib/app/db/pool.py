@@ -1,0 +1,77 @@
+"""A connection pool that serves waiting requests in the order they came.
+
+SQLAlchemy's `AsyncAdaptedQueuePool` wraps an `asyncio.Queue`, and its `get` first takes any
+connection lying in the queue. A connection returned while others wait wakes the first waiter,
+but a request arriving before that waiter runs takes the connection first ("barging"); the
+waiter finds the queue empty and queues again at the back. Under load some requests then wait
+for seconds while the average wait is a few milliseconds (sqlalchemy/sqlalchemy#7679 for the
+threaded pool; asyncpg#1247 for asyncpg's own). Measured: cached `recommendations` at 32 clients
+on a pool of 10 had a p99 of 1.5-3.7 s at a p50 of 70 ms (docs/performance.md).
+
+Here a returned connection goes straight to the longest waiter, and a newcomer waits behind
+the waiters, so the wait is first come, first served. Everything else is the stock pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import TypeVar
+
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.util import await_
+from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
+
+_T = TypeVar("_T")
+
+
+class FairAsyncQueue(AsyncAdaptedQueue[_T]):
+    def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
+        super().__init__(maxsize, use_lifo)
+        self._waiters: deque[asyncio.Future[_T]] = deque()
+
+    def put_nowait(self, item: _T) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # a waiter that timed out or was cancelled is skipped
+                waiter.set_result(item)
+                return
+        super().put_nowait(item)
+
+    def get_nowait(self) -> _T:
+        if any(not w.done() for w in self._waiters):
+            raise Empty()  # the ones waiting come first
+        return super().get_nowait()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> _T:
+        try:
+            return self.get_nowait()
+        except Empty:
+            if not block:
+                raise
+        return await_(self._wait(seconds=timeout))
+
+    async def _wait(self, seconds: float | None) -> _T:
+        waiter: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(seconds):
+                return await waiter
+        except BaseException as exc:
+            # timed out or cancelled: a connection handed over meanwhile goes to the next one
+            if waiter.done() and not waiter.cancelled():
+                self.put_nowait(waiter.result())
+            else:
+                waiter.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise Empty() from exc
+            raise
+
+
+class FairAsyncAdaptedQueuePool(AsyncAdaptedQueuePool):
+    """`AsyncAdaptedQueuePool` with first-come, first-served waits (`FairAsyncQueue`)."""
+
+    _queue_class = FairAsyncQueue[ConnectionPoolEntry]

@@ -1,0 +1,1 @@
+"""`bookbridge evaluate`: offline evaluation of the recommenders on goodbooks-format CSVs."""

@@ -1,0 +1,1 @@
+"""Batched, idempotent ingestion: validation, set-based upserts, the batch log and dead letters."""

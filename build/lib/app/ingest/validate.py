@@ -1,0 +1,113 @@
+"""Per-record validation helpers: each returns the cleaned value or raises RecordInvalid."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+MAX_ID = 128
+MAX_NAME = 500
+MAX_TEXT = 20_000
+MAX_TAGS = 100
+MAX_TAG = 100
+MAX_TOPICS = 200
+MAX_FUTURE = timedelta(days=1)
+
+
+class RecordInvalid(ValueError):
+    """The reason a record was rejected, in words the sender can act on."""
+
+
+def ident(record: dict[str, Any], field: str, camel: str, *, required: bool = True) -> str | None:
+    value = record.get(field)
+    if value is None:
+        if required:
+            raise RecordInvalid(f"{camel} is required")
+        return None
+    if not isinstance(value, str):
+        raise RecordInvalid(f"{camel} must be a string")
+    value = value.strip()
+    if not value:
+        raise RecordInvalid(f"{camel} must not be empty")
+    if len(value) > MAX_ID:
+        raise RecordInvalid(f"{camel} is longer than {MAX_ID} characters")
+    if not value.isprintable():  # C-fast; refuses control characters and line separators
+        raise RecordInvalid(f"{camel} contains control characters")
+    return value
+
+
+def text(
+    record: dict[str, Any], field: str, camel: str, *, limit: int = MAX_NAME, required: bool = True
+) -> str | None:
+    value = record.get(field)
+    if value is None:
+        if required:
+            raise RecordInvalid(f"{camel} is required")
+        return None
+    if not isinstance(value, str):
+        raise RecordInvalid(f"{camel} must be a string")
+    if required and not value.strip():
+        raise RecordInvalid(f"{camel} must not be empty")
+    if len(value) > limit:
+        raise RecordInvalid(f"{camel} is longer than {limit} characters")
+    if "\x00" in value:
+        raise RecordInvalid(f"{camel} contains a NUL character")
+    return value
+
+
+def string_list(
+    record: dict[str, Any], field: str, camel: str, *, max_items: int, max_len: int
+) -> list[str] | None:
+    value = record.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RecordInvalid(f"{camel} must be a list of strings")
+    if len(value) > max_items:
+        raise RecordInvalid(f"{camel} has more than {max_items} items")
+    cleaned: list[str] = []
+    for raw in value:
+        item = raw.strip()
+        if not item or len(item) > max_len or "\x00" in item:
+            raise RecordInvalid(f"{camel} items must be 1 to {max_len} characters")
+        if item not in cleaned:
+            cleaned.append(item)
+    return cleaned
+
+
+def timestamp(
+    record: dict[str, Any], field: str, camel: str, *, required: bool = True
+) -> str | None:
+    """An aware datetime (naive ones are taken as UTC), not more than a day in the future."""
+    value = record.get(field)
+    if value is None:
+        if required:
+            raise RecordInvalid(f"{camel} is required")
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise RecordInvalid(f"{camel} must be an ISO-8601 date-time") from None
+    if not isinstance(value, datetime):
+        raise RecordInvalid(f"{camel} must be a date-time")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if value > datetime.now(UTC) + MAX_FUTURE:
+        raise RecordInvalid(f"{camel} is in the future")
+    if value.year < 1900:
+        raise RecordInvalid(f"{camel} is before 1900")
+    return value.astimezone(UTC).isoformat()
+
+
+def weight(record: dict[str, Any], field: str, camel: str) -> float:
+    value = record.get(field)
+    if value is None:
+        raise RecordInvalid(f"{camel} is required")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordInvalid(f"{camel} must be a number")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or value > 1e6:
+        raise RecordInvalid(f"{camel} must be a finite number between 0 and 1000000")
+    return value

@@ -1,0 +1,1 @@
+"""Operators' view of the service: JSON logs, Prometheus metrics, OpenTelemetry tracing."""

@@ -1,0 +1,121 @@
+"""Prometheus metrics of the service; /metrics serves them (multi-process when
+PROMETHEUS_MULTIPROC_DIR is set, e.g. under several uvicorn workers)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+HTTP_REQUESTS = Counter(
+    "bookbridge_http_requests_total", "HTTP requests", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "bookbridge_http_request_duration_seconds", "HTTP latency", ["route"], buckets=LATENCY
+)
+OPERATION_LATENCY = Histogram(
+    "bookbridge_graphql_operation_duration_seconds",
+    "GraphQL operation latency by operation name and type",
+    ["operation", "type"],
+    buckets=LATENCY,
+)
+OPERATION_ERRORS = Counter(
+    "bookbridge_graphql_errors_total", "GraphQL errors by operation and code", ["operation", "code"]
+)
+INGESTED_RECORDS = Counter(
+    "bookbridge_ingestion_records_total",
+    "Ingested records by entity and outcome (rate() gives records/s)",
+    ["entity", "outcome"],
+)
+INGESTION_BATCHES = Counter(
+    "bookbridge_ingestion_batches_total",
+    "Ingestion batches by entity and outcome",
+    ["entity", "outcome"],
+)
+DEAD_LETTERS = Gauge(
+    "bookbridge_dead_letters",
+    "Dead-lettered records stored (read at scrape)",
+    multiprocess_mode="max",
+)
+CACHE_LOOKUPS = Counter(
+    "bookbridge_cache_lookups_total", "Cache lookups (hit ratio = hit / all)", ["cache", "result"]
+)
+RECOMMENDATION_LATENCY = Histogram(
+    "bookbridge_recommendation_duration_seconds",
+    "Recommendation list latency by strategy",
+    ["strategy"],
+    buckets=LATENCY,
+)
+JOB_DURATION = Histogram(
+    "bookbridge_worker_job_duration_seconds",
+    "Worker job durations",
+    ["job", "status"],
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+)
+REFUSALS = Counter("bookbridge_refusals_total", "Requests refused cheaply, by reason", ["reason"])
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class OperationNames:
+    """Bounds the label values clients choose: the first N valid names, then 'other'."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def label(self, name: str | None) -> str:
+        if not name:
+            return "anonymous"
+        if not _NAME.match(name):
+            return "invalid"
+        if name in self.seen:
+            return name
+        if len(self.seen) >= self.limit:
+            return "other"
+        self.seen.add(name)
+        return name
+
+
+def record_batch(entity: str, outcome: str, counts: Mapping[str, int]) -> None:
+    INGESTION_BATCHES.labels(entity, outcome).inc()
+    for name, count in counts.items():
+        if count:
+            INGESTED_RECORDS.labels(entity, name).inc(count)
+
+
+def cache_lookup(cache: str, *, hit: bool) -> None:
+    CACHE_LOOKUPS.labels(cache, "hit" if hit else "miss").inc()
+
+
+def observe_recommendation(strategy: str, seconds: float) -> None:
+    RECOMMENDATION_LATENCY.labels(strategy).observe(seconds)
+
+
+def observe_job(job: str, status: str, seconds: float) -> None:
+    JOB_DURATION.labels(job, status).observe(seconds)
+
+
+def refused(reason: str) -> None:
+    REFUSALS.labels(reason).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text format of every metric (of every worker process when multi-process)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,108 @@
+"""OpenTelemetry setup from the standard OTEL_* variables; SQL and Redis instrumentation."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+from app.observability.spans import FastPathIds
+from app.runtime.services import Services
+
+log = logging.getLogger(__name__)
+
+_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def exporter_name(env: Mapping[str, str]) -> str:
+    """OTEL_TRACES_EXPORTER, else 'otlp' when an OTLP endpoint is set, else 'none'."""
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return "none"
+    default = "otlp" if any(env.get(k) for k in _ENDPOINTS) else "none"
+    return env.get("OTEL_TRACES_EXPORTER", default).split(",")[0].strip().lower() or "none"
+
+
+def make_provider(
+    env: Mapping[str, str] | None = None, exporter: SpanExporter | None = None
+) -> TracerProvider | None:
+    """A provider exporting as OTEL_* say (sampler, resource and endpoint read by the SDK)."""
+    env = os.environ if env is None else env
+    name = exporter_name(env)
+    if exporter is None:
+        if name == "none":
+            return None
+        if name == "console":
+            exporter = ConsoleSpanExporter()
+        elif name == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporter = OTLPSpanExporter()
+        else:
+            log.warning("OTEL_TRACES_EXPORTER=%s is not supported; tracing off", name)
+            return None
+    attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "bookbridge"}
+    # FastPathIds: spans.span may start this provider's spans itself (sampled out or in)
+    resource = HashedResource(Resource.create(attributes))
+    provider = TracerProvider(resource=resource, id_generator=FastPathIds())
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+class HashedResource(Resource):
+    """A Resource whose hash is computed once. The OTLP encoder groups every exported span by
+    its resource, and `Resource.__hash__` serialises all attributes to JSON on each call: about
+    8 us per span, a third of the encoding (docs/performance.md). Resources are immutable."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return super().__eq__(other)
+
+
+_instrumented: set[int] = set()
+
+
+def install(provider: TracerProvider, services: Services) -> None:
+    """Make `provider` global and trace SQL (all engines of `services`) and Redis."""
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    trace.set_tracer_provider(provider)
+    engine = services.engine.sync_engine
+    if id(engine) not in _instrumented:
+        _instrumented.add(id(engine))
+        SQLAlchemyInstrumentor().instrument(
+            engine=engine, tracer_provider=provider, enable_commenter=False, skip_dep_check=True
+        )
+    redis = RedisInstrumentor()
+    if services.redis is not None and not redis.is_instrumented_by_opentelemetry:
+        redis.instrument(tracer_provider=provider)  # command arguments are recorded as '?'
+
+
+def uninstall() -> None:
+    """Undo `install`'s instrumentation (tests); the global provider stays."""
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    SQLAlchemyInstrumentor().uninstrument()
+    _instrumented.clear()
+    if RedisInstrumentor().is_instrumented_by_opentelemetry:
+        RedisInstrumentor().uninstrument()
+
+
+def setup(services: Services) -> TracerProvider | None:
+    provider = make_provider()
+    if provider is not None:
+        install(provider, services)
+        log.info("tracing on: exporter %s", exporter_name(os.environ))
+    return provider

@@ -1,0 +1,1 @@
+"""Recommendations: candidates, scoring, strategies, neighbour lists, trending, experiments, cache."""

@@ -1,0 +1,339 @@
+"""Data access for recommendations: study-set context, a student's own books, candidates, lists.
+
+Every function is batched over keys (one query for many study sets or books) so the resolver, the
+loaders and the offline evaluation share one code path. Engagement counts come from aggregates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.viewer import StudentScope
+from app.reco.tracing import sql_span
+
+
+@dataclass(slots=True)
+class StudySetContext:
+    id: str
+    user_id: str
+    subject_id: str | None
+    grade_id: str | None
+    title: str
+    topics: dict[str, str] = field(default_factory=dict)  # topic id -> label
+    topic_source: str = "explicit"  # or "title" / "subject" when matched, "none"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnBooks:
+    """A study set's own engaged books (most recent first) and its student's excluded books."""
+
+    seeds: list[tuple[str, str]]  # (book id, title)
+    excluded: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    book_id: str
+    weight: float
+    events: int
+    decayed: float
+    base_score: float  # ln(events + 1) x recency factor, from book_popularity
+
+
+_CONTEXTS = text(
+    """
+    SELECT s.id, s.user_id, s.subject_id, s.grade_id, s.title,
+           coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}') AS ids,
+           coalesce(array_agg(t.label ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}') AS labels
+    FROM study_sets s
+    LEFT JOIN study_set_topics st ON st.study_set_id = s.id
+    LEFT JOIN topics t ON t.id = st.topic_id
+    WHERE s.id = ANY(:ids) AND (CAST(:user_id AS text) IS NULL OR s.user_id = :user_id)
+    GROUP BY s.id
+    """
+)
+
+_MATCH_TOPICS = text(
+    """
+    SELECT s.id AS study_set_id, m.id, m.label, m.matched
+    FROM study_sets s
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.label, q.query @@ to_tsvector('english', t.label) AS matched,
+               ts_rank(to_tsvector('english', t.label), q.query) AS rank
+        FROM topics t,
+             LATERAL (SELECT to_tsquery('simple', coalesce(nullif(array_to_string(
+                 tsvector_to_array(to_tsvector('english', s.title)), ' | '), ''), 'zzznomatch'))
+                 AS query) q
+        WHERE (s.subject_id IS NULL OR t.subject_id IS NULL OR t.subject_id = s.subject_id)
+          AND (s.grade_id IS NULL OR t.grade_id IS NULL OR t.grade_id = s.grade_id)
+          AND (q.query @@ to_tsvector('english', t.label)
+               OR (s.subject_id IS NOT NULL AND t.subject_id = s.subject_id))
+        ORDER BY matched DESC, rank DESC, t.id
+        LIMIT :limit
+    ) m
+    WHERE s.id = ANY(:ids)
+    """
+)
+
+
+@sql_span("study_set_contexts")
+async def study_set_contexts(
+    conn: AsyncConnection,
+    ids: Sequence[str],
+    scope: StudentScope | None = None,
+    match_limit: int = 5,
+) -> dict[str, StudySetContext]:
+    """Study sets with their canonical topics: explicit ones, else matched from title/subject."""
+    user_id = scope.user_id if scope else None
+    rows = (await conn.execute(_CONTEXTS, {"ids": list(ids), "user_id": user_id})).all()
+    out = {
+        r.id: StudySetContext(
+            r.id,
+            r.user_id,
+            r.subject_id,
+            r.grade_id,
+            r.title,
+            dict(zip(r.ids, r.labels, strict=True)),
+        )
+        for r in rows
+    }
+    unresolved = [sid for sid, ctx in out.items() if not ctx.topics]
+    if unresolved:
+        params = {"ids": unresolved, "limit": match_limit}
+        for r in (await conn.execute(_MATCH_TOPICS, params)).all():
+            ctx = out[r.study_set_id]
+            ctx.topics[r.id] = r.label
+            if ctx.topic_source != "title":
+                ctx.topic_source = "title" if r.matched else "subject"
+        for sid in unresolved:
+            if not out[sid].topics:
+                out[sid].topic_source = "none"
+    return out
+
+
+_OWN_BOOKS = text(
+    """
+    SELECT e.study_set_id, s.user_id, e.book_id, b.title, max(e.occurred_at) AS last_at,
+           bool_or(e.event_type = ANY(:exclude)) AS excluded
+    FROM study_sets s
+    JOIN engagement_events e ON e.study_set_id = s.id
+    JOIN books b ON b.id = e.book_id
+    WHERE s.user_id = ANY(:users)
+    GROUP BY e.study_set_id, s.user_id, e.book_id, b.title
+    """
+)
+
+
+@sql_span("own_books")
+async def own_books(
+    conn: AsyncConnection,
+    contexts: Sequence[StudySetContext],
+    exclude_types: Sequence[str],
+    seed_limit: int,
+) -> dict[str, OwnBooks]:
+    """Per study set: its own books as seeds, and every book its student has finished."""
+    users = sorted({c.user_id for c in contexts})
+    params = {"users": users, "exclude": list(exclude_types)}
+    seeds: dict[str, list[tuple[datetime, str, str]]] = {}
+    excluded: dict[str, set[str]] = {}
+    rows = (await conn.execute(_OWN_BOOKS, params)).all()
+    for study_set_id, user_id, book_id, title, last_at, is_excluded in rows:
+        seeds.setdefault(study_set_id, []).append((last_at, book_id, title))
+        if is_excluded:
+            excluded.setdefault(user_id, set()).add(book_id)
+    out = {}
+    for c in contexts:
+        mine = sorted(seeds.get(c.id, []), key=lambda s: (s[0], s[1]), reverse=True)[:seed_limit]
+        out[c.id] = OwnBooks(
+            [(book, title) for _, book, title in mine], frozenset(excluded.get(c.user_id, ()))
+        )
+    return out
+
+
+_TOPIC_CANDIDATES = text(
+    """
+    SELECT t.topic_id, c.book_id, c.weight, c.events, c.decayed, c.base_score
+    FROM unnest(CAST(:topics AS text[])) AS t(topic_id)
+    CROSS JOIN LATERAL (
+        SELECT m.book_id, m.weight, coalesce(p.events, 0) AS events,
+               coalesce(p.decayed, 0) AS decayed, coalesce(p.base_score, 0) AS base_score
+        FROM topic_book_mappings m
+        LEFT JOIN book_popularity p ON p.book_id = m.book_id
+        WHERE m.topic_id = t.topic_id
+        ORDER BY m.weight * coalesce(p.base_score, 0) DESC, m.weight DESC, m.book_id
+        LIMIT :limit
+    ) c
+    """
+)
+
+
+_TOPIC_TOP = text(
+    "SELECT topic_id, book_id, weight, events, decayed, base_score FROM topic_top_books "
+    "WHERE topic_id = ANY(:topics) AND rank <= :limit ORDER BY topic_id, rank"
+)
+
+
+@sql_span("topic_candidates")
+async def topic_candidates(
+    conn: AsyncConnection, topic_ids: Sequence[str], limit: int
+) -> dict[str, list[Candidate]]:
+    """The best `limit` books of each topic by weight x ln(engagement + 1) x recency: the
+    worker's ranking, or (for topics it has not ranked yet) the same ranking computed live."""
+    out: dict[str, list[Candidate]] = {t: [] for t in topic_ids}
+    if not topic_ids:
+        return out
+    params = {"topics": sorted(set(topic_ids)), "limit": limit}
+    # rows unpacked by position: a Row's attribute access costs several times a tuple's,
+    # and a miss reads hundreds of candidates
+    rows: list[Any] = list((await conn.execute(_TOPIC_TOP, params)).all())
+    missing = sorted(set(topic_ids) - {r[0] for r in rows})
+    if missing:
+        rows += (await conn.execute(_TOPIC_CANDIDATES, params | {"topics": missing})).all()
+    for topic_id, book_id, weight, events, decayed, base_score in rows:
+        out[topic_id].append(
+            Candidate(book_id, weight, int(events), float(decayed), float(base_score))
+        )
+    return out
+
+
+_NEIGHBOURS = text(
+    "SELECT book_id, neighbour_id, score FROM book_neighbours "
+    "WHERE kind = :kind AND book_id = ANY(:books)"
+)
+
+
+@sql_span("neighbours")
+async def neighbours(
+    conn: AsyncConnection, kind: str, book_ids: Sequence[str]
+) -> dict[str, list[tuple[str, float]]]:
+    """Precomputed neighbour lists of the given books ('collab' or 'content')."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    if not book_ids:
+        return out
+    params = {"kind": kind, "books": sorted(set(book_ids))}
+    for r in (await conn.execute(_NEIGHBOURS, params)).all():
+        out.setdefault(r.book_id, []).append((r.neighbour_id, r.score))
+    return out
+
+
+_NEIGHBOUR_SCORES = text(
+    """
+    WITH seeds AS (
+        SELECT * FROM unnest(CAST(:ss AS text[]), CAST(:books AS text[]), CAST(:titles AS text[]))
+            AS s(study_set_id, book_id, title)
+    ), ex AS (
+        SELECT * FROM unnest(CAST(:ex_ss AS text[]), CAST(:ex_books AS text[]))
+            AS e(study_set_id, book_id)
+    ), agg AS (
+        SELECT s.study_set_id, n.neighbour_id,
+               sum(n.score ORDER BY n.score DESC, s.book_id) AS total, max(n.score) AS best,
+               (array_agg(s.title ORDER BY n.score DESC, s.book_id))[1] AS title
+        FROM seeds s JOIN book_neighbours n ON n.kind = :kind AND n.book_id = s.book_id
+        WHERE NOT EXISTS (
+            SELECT 1 FROM ex WHERE ex.study_set_id = s.study_set_id AND ex.book_id = n.neighbour_id
+        )
+        GROUP BY s.study_set_id, n.neighbour_id
+    ), ranked AS (
+        SELECT *, row_number() OVER (
+            PARTITION BY study_set_id ORDER BY total DESC, neighbour_id) AS rn
+        FROM agg
+    )
+    SELECT study_set_id, neighbour_id, total, best, title FROM ranked WHERE rn <= :limit
+    """
+)
+
+
+@sql_span("neighbour_scores")
+async def neighbour_scores(
+    conn: AsyncConnection,
+    kind: str,
+    own: Mapping[str, OwnBooks],
+    limit: int,
+) -> dict[str, list[tuple[str, float, float, str]]]:
+    """Per study set: neighbours of its books summed in SQL, its excluded books left out, the
+    best `limit` as (book, summed similarity, best similarity, title of the closest seed).
+    Sums run in a fixed order, so a study set's figures do not depend on the plan (which
+    changes with how many study sets one call reads)."""
+    out: dict[str, list[tuple[str, float, float, str]]] = {sid: [] for sid in own}
+    seeds = [(sid, b, t) for sid, o in own.items() for b, t in o.seeds]
+    if not seeds:
+        return out
+    excluded = [(sid, b) for sid, o in own.items() for b in o.excluded]
+    params = {
+        "kind": kind,
+        "ss": [s for s, _, _ in seeds],
+        "books": [b for _, b, _ in seeds],
+        "titles": [t for _, _, t in seeds],
+        "ex_ss": [s for s, _ in excluded],
+        "ex_books": [b for _, b in excluded],
+        "limit": limit,
+    }
+    for study_set_id, neighbour_id, total, best, title in (
+        await conn.execute(_NEIGHBOUR_SCORES, params)
+    ).all():
+        out[study_set_id].append((neighbour_id, total, best, title))
+    return out
+
+
+_TRENDING = text(
+    """
+    SELECT s.subject_id, s.grade_id, t.book_id, t.score
+    FROM unnest(CAST(:subjects AS text[]), CAST(:grades AS text[])) AS s(subject_id, grade_id)
+    JOIN trending_books t ON t.subject_id = s.subject_id AND t.grade_id = s.grade_id
+    WHERE t.rank <= :limit
+    ORDER BY s.subject_id, s.grade_id, t.rank
+    """
+)
+
+
+@sql_span("trending")
+async def trending(
+    conn: AsyncConnection, scopes: Sequence[tuple[str, str]], limit: int
+) -> dict[tuple[str, str], list[tuple[str, float]]]:
+    """Trend lists per (subject id, grade id); '' stands for any subject or grade."""
+    out: dict[tuple[str, str], list[tuple[str, float]]] = {s: [] for s in scopes}
+    if not scopes:
+        return out
+    uniq = sorted(set(scopes))
+    params = {"subjects": [s for s, _ in uniq], "grades": [g for _, g in uniq], "limit": limit}
+    for subject_id, grade_id, book_id, score in (await conn.execute(_TRENDING, params)).all():
+        out[(subject_id, grade_id)].append((book_id, score))
+    return out
+
+
+_BOOK_TITLES = text("SELECT id, title FROM books WHERE id = ANY(:ids)")
+
+
+@sql_span("book_titles")
+async def book_titles(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, str]:
+    rows = (await conn.execute(_BOOK_TITLES, {"ids": list(ids)})).all()
+    return {r.id: r.title for r in rows}
+
+
+_SUBJECT_GRADE_NAMES = text(
+    "SELECT 's' AS kind, id, name FROM subjects WHERE id = ANY(:ids) "
+    "UNION ALL SELECT 'g', id, name FROM grades WHERE id = ANY(:ids)"
+)
+
+
+@sql_span("names")
+async def subject_grade_names(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, str]:
+    rows = (await conn.execute(_SUBJECT_GRADE_NAMES, {"ids": list(ids)})).all()
+    return {f"{r.kind}:{r.id}": r.name for r in rows}
+
+
+_LISTS_RUN = text("SELECT runs, last_finished_at, last_status FROM worker_jobs WHERE job = 'lists'")
+
+
+@sql_span("lists_run")
+async def lists_run(conn: AsyncConnection) -> object:
+    """The worker's last `lists` run (count, end, status), a value that changes when the lists
+    do; "never" before the first run."""
+    row = (await conn.execute(_LISTS_RUN)).first()
+    return tuple(row) if row is not None else "never"

@@ -1,0 +1,263 @@
+"""Neighbour lists: item-item co-engagement (cosine) and content (TF-IDF) similarity, top-k."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+CHUNK = 1024
+BLOCK_CELLS = 2_000_000
+COMMON_TERM_SHARE = 0.01  # a term in more than this share of documents is "common" ...
+MAX_COMMON_TERMS = 256  # ... up to this many of the most frequent
+DENSE_ABOVE = 0.2  # a block denser than this is ranked densely (argpartition)
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "he",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "to",
+        "was",
+        "were",
+        "will",
+        "with",
+        "book",
+        "books",
+        "series",
+        "vol",
+        "volume",
+        "edition",
+        "novel",
+    ]
+)
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+Triples = list[tuple[int, int, float]]  # (row item, neighbour item, score)
+
+
+def top_k(sim_rows: np.ndarray, k: int, offset: int) -> Triples:
+    """The k best positive columns of each row of a dense block (the diagonal is skipped)."""
+    n = sim_rows.shape[1]
+    kk = min(k, n - 1)
+    if kk <= 0:
+        return []
+    rows = np.arange(sim_rows.shape[0])
+    sim_rows[rows, offset + rows] = 0.0
+    idx = np.argpartition(sim_rows, n - kk, axis=1)[:, n - kk :]  # the kk largest
+    vals = np.take_along_axis(sim_rows, idx, axis=1)
+    keep = vals > 0
+    picked = np.broadcast_to(rows[:, None], idx.shape)[keep] + offset
+    return list(zip(picked.tolist(), idx[keep].tolist(), vals[keep].tolist(), strict=True))
+
+
+def sparse_top_k(block: sp.csr_matrix, k: int, offset: int) -> Triples:
+    """`top_k` of a sparse block without densifying it: co-engagement rows of a large catalog
+    are mostly empty, and a dense 1,024 x 100,000 block per chunk was most of the worker's
+    list refresh at the large scale. Ties go to the lower column; a block dense enough to be
+    ranked densely (`DENSE_ABOVE`) breaks ties as `np.argpartition` does, which is arbitrary
+    but the same on every run and every replica."""
+    if block.nnz > DENSE_ABOVE * block.shape[0] * block.shape[1]:
+        return top_k(block.toarray().astype(np.float32, copy=False), k, offset)
+    block = block.tocsr()
+    block.sum_duplicates()
+    rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+    keep = (block.data > 0) & (block.indices != rows + offset)
+    rows, cols, vals = rows[keep], block.indices[keep], block.data[keep]
+    order = np.lexsort((cols, -vals, rows))  # by row, best first, then lower column
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.searchsorted(rows, np.arange(block.shape[0]))
+    best = (np.arange(len(rows)) - starts[rows]) < k
+    picked = rows[best] + offset
+    return list(zip(picked.tolist(), cols[best].tolist(), vals[best].tolist(), strict=True))
+
+
+def _rows_per_block(columns: int) -> int:
+    """Rows of a similarity block: at most BLOCK_CELLS cells, so the temporaries of a dense
+    ranking stay small enough for the allocator to reuse (large ones are fresh pages every
+    block: the kernel's time, not ours)."""
+    return max(8, min(CHUNK, BLOCK_CELLS // max(columns, 1)))
+
+
+def cosine_neighbours(matrix: sp.csr_matrix, k: int, alpha: float = 0.5) -> Triples:
+    """Item-item neighbours of a users x items 0/1 matrix: co-count / (n_i^a x n_j^(1-a))."""
+    items = matrix.shape[1]
+    counts = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
+    counts[counts == 0] = 1.0
+    left, right = np.power(counts, alpha), np.power(counts, 1 - alpha)
+    xt = matrix.T.tocsr().astype(np.float32)
+    x = matrix.tocsc().astype(np.float32)
+    out: Triples = []
+    for start in range(0, items, CHUNK):
+        stop = min(start + CHUNK, items)
+        co = (xt[start:stop] @ x).tocsr()
+        co.data = co.data.astype(np.float64)
+        rows = np.repeat(np.arange(stop - start), np.diff(co.indptr))
+        co.data /= left[start + rows] * right[co.indices]
+        out.extend(sparse_top_k(co, k, start))
+    return out
+
+
+def ease_neighbours(matrix: sp.csr_matrix, k: int, lam: float) -> Triples:
+    """EASE (Steck 2019): B = I - P / diag(P), P = (X'X + lam I)^-1; keeps each item's k best
+    positive weights. Dense in the number of items: used up to `ease_max_items`."""
+    gram = (matrix.T @ matrix).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += lam
+    p = np.linalg.inv(gram)
+    b = -p / np.diag(p)[None, :]
+    del p, gram
+    out: Triples = []
+    for start in range(0, b.shape[0], CHUNK):
+        out.extend(top_k(b[start : start + CHUNK], k, start))
+    return out
+
+
+def tokens(
+    title: str, description: str | None, tags: Sequence[str], topics: Sequence[str]
+) -> list[str]:
+    words = _TOKEN.findall(" ".join([title, description or "", *tags, *topics]).lower())
+    return [w for w in words if w not in STOPWORDS and len(w) > 1] + [
+        "tag:" + t.lower() for t in [*tags, *topics]
+    ]
+
+
+def tfidf_neighbours(docs: Sequence[list[str]], k: int) -> Triples:
+    """Cosine neighbours over sublinear TF-IDF vectors (rows with no terms get none)."""
+    vocab: dict[str, int] = {}
+    rows, cols, vals = [], [], []
+    for i, doc in enumerate(docs):
+        tf: dict[int, int] = {}
+        for w in doc:
+            j = vocab.setdefault(w, len(vocab))
+            tf[j] = tf.get(j, 0) + 1
+        for j, n in tf.items():
+            rows.append(i)
+            cols.append(j)
+            vals.append(1.0 + math.log(n))
+    if not vocab:
+        return []
+    m = sp.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(vocab)), dtype=np.float64)
+    df = np.bincount(m.indices, minlength=len(vocab))
+    m = m @ sp.diags(np.log((1 + len(docs)) / (1 + df)) + 1.0)
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    m = sp.diags(1.0 / norms) @ m
+    return _cosine_top_k(m.tocsr(), df, k)
+
+
+def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
+    """Top-k of M M' (rows L2-normalised), exactly, in row blocks. The few terms that most
+    documents share (tags such as 'fiction') make the sparse product nearly dense and cost it
+    the square of their document counts; their part of every score is one small dense BLAS
+    product instead (M = rare terms + common terms, M M' = R R' + C C')."""
+    n = m.shape[0]
+    common = np.flatnonzero(df > COMMON_TERM_SHARE * n)
+    common = common[np.argsort(-df[common], kind="stable")[:MAX_COMMON_TERMS]]
+    if len(common) == 0:
+        rare, dense = m, None
+    else:
+        keep = np.ones(m.shape[1], dtype=bool)
+        keep[common] = False
+        rare = m[:, np.flatnonzero(keep)].tocsr()
+        dense = m[:, common].toarray().astype(np.float32)
+    rare_t = rare.T.tocsr()
+    out: Triples = []
+    step = _rows_per_block(n)
+    for start in range(0, n, step):
+        block = (rare[start : start + step] @ rare_t).tocsr()
+        if dense is None:
+            out.extend(sparse_top_k(block, k, start))
+            continue
+        scores = dense[start : start + step] @ dense.T
+        scores += block.toarray().astype(np.float32, copy=False)
+        out.extend(top_k(scores, k, start))
+    return out
+
+
+_CO_ENGAGEMENT = text(
+    """
+    SELECT s.user_id, e.book_id FROM engagement_events e
+    JOIN study_sets s ON s.id = e.study_set_id
+    WHERE e.book_id IS NOT NULL GROUP BY s.user_id, e.book_id
+    """
+)
+_CONTENT = text(
+    """
+    SELECT b.id, b.title, b.description, b.tags,
+           coalesce(array_agg(t.label) FILTER (WHERE t.id IS NOT NULL), '{}') AS topics
+    FROM books b
+    LEFT JOIN topic_book_mappings m ON m.book_id = b.id
+    LEFT JOIN topics t ON t.id = m.topic_id
+    GROUP BY b.id ORDER BY b.id
+    """
+)
+
+
+async def compute_collab(
+    conn: AsyncConnection, k: int, lam: float, ease_max_items: int
+) -> list[tuple[str, str, float]]:
+    """Co-engagement neighbours per student: EASE when the catalog is small enough, else cosine."""
+    pairs = (await conn.execute(_CO_ENGAGEMENT)).all()
+    users: dict[str, int] = {}
+    books: dict[str, int] = {}
+    ui = [users.setdefault(u, len(users)) for u, _ in pairs]
+    bi = [books.setdefault(b, len(books)) for _, b in pairs]
+    if not pairs:
+        return []
+    matrix = sp.csr_matrix(
+        (np.ones(len(pairs), dtype=np.float32), (ui, bi)), shape=(len(users), len(books))
+    )
+    names = list(books)
+    if len(books) <= ease_max_items:
+        triples = ease_neighbours(matrix, k, lam)
+    else:
+        triples = cosine_neighbours(matrix, k)
+    return [(names[i], names[j], s) for i, j, s in triples]
+
+
+async def compute_content(conn: AsyncConnection, k: int) -> list[tuple[str, str, float]]:
+    rows = (await conn.execute(_CONTENT)).all()
+    docs = [tokens(r.title, r.description, r.tags or [], r.topics) for r in rows]
+    ids = [r.id for r in rows]
+    return [(ids[i], ids[j], s) for i, j, s in tfidf_neighbours(docs, k)]
+
+
+async def replace_neighbours(
+    conn: AsyncConnection, kind: str, rows: list[tuple[str, str, float]]
+) -> int:
+    """Swap one kind's lists in a transaction: readers see the old lists until commit."""
+    await conn.execute(text("DELETE FROM book_neighbours WHERE kind = :kind"), {"kind": kind})
+    if rows:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(
+            "book_neighbours",
+            records=[(kind, a, b, s) for a, b, s in rows],
+            columns=["kind", "book_id", "neighbour_id", "score"],
+        )
+    await conn.execute(text("ANALYZE book_neighbours"))  # fresh statistics: hash joins, not sorts
+    return len(rows)

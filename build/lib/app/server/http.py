@@ -1,0 +1,105 @@
+"""The GraphQL HTTP endpoint: Strawberry's ASGI app with our context and a fast JSON encoder."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+
+from app.auth.authenticate import authenticate
+from app.auth.jwt import JwtVerifier
+from app.core.viewer import Unauthenticated
+from app.runtime.services import Services
+from app.server.body import PARSED_JSON
+from app.server.refusal import CODES, Refusal, error_body
+from app.server.trusted_documents import (
+    TrustedDocuments,
+    document_id_of,
+)
+from graphql_schema.types.context import Context
+
+_parsed: ContextVar[tuple[bytes, object] | None] = ContextVar("bookbridge_parsed", default=None)
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    def __init__(self, services_of: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._services_of = services_of
+        self._verifier: JwtVerifier | None = None
+        self._documents: TrustedDocuments | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        # the body middleware parsed the body already (to refuse bad JSON with a 400)
+        token = _parsed.set(scope.get(PARSED_JSON))
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as exc:  # every refusal is a JSON GraphQL error with a code
+            code = exc.code if isinstance(exc, Refusal) else CODES.get(exc.status_code)
+            headers = exc.headers if isinstance(exc, Refusal) else {}
+            if exc.status_code == 401:
+                headers = {**headers, "WWW-Authenticate": "Bearer"}
+            response = Response(
+                orjson.dumps(error_body(exc.reason, code or "BAD_REQUEST")),
+                status_code=exc.status_code,
+                media_type="application/json",
+                headers=headers,
+            )
+        finally:
+            _parsed.reset(token)
+        await response(scope, receive, send)
+        return None
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        services: Services = self._services_of()
+        assert isinstance(request, Request) and isinstance(response, Response)
+        if self._verifier is None or self._verifier.settings is not services.settings.security:
+            self._verifier = JwtVerifier(services.settings.security)
+        try:
+            viewer = await authenticate(
+                request.headers.get("authorization"), services.read_engine, self._verifier
+            )
+        except Unauthenticated as exc:
+            raise Refusal(401, str(exc)) from None
+        return Context.create(services, request, response, viewer)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        params = dict(request.query_params) if request.method == "GET" else None
+        raw = None if params is not None else await request.get_body()
+        # PostgreSQL text cannot hold NUL: refuse it here instead of failing in the database.
+        if (raw is not None and b"\\u0000" in raw) or any(
+            "\x00" in (v or "") for v in (params or {}).values()
+        ):
+            raise Refusal(400, "NUL characters (\\u0000) are not accepted", "BAD_USER_INPUT")
+        services: Services = self._services_of()
+        mode = services.settings.security.trusted_documents
+        if isinstance(data, list) or mode == "off":
+            return data
+        if self._documents is None or self._documents.mode != mode:
+            self._documents = TrustedDocuments(mode)
+        return await self._documents.resolve(
+            data, document_id_of(raw, params), services.read_engine
+        )
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        done = _parsed.get()
+        if done is not None and (data is done[0] or data == done[0]):
+            return done[1]
+        return orjson.loads(data)

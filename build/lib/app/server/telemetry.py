@@ -1,0 +1,78 @@
+"""ASGI middleware: a server span per request continuing the caller's W3C traceparent, HTTP
+metrics, and one access-log line (with the trace id)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from opentelemetry import propagate
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.observability import metrics, spans
+
+ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
+access = logging.getLogger("bookbridge.access")
+
+
+_fields: tuple[object, frozenset[bytes]] = (None, frozenset())
+
+
+def caller_context(headers: list[tuple[bytes, bytes]]) -> Context | None:
+    """The caller's trace context (W3C traceparent, or what OTEL_PROPAGATORS names), or None
+    when the request carries none of the propagators' headers (no carrier built then)."""
+    global _fields  # noqa: PLW0603 - the header names of the current propagator, kept
+    textmap = propagate.get_global_textmap()
+    if _fields[0] is not textmap:
+        _fields = (textmap, frozenset(f.encode("latin-1") for f in textmap.fields))
+    names = _fields[1]
+    for key, _ in headers:
+        if key in names:
+            return propagate.extract({k.decode("latin-1"): v.decode("latin-1") for k, v in headers})
+    return None
+
+
+class TelemetryMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        route = scope["path"] if scope["path"] in ROUTES else "other"
+        status = 500
+        started = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        tracer = spans.tracer("bookbridge.http")
+        with spans.span(
+            tracer,
+            f"{method} {route}",
+            {"http.request.method": method, "http.route": route},
+            SpanKind.SERVER,
+            caller_context(scope["headers"]) if tracer is not None else None,
+        ) as span:
+            try:
+                await self.app(scope, receive, send_status)
+            finally:
+                elapsed = time.perf_counter() - started
+                span.set_attribute("http.response.status_code", status)
+                metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+                metrics.HTTP_LATENCY.labels(route).observe(elapsed)
+                if route not in ("/healthz", "/metrics"):
+                    access.info(
+                        "%s %s %d",
+                        method,
+                        route,
+                        status,
+                        extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
+                    )

@@ -1,0 +1,1 @@
+"""GraphQL types, inputs and the schema assembled from them (see schema.py)."""

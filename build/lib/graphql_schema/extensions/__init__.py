@@ -1,0 +1,1 @@
+"""Cross-cutting GraphQL concerns, one module each: limits, cost, masking, documents, tracing."""

@@ -1,0 +1,156 @@
+"""Assembles the root Query from the resolvers and builds the schema with its extensions."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from app.auth.ratelimit import RateLimiter
+from app.core.errors import ClientError
+from app.core.settings import Settings
+from app.observability.metrics import OperationNames
+from graphql_schema.execution import variables
+from graphql_schema.execution.context import ExecutionContext as CoreExecutionContext
+from graphql_schema.extensions.limits import limit_extensions
+from graphql_schema.extensions.masking import MaskUnexpectedErrors
+from graphql_schema.extensions.tracing import OperationTelemetry
+from graphql_schema.types.analytics import PublisherAnalytics
+from graphql_schema.types.catalog import (
+    Book,
+    BookConnection,
+    Publisher,
+    PublisherConnection,
+    Topic,
+    TopicConnection,
+)
+from graphql_schema.types.erasure import ErasureResult
+from graphql_schema.types.ingestion import (
+    BatchResult,
+    IngestionBatch,
+    IngestionBatchConnection,
+)
+from graphql_schema.types.recommendation import ExperimentResults, RecommendationList
+from graphql_schema.types.study_set import StudySet, StudySetConnection
+from graphql_schema.types.taxonomy import Category, Grade, Subject
+from resolvers import analytics as analytics_r
+from resolvers import catalog as catalog_r
+from resolvers import erasure as erasure_r
+from resolvers import ingestion as ingestion_r
+from resolvers import recommendations as recommendations_r
+from resolvers import study_sets as study_sets_r
+from resolvers import taxonomy as taxonomy_r
+
+log = logging.getLogger("bookbridge.graphql")
+
+
+@strawberry.type
+class Query:
+    publisher: Publisher | None = strawberry.field(resolver=catalog_r.publisher)
+    publishers: PublisherConnection = strawberry.field(resolver=catalog_r.publishers)
+    book: Book | None = strawberry.field(resolver=catalog_r.book)
+    books: BookConnection = strawberry.field(resolver=catalog_r.books)
+    subjects: list[Subject] = strawberry.field(resolver=taxonomy_r.subjects)
+    grades: list[Grade] = strawberry.field(resolver=taxonomy_r.grades)
+    categories: list[Category] = strawberry.field(resolver=taxonomy_r.categories)
+    topic: Topic | None = strawberry.field(resolver=catalog_r.topic)
+    topics: TopicConnection = strawberry.field(resolver=catalog_r.topics)
+    study_set: StudySet | None = strawberry.field(resolver=study_sets_r.study_set)
+    study_sets: StudySetConnection = strawberry.field(resolver=study_sets_r.study_sets)
+    recommendations: RecommendationList = strawberry.field(
+        resolver=recommendations_r.recommendations
+    )
+    similar_books: RecommendationList = strawberry.field(resolver=recommendations_r.similar_books)
+    trending_books: RecommendationList = strawberry.field(resolver=recommendations_r.trending_books)
+    publisher_analytics: PublisherAnalytics = strawberry.field(
+        resolver=analytics_r.publisher_analytics
+    )
+    ingestion_batch: IngestionBatch | None = strawberry.field(resolver=ingestion_r.ingestion_batch)
+    experiment_results: ExperimentResults = strawberry.field(
+        resolver=recommendations_r.experiment_results,
+        description="Per-variant exposures, attributed clicks and CTR of an A/B experiment.",
+    )
+    ingestion_batches: IngestionBatchConnection = strawberry.field(
+        resolver=ingestion_r.ingestion_batches, description="The ingestion log, newest first."
+    )
+
+
+@strawberry.type(description="Batched, idempotent ingestion: each mutation applies one batch.")
+class Mutation:
+    upsert_publishers: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_publishers)
+    upsert_subjects: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_subjects)
+    upsert_grades: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_grades)
+    upsert_categories: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_categories)
+    upsert_topics: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_topics)
+    upsert_books: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_books)
+    upsert_topic_book_mappings: BatchResult = strawberry.mutation(
+        resolver=ingestion_r.upsert_topic_book_mappings
+    )
+    upsert_study_sets: BatchResult = strawberry.mutation(resolver=ingestion_r.upsert_study_sets)
+    record_engagement_events: BatchResult = strawberry.mutation(
+        resolver=ingestion_r.record_engagement_events
+    )
+    delete_student_data: ErasureResult = strawberry.mutation(
+        resolver=erasure_r.delete_student_data,
+        description="Erase a student's study sets, events, dead letters and cache entries "
+        "(the student themself or an admin).",
+    )
+
+
+class BookbridgeSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            original = error.original_error
+            if isinstance(original, ClientError):
+                error.extensions = {**(error.extensions or {}), "code": original.code}
+            elif original is None:
+                # Limit refusals carry their own code; graphql-core's validation errors get this one.
+                error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED", **(error.extensions or {})}
+            elif isinstance(original, GraphQLError) or _bad_variable(error):
+                # Variable coercion ("Variable '$n' has invalid value ..."): the request's fault.
+                error.extensions = {"code": "BAD_USER_INPUT", **(error.extensions or {})}
+            else:
+                error_id = uuid.uuid4().hex[:16]
+                error.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
+                log.error(
+                    "unexpected error %s", error_id, exc_info=original, extra={"error_id": error_id}
+                )
+
+
+def _bad_variable(error: GraphQLError) -> bool:
+    return error.path is None and error.message.startswith("Variable '$")
+
+
+def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema:
+    """The schema with its extensions; `settings` (default: the environment's) set the limits."""
+    settings = settings or Settings()
+    security = settings.security
+    variables.install()
+    extensions: list[Any] = [
+        *limit_extensions(settings, RateLimiter()),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+    ]
+    if security.masking(production=settings.production):
+        extensions.insert(0, MaskUnexpectedErrors)
+    names = OperationNames(settings.observability.metrics_max_operations)
+    extensions.insert(0, lambda: OperationTelemetry(names))
+    return BookbridgeSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        execution_context_class=CoreExecutionContext,
+        config=StrawberryConfig(
+            disable_field_suggestions=not security.switch(
+                "field_suggestions", production=settings.production
+            )
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Root-field resolvers: arguments in, one domain or loader call, GraphQL type out."""

@@ -1,0 +1,33 @@
+"""Root fields for study sets."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.db import study
+from graphql_schema.types.context import Info
+from graphql_schema.types.pagination import page_args
+from graphql_schema.types.study_set import StudySet, StudySetConnection, StudySetFilter
+
+
+async def study_set(info: Info, id: strawberry.ID) -> StudySet | None:
+    row = await info.context.loaders.study_set_by_id.load(str(id))
+    return StudySet.from_row(row) if row else None
+
+
+async def study_sets(
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    filter: StudySetFilter | None = None,
+) -> StudySetConnection:
+    info.context.viewer.require_student_reader()
+    args = page_args(info, first, after)
+    flt = study.StudySetFilter(
+        user_id=str(filter.user_id) if filter and filter.user_id else None,
+        subject_id=str(filter.subject_id) if filter and filter.subject_id else None,
+        grade_id=str(filter.grade_id) if filter and filter.grade_id else None,
+    )
+    async with info.context.services.read_engine.connect() as conn:
+        page = await study.list_study_sets(conn, flt, args, info.context.viewer)
+    return StudySetConnection.of(page)
