@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,14 +19,17 @@ from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("app", "graphql_schema", "resolvers", "loaders", "migrations")
+IGNORED = (".git", ".venv", "build", "dist", "*.egg-info", ".bookbridge", "node_modules", "*cache*")
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`pip wheel .` installed (without its dependencies, which this venv has) into a folder."""
     out = tmp_path_factory.mktemp("wheel")
+    source = out / "source"  # a clean copy: setuptools builds in the tree (build/, egg-info)
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*IGNORED))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(out / "dist"), str(ROOT)], check=True)
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(out / "dist"), str(source)], check=True)
     (wheel,) = (out / "dist").glob("bookbridge-*.whl")
     target = out / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)

@@ -1,1 +1,0 @@
-"""Who is calling: API keys, JWTs, the viewer and its scopes (no GraphQL in here)."""

@@ -1,1 +1,0 @@
-"""`bookbridge evaluate`: offline evaluation of the recommenders on goodbooks-format CSVs."""

@@ -1,1 +1,0 @@
-"""Operators' view of the service: JSON logs, Prometheus metrics, OpenTelemetry tracing."""

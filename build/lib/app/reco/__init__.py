@@ -1,1 +1,0 @@
-"""Recommendations: candidates, scoring, strategies, neighbour lists, trending, experiments, cache."""

@@ -1,1 +1,0 @@
-"""GraphQL types, inputs and the schema assembled from them (see schema.py)."""

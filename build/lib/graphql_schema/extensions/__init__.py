@@ -1,1 +1,0 @@
-"""Cross-cutting GraphQL concerns, one module each: limits, cost, masking, documents, tracing."""

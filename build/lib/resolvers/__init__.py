@@ -1,1 +1,0 @@
-"""Root-field resolvers: arguments in, one domain or loader call, GraphQL type out."""
