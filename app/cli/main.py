@@ -41,6 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    if args.status:
+        from app.db.migrate import status, unmigrated_url
+
+        print("\n".join(status(unmigrated_url(Settings())).lines()))
+        return 0
     url = resolve_database_url(Settings())
     print(f"bookbridge: migrated {_redact(url)}", file=sys.stderr)
     return 0
@@ -86,7 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser("migrate", help="apply the database migrations").set_defaults(func=cmd_migrate)
+    migrate = sub.add_parser("migrate", help="apply the database migrations")
+    migrate.add_argument(
+        "--status",
+        action="store_true",
+        help="show the current and pending revisions; change nothing",
+    )
+    migrate.set_defaults(func=cmd_migrate)
     sub.add_parser("demo", help="load the bundled demo data set").set_defaults(func=cmd_demo)
     add_auth_commands(sub)
     add_sync_command(sub)

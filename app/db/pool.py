@@ -44,6 +44,11 @@ class FairAsyncQueue(AsyncAdaptedQueue[_T]):
             raise Empty()  # the ones waiting come first
         return super().get_nowait()
 
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a connection now."""
+        return sum(not w.done() for w in self._waiters)
+
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         try:
             return self.get_nowait()
@@ -74,4 +79,15 @@ class FairAsyncQueue(AsyncAdaptedQueue[_T]):
 class FairAsyncAdaptedQueuePool(AsyncAdaptedQueuePool):
     """`AsyncAdaptedQueuePool` with first-come, first-served waits (`FairAsyncQueue`)."""
 
-    _queue_class = FairAsyncQueue[ConnectionPoolEntry]
+    queue: FairAsyncQueue[ConnectionPoolEntry] | None = None
+
+    def _queue_class(  # type: ignore[override]
+        self, maxsize: int = 0, use_lifo: bool = False
+    ) -> FairAsyncQueue[ConnectionPoolEntry]:
+        # QueuePool builds its queue by calling this hook; the pool keeps it to count waiters
+        self.queue = FairAsyncQueue[ConnectionPoolEntry](maxsize, use_lifo)
+        return self.queue
+
+    def waiting(self) -> int:
+        """Callers waiting for a connection now (the /metrics pool gauge reads it)."""
+        return self.queue.waiting if self.queue is not None else 0

@@ -11,12 +11,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app import __version__
 from app.core.settings import Settings
 from app.db.engine import with_database
 from app.db.ops import dead_letter_count
+from app.db.pool import FairAsyncAdaptedQueuePool
 from app.observability import metrics, tracing
 from app.observability.logging import configure_logging
 from app.runtime.gc import tune_gc
@@ -28,6 +30,13 @@ from app.server.telemetry import TelemetryMiddleware
 from graphql_schema.schema import build_schema
 
 log = logging.getLogger(__name__)
+
+
+def observe_pool(services: Services) -> None:
+    """Read the connection pool into its gauges (at scrape time)."""
+    pool = services.engine.sync_engine.pool
+    if isinstance(pool, FairAsyncAdaptedQueuePool):
+        metrics.observe_pool(pool.checkedout(), pool.waiting())
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
@@ -72,7 +81,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     cache = ResponseCache(graphql, current, settings)  # public catalog queries; see its docstring
 
     async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
+        return JSONResponse({"status": "ok", "version": __version__})
 
     async def readyz(request: Request) -> Response:
         try:
@@ -92,6 +101,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return JSONResponse({"database": "ok"})
 
     async def prometheus(request: Request) -> Response:
+        observe_pool(current())
         try:
             async with current().read_engine.connect() as conn:
                 metrics.DEAD_LETTERS.set(await dead_letter_count(conn))

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from app import __version__
 from app.core.settings import Settings
 from app.db import models
 from app.observability import spans as spans_module
@@ -60,10 +61,15 @@ async def test_metrics_expose_operations_ingestion_and_dead_letters(
     assert 'bookbridge_cache_lookups_total{cache="reco",result="miss"}' in text
     assert "bookbridge_recommendation_duration_seconds_count{strategy=" in text
     assert "bookbridge_worker_job_duration_seconds" in text
+    assert f'bookbridge_build_info{{version="{__version__}"}} 1.0' in text
+    assert 'bookbridge_ingestion_last_success_timestamp_seconds{entity="subjects"}' in text
+    assert "bookbridge_db_pool_connections_in_use " in text
+    assert "bookbridge_db_pool_waiting 0.0" in text
 
 
 async def test_health_and_readiness(http: httpx.AsyncClient) -> None:
-    assert (await http.get("/healthz")).text == "ok"
+    health = await http.get("/healthz")
+    assert health.status_code == 200 and health.json() == {"status": "ok", "version": __version__}
     ready = await http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
 
