@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from typing import TypeVar
 
@@ -24,6 +25,11 @@ from sqlalchemy.util import await_
 from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
 
 _T = TypeVar("_T")
+
+# SQLAlchemy names a pool's logger after its class's module, and quiets only its own namespace
+# ("sqlalchemy", WARNING unless `echo_pool`). This subclass logs under app.db.pool, where the
+# root logger's INFO let "Pool disposed ... Pool recreating" through on every engine.dispose().
+logging.getLogger(__name__).setLevel(logging.WARNING)
 
 
 class FairAsyncQueue(AsyncAdaptedQueue[_T]):

@@ -399,3 +399,31 @@ def test_sampled_out_spans_keep_the_samplers_decisions(
         assert found["child"].parent is not None
         assert found["child"].parent.span_id == found["root"].context.span_id
         assert found["root"].parent is None
+
+
+async def test_access_log_lines_carry_request_operation_and_trace(
+    services: Services, http: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    from tests.app.observability.test_logs import Lines
+
+    await factories.catalog(services, books=2)
+    access = logging.getLogger("bookbridge.access")
+    lines, level = Lines(JsonFormatter()), access.level
+    access.addHandler(lines)
+    access.setLevel(logging.INFO)
+    try:
+        response = await http.post(
+            "/graphql",
+            json={"query": "query Shelf { books(first: 1) { edges { node { id } } } }"},
+            headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
+        )
+    finally:
+        access.removeHandler(lines)
+        access.setLevel(level)
+    assert response.status_code == 200
+    (line,) = lines.lines
+    fields = orjson.loads(line)
+    assert fields["method"] == "POST" and fields["path"] == "/graphql"
+    assert fields["status"] == 200 and fields["duration_ms"] > 0
+    assert fields["operation"] == "Shelf" and fields["trace_id"] == TRACE_ID
+    assert fields["message"] == "POST /graphql 200"
