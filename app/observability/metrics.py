@@ -83,6 +83,11 @@ POOL_WAITING = Gauge(
     "Callers waiting for a database connection (read at scrape)",
     multiprocess_mode="livesum",
 )
+READY = Gauge(
+    "bookbridge_ready",
+    "1 when the database (and Redis when configured) answered at the last scrape, else 0",
+    multiprocess_mode="livemin",
+)
 BUILD_INFO = Gauge(
     "bookbridge_build_info",
     "Always 1; the version label is the running release",

@@ -39,6 +39,24 @@ def observe_pool(services: Services) -> None:
         metrics.observe_pool(pool.checkedout(), pool.waiting())
 
 
+async def readiness(services: Services) -> tuple[bool, dict[str, str]]:
+    """Whether the database (and Redis when configured) answer now, and which did not."""
+    try:
+        async with services.read_engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means not ready; say which
+        log.warning("readiness check failed: %s", exc)
+        return False, {"database": "unreachable"}
+    if services.redis is None:
+        return True, {"database": "ok"}
+    try:
+        await services.redis.ping()
+    except Exception as exc:  # same: not ready, and the log says why
+        log.warning("readiness check failed (redis): %s", exc)
+        return False, {"database": "ok", "redis": "unreachable"}
+    return True, {"database": "ok", "redis": "ok"}
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
     """Build the ASGI app. Pass `services` to share engines (tests); else the lifespan makes them."""
     settings = settings or (services.settings if services else Settings())
@@ -84,29 +102,20 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return JSONResponse({"status": "ok", "version": __version__})
 
     async def readyz(request: Request) -> Response:
-        try:
-            async with current().read_engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any failure means not ready; say which
-            log.warning("readiness check failed: %s", exc)
-            return JSONResponse({"database": "unreachable"}, status_code=503)
-        redis = current().redis
-        if redis is not None:
-            try:
-                await redis.ping()
-            except Exception as exc:  # same: not ready, and the log says why
-                log.warning("readiness check failed (redis): %s", exc)
-                return JSONResponse({"database": "ok", "redis": "unreachable"}, status_code=503)
-            return JSONResponse({"database": "ok", "redis": "ok"})
-        return JSONResponse({"database": "ok"})
+        ready, body = await readiness(current())
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def prometheus(request: Request) -> Response:
-        observe_pool(current())
-        try:
-            async with current().read_engine.connect() as conn:
-                metrics.DEAD_LETTERS.set(await dead_letter_count(conn))
-        except Exception as exc:  # a scrape still answers when the database is down
-            log.warning("metrics: dead-letter count failed: %s", exc)
+        services = current()
+        observe_pool(services)
+        ready, _ = await readiness(services)
+        metrics.READY.set(1 if ready else 0)
+        if ready:
+            try:
+                async with services.read_engine.connect() as conn:
+                    metrics.DEAD_LETTERS.set(await dead_letter_count(conn))
+            except Exception as exc:  # a scrape still answers when the database is down
+                log.warning("metrics: dead-letter count failed: %s", exc)
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 

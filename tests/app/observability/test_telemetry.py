@@ -65,6 +65,7 @@ async def test_metrics_expose_operations_ingestion_and_dead_letters(
     assert 'bookbridge_ingestion_last_success_timestamp_seconds{entity="subjects"}' in text
     assert "bookbridge_db_pool_connections_in_use " in text
     assert "bookbridge_db_pool_waiting 0.0" in text
+    assert "bookbridge_ready 1.0" in text
 
 
 async def test_health_and_readiness(http: httpx.AsyncClient) -> None:
