@@ -13,6 +13,7 @@ from app.cli.keys import add_commands as add_auth_commands
 from app.cli.reco import add_commands as add_reco_commands
 from app.cli.sync import add_sync_command
 from app.core.settings import Settings
+from app.db.embedded import EmbeddedUnavailable
 from app.db.engine import resolve_database_url
 
 log = logging.getLogger("bookbridge")
@@ -115,7 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    return func(args)
+    try:
+        return func(args)
+    except EmbeddedUnavailable as exc:  # no DATABASE_URL in an image without the extra
+        print(f"bookbridge: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
