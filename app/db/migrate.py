@@ -9,7 +9,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -81,8 +81,21 @@ def pending_revisions(current: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     applied: set[str] = set()
     for rev in current:
         applied.update(r.revision for r in script.iterate_revisions(rev, "base"))
-    pending = [r for r in script.walk_revisions() if r.revision not in applied]
-    return tuple((r.revision, (r.doc or "").splitlines()[0]) for r in reversed(pending))
+    left = sorted(
+        (r for r in script.walk_revisions() if r.revision not in applied), key=lambda r: r.revision
+    )
+    ordered: list[Script] = []
+    while left:  # parents first; among the ready ones, the lowest revision id first
+        ready = next(r for r in left if not _parents(r) - applied)
+        ordered.append(ready)
+        applied.add(ready.revision)
+        left.remove(ready)
+    return tuple((r.revision, (r.doc or "").splitlines()[0]) for r in ordered)
+
+
+def _parents(script: Script) -> set[str]:
+    down = script.down_revision
+    return {down} if isinstance(down, str) else set(down or ())
 
 
 def status(url: str) -> Status:

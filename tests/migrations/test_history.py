@@ -23,9 +23,10 @@ def test_every_revision_leads_to_the_head() -> None:
 
 
 def test_pending_revisions_are_listed_oldest_first() -> None:
-    everything = pending_revisions(())
-    assert [rev for rev, _ in everything][:3] == ["0001", "0002", "0003"]
-    assert everything[-1][0] == scripts().get_current_head()
+    everything = [rev for rev, _ in pending_revisions(())]
+    assert everything[:6] == ["0001", "0002", "0003", "0004", "0005", "0005b"]
+    assert everything[-1] == scripts().get_current_head()
+    assert pending_revisions(("0003",))[0] == ("0004", "api keys and trusted documents")
     # a database migrated to the two old heads has only the merge left
     assert [rev for rev, _ in pending_revisions(("0004", "0005"))] == ["0005b"]
     assert pending_revisions(tuple(scripts().get_heads())) == ()
