@@ -121,6 +121,9 @@ async def apply_batch(
         outcome = await ingest(
             engine, entity, records, idempotency_key, publisher_scope=publisher_scope, client=client
         )
+    except ClientError:  # the caller's mistake (too large, key reused): refused, not failed
+        metrics.record_batch(entity, "refused", {})
+        raise
     except Exception:
         metrics.record_batch(entity, "failed", {})
         raise

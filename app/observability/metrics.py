@@ -122,13 +122,14 @@ class OperationNames:
 
 def record_batch(entity: str, outcome: str, counts: Mapping[str, int]) -> None:
     """Count a batch; one that committed and accepted records also sets the entity's last
-    success time (`failed` is a batch that raised: nothing committed)."""
+    success time. Outcomes: applied, partial, replayed; refused (the caller's error) and failed
+    (anything else) raised, so nothing committed."""
     INGESTION_BATCHES.labels(entity, outcome).inc()
     for name, count in counts.items():
         if count:
             INGESTED_RECORDS.labels(entity, name).inc(count)
     accepted = sum(n for name, n in counts.items() if name != "rejected")
-    if outcome != "failed" and accepted:
+    if outcome not in ("failed", "refused") and accepted:
         LAST_SUCCESS.labels(entity).set(time.time())
 
 
