@@ -46,7 +46,7 @@ def test_compose_has_every_part_wired_together() -> None:
 
 
 # An exact release (python:3.11.11-slim-bookworm, prom/prometheus:v2.55.1; PostgreSQL's releases
-# have two parts: postgres:16.6-alpine3.21) or a digest. Never a floating tag such as latest,
+# have two parts: postgres:16.6-alpine3.20) or a digest. Never a floating tag such as latest,
 # 16-alpine or 3.11-slim.
 EXACT = re.compile(
     r":v?\d+\.\d+\.\d+[\w.-]*(@sha256:[0-9a-f]{64})?$|^postgres:\d+\.\d+-[\w.-]+$"
