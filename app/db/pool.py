@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from typing import TypeVar
 
@@ -24,6 +25,11 @@ from sqlalchemy.util import await_
 from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
 
 _T = TypeVar("_T")
+
+# SQLAlchemy names a pool's logger after its class's module, and quiets only its own namespace
+# ("sqlalchemy", WARNING unless `echo_pool`). This subclass logs under app.db.pool, where the
+# root logger's INFO let "Pool disposed ... Pool recreating" through on every engine.dispose().
+logging.getLogger(__name__).setLevel(logging.WARNING)
 
 
 class FairAsyncQueue(AsyncAdaptedQueue[_T]):
@@ -43,6 +49,11 @@ class FairAsyncQueue(AsyncAdaptedQueue[_T]):
         if any(not w.done() for w in self._waiters):
             raise Empty()  # the ones waiting come first
         return super().get_nowait()
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a connection now."""
+        return sum(not w.done() for w in self._waiters)
 
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         try:
@@ -74,4 +85,15 @@ class FairAsyncQueue(AsyncAdaptedQueue[_T]):
 class FairAsyncAdaptedQueuePool(AsyncAdaptedQueuePool):
     """`AsyncAdaptedQueuePool` with first-come, first-served waits (`FairAsyncQueue`)."""
 
-    _queue_class = FairAsyncQueue[ConnectionPoolEntry]
+    queue: FairAsyncQueue[ConnectionPoolEntry] | None = None
+
+    def _queue_class(  # type: ignore[override]
+        self, maxsize: int = 0, use_lifo: bool = False
+    ) -> FairAsyncQueue[ConnectionPoolEntry]:
+        # QueuePool builds its queue by calling this hook; the pool keeps it to count waiters
+        self.queue = FairAsyncQueue[ConnectionPoolEntry](maxsize, use_lifo)
+        return self.queue
+
+    def waiting(self) -> int:
+        """Callers waiting for a connection now (the /metrics pool gauge reads it)."""
+        return self.queue.waiting if self.queue is not None else 0

@@ -117,9 +117,16 @@ async def apply_batch(
     client: str | None = None,
 ) -> BatchOutcome:
     """One batch as the API applies it: `ingest`, then its after-commit effects (metrics, caches)."""
-    outcome = await ingest(
-        engine, entity, records, idempotency_key, publisher_scope=publisher_scope, client=client
-    )
+    try:
+        outcome = await ingest(
+            engine, entity, records, idempotency_key, publisher_scope=publisher_scope, client=client
+        )
+    except ClientError:  # the caller's mistake (too large, key reused): refused, not failed
+        metrics.record_batch(entity, "refused", {})
+        raise
+    except Exception:
+        metrics.record_batch(entity, "failed", {})
+        raise
     metrics.record_batch(
         entity,
         "replayed" if outcome.replayed else ("partial" if outcome.rejected else "applied"),

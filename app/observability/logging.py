@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +17,31 @@ from opentelemetry import trace
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
     "asctime",
+    "color_message",  # uvicorn's copy of the message with ANSI colours
 }
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+# What the layers below the HTTP edge know of the current request (the GraphQL operation's
+# name): the access-log line of the request carries it. One dict per request, set by the edge.
+_request_fields: ContextVar[dict[str, Any] | None] = ContextVar("bookbridge_request", default=None)
+
+
+@contextmanager
+def request_fields() -> Iterator[dict[str, Any]]:
+    """A fresh field dict for the request running in this context (the HTTP edge opens it)."""
+    fields: dict[str, Any] = {}
+    token = _request_fields.set(fields)
+    try:
+        yield fields
+    finally:
+        _request_fields.reset(token)
+
+
+def note_request(**fields: Any) -> None:
+    """Add fields to the current request's access-log line (no-op outside a request)."""
+    current = _request_fields.get()
+    if current is not None:
+        current.update(fields)
 
 
 def trace_ids() -> tuple[str, str] | None:
@@ -29,7 +57,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _ANSI.sub("", record.getMessage()),
         }
         if out["message"].startswith("{"):  # a pre-built JSON record: merge its fields
             try:

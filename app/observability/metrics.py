@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Mapping
 
 from prometheus_client import (
@@ -16,6 +17,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as _multiprocess
+
+from app import __version__
 
 LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -64,6 +67,34 @@ JOB_DURATION = Histogram(
     ["job", "status"],
     buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
 )
+LAST_SUCCESS = Gauge(
+    "bookbridge_ingestion_last_success_timestamp_seconds",
+    "Unix time of the last committed batch that accepted records, by entity",
+    ["entity"],
+    multiprocess_mode="max",
+)
+POOL_IN_USE = Gauge(
+    "bookbridge_db_pool_connections_in_use",
+    "Database connections checked out of the pool (read at scrape)",
+    multiprocess_mode="livesum",
+)
+POOL_WAITING = Gauge(
+    "bookbridge_db_pool_waiting",
+    "Callers waiting for a database connection (read at scrape)",
+    multiprocess_mode="livesum",
+)
+READY = Gauge(
+    "bookbridge_ready",
+    "1 when the database (and Redis when configured) answered at the last scrape, else 0",
+    multiprocess_mode="livemin",
+)
+BUILD_INFO = Gauge(
+    "bookbridge_build_info",
+    "Always 1; the version label is the running release",
+    ["version"],
+    multiprocess_mode="max",
+)
+BUILD_INFO.labels(__version__).set(1)
 REFUSALS = Counter("bookbridge_refusals_total", "Requests refused cheaply, by reason", ["reason"])
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -90,10 +121,22 @@ class OperationNames:
 
 
 def record_batch(entity: str, outcome: str, counts: Mapping[str, int]) -> None:
+    """Count a batch; one that committed and accepted records also sets the entity's last
+    success time. Outcomes: applied, partial, replayed; refused (the caller's error) and failed
+    (anything else) raised, so nothing committed."""
     INGESTION_BATCHES.labels(entity, outcome).inc()
     for name, count in counts.items():
         if count:
             INGESTED_RECORDS.labels(entity, name).inc(count)
+    accepted = sum(n for name, n in counts.items() if name != "rejected")
+    if outcome not in ("failed", "refused") and accepted:
+        LAST_SUCCESS.labels(entity).set(time.time())
+
+
+def observe_pool(in_use: int, waiting: int) -> None:
+    """The pool as read at scrape time: connections checked out, callers waiting for one."""
+    POOL_IN_USE.set(in_use)
+    POOL_WAITING.set(waiting)
 
 
 def cache_lookup(cache: str, *, hit: bool) -> None:

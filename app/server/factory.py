@@ -11,12 +11,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app import __version__
 from app.core.settings import Settings
 from app.db.engine import with_database
 from app.db.ops import dead_letter_count
+from app.db.pool import FairAsyncAdaptedQueuePool
 from app.observability import metrics, tracing
 from app.observability.logging import configure_logging
 from app.runtime.gc import tune_gc
@@ -28,6 +30,31 @@ from app.server.telemetry import TelemetryMiddleware
 from graphql_schema.schema import build_schema
 
 log = logging.getLogger(__name__)
+
+
+def observe_pool(services: Services) -> None:
+    """Read the connection pool into its gauges (at scrape time)."""
+    pool = services.engine.sync_engine.pool
+    if isinstance(pool, FairAsyncAdaptedQueuePool):
+        metrics.observe_pool(pool.checkedout(), pool.waiting())
+
+
+async def readiness(services: Services) -> tuple[bool, dict[str, str]]:
+    """Whether the database (and Redis when configured) answer now, and which did not."""
+    try:
+        async with services.read_engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means not ready; say which
+        log.warning("readiness check failed: %s", exc)
+        return False, {"database": "unreachable"}
+    if services.redis is None:
+        return True, {"database": "ok"}
+    try:
+        await services.redis.ping()
+    except Exception as exc:  # same: not ready, and the log says why
+        log.warning("readiness check failed (redis): %s", exc)
+        return False, {"database": "ok", "redis": "unreachable"}
+    return True, {"database": "ok", "redis": "ok"}
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
@@ -72,31 +99,23 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     cache = ResponseCache(graphql, current, settings)  # public catalog queries; see its docstring
 
     async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
+        return JSONResponse({"status": "ok", "version": __version__})
 
     async def readyz(request: Request) -> Response:
-        try:
-            async with current().read_engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any failure means not ready; say which
-            log.warning("readiness check failed: %s", exc)
-            return JSONResponse({"database": "unreachable"}, status_code=503)
-        redis = current().redis
-        if redis is not None:
-            try:
-                await redis.ping()
-            except Exception as exc:  # same: not ready, and the log says why
-                log.warning("readiness check failed (redis): %s", exc)
-                return JSONResponse({"database": "ok", "redis": "unreachable"}, status_code=503)
-            return JSONResponse({"database": "ok", "redis": "ok"})
-        return JSONResponse({"database": "ok"})
+        ready, body = await readiness(current())
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def prometheus(request: Request) -> Response:
-        try:
-            async with current().read_engine.connect() as conn:
-                metrics.DEAD_LETTERS.set(await dead_letter_count(conn))
-        except Exception as exc:  # a scrape still answers when the database is down
-            log.warning("metrics: dead-letter count failed: %s", exc)
+        services = current()
+        observe_pool(services)
+        ready, _ = await readiness(services)
+        metrics.READY.set(1 if ready else 0)
+        if ready:
+            try:
+                async with services.read_engine.connect() as conn:
+                    metrics.DEAD_LETTERS.set(await dead_letter_count(conn))
+            except Exception as exc:  # a scrape still answers when the database is down
+                log.warning("metrics: dead-letter count failed: %s", exc)
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 

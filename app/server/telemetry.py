@@ -12,6 +12,7 @@ from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability import metrics, spans
+from app.observability.logging import request_fields
 
 ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
 access = logging.getLogger("bookbridge.access")
@@ -54,13 +55,16 @@ class TelemetryMiddleware:
             await send(message)
 
         tracer = spans.tracer("bookbridge.http")
-        with spans.span(
-            tracer,
-            f"{method} {route}",
-            {"http.request.method": method, "http.route": route},
-            SpanKind.SERVER,
-            caller_context(scope["headers"]) if tracer is not None else None,
-        ) as span:
+        with (
+            request_fields() as fields,
+            spans.span(
+                tracer,
+                f"{method} {route}",
+                {"http.request.method": method, "http.route": route},
+                SpanKind.SERVER,
+                caller_context(scope["headers"]) if tracer is not None else None,
+            ) as span,
+        ):
             try:
                 await self.app(scope, receive, send_status)
             finally:
@@ -74,5 +78,11 @@ class TelemetryMiddleware:
                         method,
                         route,
                         status,
-                        extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
+                        extra={
+                            "method": method,
+                            "path": scope["path"][:200],
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                            **fields,  # operation (GraphQL), when known
+                        },
                     )

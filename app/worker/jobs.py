@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from prometheus_client import start_http_server
 from sqlalchemy import text
 
 from app.observability import metrics
@@ -82,6 +83,20 @@ JOBS: dict[str, Job] = {
 }
 # What a job runs instead when asked to rebuild in full (the others always do).
 REBUILDS: dict[str, Job] = {"analytics": job_analytics_full}
+
+
+class MetricsServer:
+    """This process's Prometheus metrics (job durations, build info) served on `host:port` from
+    a daemon thread (prometheus_client's own server). Port 0 picks a free one (tests)."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.server, self.thread = start_http_server(port, addr=host)
+        self.port: int = self.server.server_port
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
 
 
 def replica_name() -> str:

@@ -12,6 +12,7 @@ from opentelemetry.trace import Status, StatusCode
 from strawberry.extensions import SchemaExtension
 
 from app.observability import metrics, spans
+from app.observability.logging import note_request
 
 
 class OperationTelemetry(SchemaExtension):
@@ -24,6 +25,7 @@ class OperationTelemetry(SchemaExtension):
         with spans.span(spans.tracer("bookbridge.graphql"), "graphql.operation") as span:
             yield
             label = self.names.label(ec.operation_name)
+            note_request(operation=label)
             try:
                 kind = ec.operation_type.value
             except RuntimeError:  # the document did not parse

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.settings import Settings
 from app.db.engine import make_engine
+from app.db.pool import FairAsyncAdaptedQueuePool
 
 
 def small_engine(settings: Settings, size: int, timeout: float = 10.0) -> AsyncEngine:
@@ -95,5 +96,33 @@ async def test_many_callers_share_a_small_pool(settings: Settings) -> None:
         got = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(60))), 20)
         assert got == list(range(60))
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+async def test_the_pool_counts_its_waiters(settings: Settings) -> None:
+    engine = small_engine(settings, 1)
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, FairAsyncAdaptedQueuePool)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            await release.wait()
+
+    async def use() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    try:
+        first = asyncio.create_task(holder())
+        await asyncio.sleep(0.2)
+        waiters = [asyncio.create_task(use()) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        assert (pool.checkedout(), pool.waiting()) == (1, 3)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, *waiters), 10)
+        assert (pool.checkedout(), pool.waiting()) == (0, 0)
     finally:
         await engine.dispose()

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from app import __version__
 from app.core.settings import Settings
 from app.db import models
 from app.observability import spans as spans_module
@@ -60,10 +61,16 @@ async def test_metrics_expose_operations_ingestion_and_dead_letters(
     assert 'bookbridge_cache_lookups_total{cache="reco",result="miss"}' in text
     assert "bookbridge_recommendation_duration_seconds_count{strategy=" in text
     assert "bookbridge_worker_job_duration_seconds" in text
+    assert f'bookbridge_build_info{{version="{__version__}"}} 1.0' in text
+    assert 'bookbridge_ingestion_last_success_timestamp_seconds{entity="subjects"}' in text
+    assert "bookbridge_db_pool_connections_in_use " in text
+    assert "bookbridge_db_pool_waiting 0.0" in text
+    assert "bookbridge_ready 1.0" in text
 
 
 async def test_health_and_readiness(http: httpx.AsyncClient) -> None:
-    assert (await http.get("/healthz")).text == "ok"
+    health = await http.get("/healthz")
+    assert health.status_code == 200 and health.json() == {"status": "ok", "version": __version__}
     ready = await http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
 
@@ -393,3 +400,31 @@ def test_sampled_out_spans_keep_the_samplers_decisions(
         assert found["child"].parent is not None
         assert found["child"].parent.span_id == found["root"].context.span_id
         assert found["root"].parent is None
+
+
+async def test_access_log_lines_carry_request_operation_and_trace(
+    services: Services, http: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    from tests.app.observability.test_logs import Lines
+
+    await factories.catalog(services, books=2)
+    access = logging.getLogger("bookbridge.access")
+    lines, level = Lines(JsonFormatter()), access.level
+    access.addHandler(lines)
+    access.setLevel(logging.INFO)
+    try:
+        response = await http.post(
+            "/graphql",
+            json={"query": "query Shelf { books(first: 1) { edges { node { id } } } }"},
+            headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
+        )
+    finally:
+        access.removeHandler(lines)
+        access.setLevel(level)
+    assert response.status_code == 200
+    (line,) = lines.lines
+    fields = orjson.loads(line)
+    assert fields["method"] == "POST" and fields["path"] == "/graphql"
+    assert fields["status"] == 200 and fields["duration_ms"] > 0
+    assert fields["operation"] == "Shelf" and fields["trace_id"] == TRACE_ID
+    assert fields["message"] == "POST /graphql 200"
