@@ -11,7 +11,6 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-from app.observability.spans import FastPathIds
 from app.runtime.services import Services
 
 log = logging.getLogger(__name__)
@@ -46,9 +45,8 @@ def make_provider(
             log.warning("OTEL_TRACES_EXPORTER=%s is not supported; tracing off", name)
             return None
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "bookbridge"}
-    # FastPathIds: spans.span may start this provider's spans itself (sampled out or in)
     resource = HashedResource(Resource.create(attributes))
-    provider = TracerProvider(resource=resource, id_generator=FastPathIds())
+    provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
