@@ -5,13 +5,25 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.runtime.services import Services
+
+class Traced(Protocol):
+    """What tracing instruments (app.runtime.Services has both): the SQL engine and Redis."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+    @property
+    def redis(self) -> Redis | None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +82,7 @@ class HashedResource(Resource):
 _instrumented: set[int] = set()
 
 
-def install(provider: TracerProvider, services: Services) -> None:
+def install(provider: TracerProvider, services: Traced) -> None:
     """Make `provider` global and trace SQL (all engines of `services`) and Redis."""
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -98,7 +110,7 @@ def uninstall() -> None:
         RedisInstrumentor().uninstrument()
 
 
-def setup(services: Services) -> TracerProvider | None:
+def setup(services: Traced) -> TracerProvider | None:
     provider = make_provider()
     if provider is not None:
         install(provider, services)
