@@ -8,7 +8,8 @@ all (it yields the API's `INVALID_SPAN`). Otherwise `span` starts the SDK's span
 managers; an escaping exception is recorded and sets the status, as `use_span` would.
 
 Tracers are looked up once per (scope, provider): `TracerProvider.get_tracer` builds a new one
-on every call.
+on every call. `use_provider` sends our spans to a provider other than the global one (tests and
+benchmarks: OpenTelemetry's API sets its global provider once per process).
 """
 
 from __future__ import annotations
@@ -26,12 +27,20 @@ from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCod
 Tracer = trace.Tracer
 
 _tracers: dict[str, tuple[trace.TracerProvider, Tracer | None]] = {}
+_chosen: trace.TracerProvider | None = None
+
+
+def use_provider(provider: trace.TracerProvider | None) -> None:
+    """Start our spans from `provider` instead of the global one (None: the global one again)."""
+    global _chosen  # noqa: PLW0603
+    _chosen = provider
 
 
 def tracer(scope: str, provider: trace.TracerProvider | None = None) -> Tracer | None:
-    """The tracer of `scope` from `provider` (default: the global one); None while tracing is
-    off (no SDK provider set), so callers can skip span work entirely."""
-    provider = provider or trace.get_tracer_provider()
+    """The tracer of `scope` from `provider` (default: the one `use_provider` chose, else the
+    global one); None while tracing is off (no SDK provider set), so callers can skip span
+    work entirely."""
+    provider = provider or _chosen or trace.get_tracer_provider()
     hit = _tracers.get(scope)
     if hit is not None and hit[0] is provider:
         return hit[1]

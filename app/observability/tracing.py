@@ -14,6 +14,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.observability import spans
+
 
 class Traced(Protocol):
     """What tracing instruments (app.runtime.Services has both): the SQL engine and Redis."""
@@ -82,12 +84,17 @@ class HashedResource(Resource):
 _instrumented: set[int] = set()
 
 
-def install(provider: TracerProvider, services: Traced) -> None:
-    """Make `provider` global and trace SQL (all engines of `services`) and Redis."""
+def install(provider: TracerProvider, services: Traced, *, make_global: bool = True) -> None:
+    """Trace our spans, SQL (all engines of `services`) and Redis with `provider`: as the
+    process's global provider, or (`make_global=False`: tests, benchmarks) through
+    `spans.use_provider`, as the API sets its global provider only once per process."""
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    trace.set_tracer_provider(provider)
+    if make_global:
+        trace.set_tracer_provider(provider)
+    else:
+        spans.use_provider(provider)
     engine = services.engine.sync_engine
     if id(engine) not in _instrumented:
         _instrumented.add(id(engine))
@@ -100,10 +107,11 @@ def install(provider: TracerProvider, services: Traced) -> None:
 
 
 def uninstall() -> None:
-    """Undo `install`'s instrumentation (tests); the global provider stays."""
+    """Undo `install`'s instrumentation and `use_provider` (tests); a global provider stays."""
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
+    spans.use_provider(None)
     SQLAlchemyInstrumentor().uninstrument()
     _instrumented.clear()
     if RedisInstrumentor().is_instrumented_by_opentelemetry:

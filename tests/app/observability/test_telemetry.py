@@ -85,21 +85,12 @@ def spans(services: Services) -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _reset_global_provider()
-    tracing.install(provider, services)
-    assert trace.get_tracer_provider() is provider
+    tracing.install(provider, services, make_global=False)  # the API's global is set once
+    assert spans_module.tracer("tests.fixture") is not None
     yield exporter
     tracing.uninstall()
     provider.shutdown()
-    _reset_global_provider()  # other tests (the sync client's) must see no provider
-
-
-def _reset_global_provider() -> None:
-    # What opentelemetry's own test utilities do: the API allows setting the provider only once.
-    from opentelemetry.util._once import Once
-
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
+    assert spans_module.tracer("tests.fixture") is None  # other tests see tracing off
 
 
 def _attributes(span: ReadableSpan) -> str:
@@ -260,7 +251,6 @@ def test_spans_export_their_attributes_events_status_and_parents() -> None:
 def test_spans_cost_nothing_with_tracing_off() -> None:
     from app.observability.spans import span, tracer
 
-    _reset_global_provider()
     assert tracer("tests") is None
     with span(None, "ignored") as got:
         assert got is trace.INVALID_SPAN and not got.is_recording()
@@ -276,16 +266,14 @@ async def test_redis_commands_are_traced_without_their_arguments(settings: Setti
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _reset_global_provider()
     try:
-        tracing.install(provider, services)
+        tracing.install(provider, services, make_global=False)
         assert services.redis is not None
         await services.redis.set("bb:test:stu-redis-secret", "stu-redis-secret", ex=5)
         await services.redis.delete("bb:test:stu-redis-secret")
     finally:
         tracing.uninstall()
         provider.shutdown()
-        _reset_global_provider()
         await services.close()
     commands = [s for s in exporter.get_finished_spans() if s.name in ("SET", "DEL")]
     assert [s.name for s in commands] == ["SET", "DEL"]
