@@ -37,7 +37,10 @@ run: install
 test: install-dev check
 	$(BIN)/python -m pytest
 
+## check: lint, type-check, and the house rules of tests/test_layout.py (no import circle,
+## one-way layers, settings import nothing of ours, no private names of other libraries)
 check: lint typecheck
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layout.py
 
 lint:
 	$(BIN)/ruff format --check app graphql_schema resolvers loaders migrations tests bench scripts

@@ -16,7 +16,6 @@ from app.auth.ratelimit import RateLimiter
 from app.core.errors import ClientError
 from app.core.settings import Settings
 from app.observability.metrics import OperationNames
-from graphql_schema.execution import variables
 from graphql_schema.execution.context import ExecutionContext as CoreExecutionContext
 from graphql_schema.extensions.limits import limit_extensions
 from graphql_schema.extensions.masking import MaskUnexpectedErrors
@@ -133,7 +132,6 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
     """The schema with its extensions; `settings` (default: the environment's) set the limits."""
     settings = settings or Settings()
     security = settings.security
-    variables.install()
     extensions: list[Any] = [
         *limit_extensions(settings, RateLimiter()),
         lambda: ParserCache(maxsize=512),

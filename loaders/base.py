@@ -1,16 +1,16 @@
-"""The loader base: batches keys with Strawberry's DataLoader and reads on its own connection."""
+"""The loader base: batches keys with aiodataloader's DataLoader and reads on its own connection."""
 
 from __future__ import annotations
 
-import weakref
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
+from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from strawberry.dataloader import DataLoader
 
 from app.db.records import Record
-from loaders.tracing import traced_batch
+from app.observability import spans
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -19,26 +19,29 @@ MISSING: Any = object()
 
 
 class BatchLoader(DataLoader[K, V], Generic[K, V]):
-    """A DataLoader whose batch function is the method `_load`, reached without a cycle.
+    """A DataLoader whose batch is `load_batch`, traced: a span per batch (the loader's name and
+    the batch size, never the keys).
 
-    The batch function reaches the loader weakly: `self._load` itself would make the loader a
-    reference cycle, and everything it cached (futures, rows) garbage that only the cyclic
-    collector frees (see graphql_schema/execution.py). A pending batch's task holds the loader,
-    so it is alive whenever its batch function runs.
+    `batch_load_fn` is a method, so the loader holds no bound method of itself (no reference
+    cycle: what it cached is freed by reference counting when the request ends, see
+    graphql_schema/execution/context.py). Made inside a request, on its running loop.
     """
 
     def __init__(self) -> None:
-        ref = weakref.ref(self)
+        super().__init__(loop=asyncio.get_running_loop())
+        self.span_name = f"dataloader {type(self).__name__}"
 
-        async def load(keys: list[K]) -> Sequence[V | BaseException]:
-            loader = ref()
-            assert loader is not None, "a batch outlived its loader"
-            return await loader._load(keys)
+    async def batch_load_fn(self, keys: list[K]) -> list[V]:
+        with spans.span(
+            spans.tracer("loaders"),
+            self.span_name,
+            {"dataloader.name": type(self).__name__, "dataloader.keys": len(keys)},
+        ):
+            # an Exception in place of a value is what that key's `load` raises
+            return cast(list[V], list(await self.load_batch(keys)))
 
-        super().__init__(load_fn=traced_batch(type(self).__name__, load))
-
-    async def _load(self, keys: list[K]) -> Sequence[V | BaseException]:
-        """Each key's value, or an exception that its `load` raises."""
+    async def load_batch(self, keys: list[K]) -> Sequence[V | Exception]:
+        """Each key's value, or an Exception that its `load` raises."""
         raise NotImplementedError
 
 
@@ -55,7 +58,7 @@ class ReadLoader(BatchLoader[K, V]):
         self._done: dict[K, V] = {}
         self._made: dict[tuple[K, Callable[[V], Any]], Any] = {}
 
-    async def _load(self, keys: list[K]) -> Sequence[V]:
+    async def load_batch(self, keys: list[K]) -> Sequence[V]:
         async with self._engine.connect() as conn:
             values = await self.fetch(conn, keys)
         self._done.update(zip(keys, values, strict=True))

@@ -26,5 +26,5 @@ class RecommendationsByStudySetLoader(BatchLoader[ListKey, RecList]):
         self._services = services
         self._scope = scope
 
-    async def _load(self, keys: list[ListKey]) -> Sequence[RecList | BaseException]:
+    async def load_batch(self, keys: list[ListKey]) -> Sequence[RecList | Exception]:
         return await service.recommendations_many(self._services, keys, self._scope)

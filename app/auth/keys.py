@@ -47,6 +47,10 @@ class KeyInfo:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
+# Scopes by their stored text; a key may hold a scope this version no longer knows.
+SCOPE_BY_VALUE: dict[str, Scope] = {scope.value: scope for scope in Scope}
+
+
 def hash_secret(secret: str) -> str:
     # The secret is 256 random bits, so a fast hash is enough: there is nothing to brute-force.
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -177,7 +181,7 @@ async def authenticate_key(
     info = _info(row)
     if not info.live:
         return None
-    scopes = frozenset(Scope(s) for s in info.scopes if s in Scope._value2member_map_)
+    scopes = frozenset(SCOPE_BY_VALUE[s] for s in info.scopes if s in SCOPE_BY_VALUE)
     viewer = Viewer(
         role="admin" if Scope.ADMIN in scopes else "service",
         publisher_id=info.publisher_id,

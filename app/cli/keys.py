@@ -8,7 +8,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -103,12 +102,13 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 def cmd_documents_register(args: argparse.Namespace) -> int:
     """Each file is one document, registered exactly as clients will send it."""
+    from graphql import build_schema as from_sdl
     from graphql import parse, validate
 
     from app.db import trusted_documents
     from graphql_schema.schema import build_schema
 
-    schema = build_schema()._schema
+    schema = from_sdl(build_schema().as_str())  # the public SDL, as clients see the schema
     bodies: list[tuple[Path, str]] = []
     for name in args.files:
         path = Path(name)
@@ -145,11 +145,13 @@ def cmd_documents_list(args: argparse.Namespace) -> int:
     return _run(work)
 
 
-def add_commands(sub: Any) -> None:
-    """Add the `keys` and `documents` subcommands to the `bookbridge` parser."""
-    keys_p = sub.add_parser("keys", help="API keys: create, list, rotate, revoke").add_subparsers(
-        dest="keys_command", required=True
-    )
+KEYS_HELP = "API keys: create, list, rotate, revoke"
+DOCUMENTS_HELP = "trusted documents (persisted queries)"
+
+
+def configure_keys(parser: argparse.ArgumentParser) -> None:
+    """The `bookbridge keys` subcommands, on the parser `app.cli.main` made for it."""
+    keys_p = parser.add_subparsers(dest="keys_command", required=True)
     create = keys_p.add_parser("create", help="create a key and print it (once)")
     create.add_argument("--name", required=True)
     create.add_argument("--scopes", required=True, help="comma-separated, e.g. catalog:write")
@@ -166,8 +168,10 @@ def add_commands(sub: Any) -> None:
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_keys_revoke)
 
-    docs = sub.add_parser("documents", help="trusted documents (persisted queries)")
-    docs_sub = docs.add_subparsers(dest="documents_command", required=True)
+
+def configure_documents(parser: argparse.ArgumentParser) -> None:
+    """The `bookbridge documents` subcommands, on the parser `app.cli.main` made for it."""
+    docs_sub = parser.add_subparsers(dest="documents_command", required=True)
     register = docs_sub.add_parser("register", help="register every operation of .graphql files")
     register.add_argument("files", nargs="+")
     register.set_defaults(func=cmd_documents_register)

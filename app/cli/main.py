@@ -9,9 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from app.cli.keys import add_commands as add_auth_commands
-from app.cli.reco import add_commands as add_reco_commands
-from app.cli.sync import add_sync_command
+from app.cli import keys, reco, sync
 from app.core.settings import Settings
 from app.db.embedded import EmbeddedUnavailable
 from app.db.engine import resolve_database_url
@@ -100,9 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(func=cmd_migrate)
     sub.add_parser("demo", help="load the bundled demo data set").set_defaults(func=cmd_demo)
-    add_auth_commands(sub)
-    add_sync_command(sub)
-    add_reco_commands(sub)
+    keys.configure_keys(sub.add_parser("keys", help=keys.KEYS_HELP))
+    keys.configure_documents(sub.add_parser("documents", help=keys.DOCUMENTS_HELP))
+    sync.configure(sub.add_parser("sync", help=sync.HELP, description=sync.DESCRIPTION))
+    reco.configure_worker(sub.add_parser("worker", help=reco.WORKER_HELP))
+    reco.configure_evaluate(sub.add_parser("evaluate", help=reco.EVALUATE_HELP))
     return parser
 
 

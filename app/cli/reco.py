@@ -11,9 +11,12 @@ from typing import Any
 
 import orjson
 
+WORKER_HELP = "background jobs: neighbour lists, trending, reconcile"
+EVALUATE_HELP = "offline evaluation on goodbooks-format CSVs"
 
-def add_commands(sub: Any) -> None:
-    worker = sub.add_parser("worker", help="background jobs: neighbour lists, trending, reconcile")
+
+def configure_worker(worker: argparse.ArgumentParser) -> None:
+    """The arguments of `bookbridge worker`, on the parser `app.cli.main` made for it."""
     worker.add_argument("--once", action="store_true", help="run each job once, then exit")
     worker.add_argument(
         "--jobs", default="lists,reconcile,report,analytics", help="comma-separated job names"
@@ -31,7 +34,10 @@ def add_commands(sub: Any) -> None:
         help="serve Prometheus metrics on this port (default BOOKBRIDGE_WORKER_METRICS_PORT; 0: off)",
     )
     worker.set_defaults(func=cmd_worker)
-    ev = sub.add_parser("evaluate", help="offline evaluation on goodbooks-format CSVs")
+
+
+def configure_evaluate(ev: argparse.ArgumentParser) -> None:
+    """The arguments of `bookbridge evaluate`, on the parser `app.cli.main` made for it."""
     ev.add_argument("--dataset", required=True, type=Path, help="folder with the CSV files")
     ev.add_argument("--json", type=Path, default=None, help="also write the results here")
     ev.add_argument(

@@ -11,15 +11,17 @@ from pathlib import Path
 log = logging.getLogger("app.sync")
 
 
-def add_sync_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+HELP = "push a JSONL or CSV file to the ingestion mutations in idempotent batches"
+DESCRIPTION = (
+    "Stream FILE (.jsonl or .csv, optionally .gz) to bookbridge in gzipped, "
+    "idempotent batches; failed batches and rejected records go to a dead-letter file."
+)
+
+
+def configure(sync: argparse.ArgumentParser) -> None:
+    """The arguments of `bookbridge sync`, on the parser `app.cli.main` made for it."""
     from app.sync.entities import ALIASES, ENTITIES
 
-    sync = sub.add_parser(
-        "sync",
-        help="push a JSONL or CSV file to the ingestion mutations in idempotent batches",
-        description="Stream FILE (.jsonl or .csv, optionally .gz) to bookbridge in gzipped, "
-        "idempotent batches; failed batches and rejected records go to a dead-letter file.",
-    )
     sync.add_argument("file", nargs="?", type=Path, help="input file (.jsonl, .csv, .gz)")
     sync.add_argument("--url", required=True, help="server URL, e.g. http://127.0.0.1:8000")
     sync.add_argument(

@@ -5,14 +5,27 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.observability.spans import FastPathIds
-from app.runtime.services import Services
+from app.observability import spans
+
+
+class Traced(Protocol):
+    """What tracing instruments (app.runtime.Services has both): the SQL engine and Redis."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+    @property
+    def redis(self) -> Redis | None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +59,8 @@ def make_provider(
             log.warning("OTEL_TRACES_EXPORTER=%s is not supported; tracing off", name)
             return None
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "bookbridge"}
-    # FastPathIds: spans.span may start this provider's spans itself (sampled out or in)
     resource = HashedResource(Resource.create(attributes))
-    provider = TracerProvider(resource=resource, id_generator=FastPathIds())
+    provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
@@ -72,12 +84,17 @@ class HashedResource(Resource):
 _instrumented: set[int] = set()
 
 
-def install(provider: TracerProvider, services: Services) -> None:
-    """Make `provider` global and trace SQL (all engines of `services`) and Redis."""
+def install(provider: TracerProvider, services: Traced, *, make_global: bool = True) -> None:
+    """Trace our spans, SQL (all engines of `services`) and Redis with `provider`: as the
+    process's global provider, or (`make_global=False`: tests, benchmarks) through
+    `spans.use_provider`, as the API sets its global provider only once per process."""
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    trace.set_tracer_provider(provider)
+    if make_global:
+        trace.set_tracer_provider(provider)
+    else:
+        spans.use_provider(provider)
     engine = services.engine.sync_engine
     if id(engine) not in _instrumented:
         _instrumented.add(id(engine))
@@ -90,17 +107,18 @@ def install(provider: TracerProvider, services: Services) -> None:
 
 
 def uninstall() -> None:
-    """Undo `install`'s instrumentation (tests); the global provider stays."""
+    """Undo `install`'s instrumentation and `use_provider` (tests); a global provider stays."""
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
+    spans.use_provider(None)
     SQLAlchemyInstrumentor().uninstrument()
     _instrumented.clear()
     if RedisInstrumentor().is_instrumented_by_opentelemetry:
         RedisInstrumentor().uninstrument()
 
 
-def setup(services: Services) -> TracerProvider | None:
+def setup(services: Traced) -> TracerProvider | None:
     provider = make_provider()
     if provider is not None:
         install(provider, services)

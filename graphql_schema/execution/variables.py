@@ -11,7 +11,10 @@ accepts.
 Only the successful case is fast: whenever a value does not coerce, a variable is missing or
 has a default, or a type is recursive or a oneOf input, the request goes through graphql-core's
 own `get_variable_values`, so every error message and edge case stays graphql-core's.
-`tests/test_variables.py` checks both give equal results.
+`tests/graphql_schema/execution/test_variables.py` checks both give equal results.
+
+The executor reaches this through the public `build` classmethod of our execution context
+(`graphql_schema.execution.context`), not by replacing graphql-core's own function.
 """
 
 from __future__ import annotations
@@ -31,16 +34,17 @@ from graphql import (
     is_leaf_type,
     is_required_input_field,
 )
-from graphql.execution import executor as _executor
-from graphql.execution import values as _values
+from graphql.execution import VariableValues
+from graphql.execution import get_variable_values as generic_variable_values
 from graphql.execution.get_variable_signature import get_variable_signature
+from graphql.execution.values import VariableValueSource
 from graphql.language import VariableDefinitionNode
 from graphql.language.parser import MAX_NESTING_DEPTH
 from graphql.pyutils import is_iterable
 from graphql.utilities.coerce_input_value import coerce_default_value
 
 Coercer = Callable[[Any], Any]  # the coerced value, or Undefined when it does not coerce
-_original = _values.get_variable_values
+_original = generic_variable_values  # graphql-core's own, for everything but success
 # (wrappers, id of the named type) -> (named type, coercer): the wrappers (GraphQLNonNull,
 # GraphQLList) are made anew for every request's variable definitions, the named types are
 # the schema's own and live as long as it does
@@ -158,6 +162,36 @@ def _compile(  # noqa: PLR0915 - one small closure per kind of type
     return leaf, 0
 
 
+def compiled_variable_values(
+    schema: GraphQLSchema,
+    var_def_nodes: Collection[VariableDefinitionNode],
+    inputs: dict[str, Any],
+) -> VariableValues | None:
+    """What graphql-core's `get_variable_values` gives when every variable coerces; None
+    whenever graphql-core's own path must decide (an error, a default, an unsupported type)."""
+    sources: dict[str, VariableValueSource] = {}
+    coerced: dict[str, Any] = {}
+    for node in var_def_nodes:
+        signature = get_variable_signature(schema, node)
+        if isinstance(signature, GraphQLError):
+            return None
+        name, value = signature.name, inputs.get(signature.name, Undefined)
+        if value is Undefined:
+            if node.default_value or isinstance(signature.type, GraphQLNonNull):
+                return None  # defaults and missing required values: graphql-core's
+            sources[name] = VariableValueSource(signature)
+            continue
+        fn = coercer(signature.type)
+        if fn is None:
+            return None
+        result = fn(value)
+        if result is Undefined:
+            return None
+        sources[name] = VariableValueSource(signature, value)
+        coerced[name] = result
+    return VariableValues(sources, coerced)
+
+
 def get_variable_values(
     schema: GraphQLSchema,
     var_def_nodes: Collection[VariableDefinitionNode],
@@ -165,34 +199,8 @@ def get_variable_values(
     max_errors: int | None = None,
     hide_suggestions: bool = False,
 ) -> Any:
-    """`graphql.execution.values.get_variable_values`, compiled for the successful case."""
-
-    def generic() -> Any:
+    """`graphql.execution.get_variable_values`, compiled for the successful case."""
+    found = compiled_variable_values(schema, var_def_nodes, inputs)
+    if found is None:
         return _original(schema, var_def_nodes, inputs, max_errors, hide_suggestions)
-
-    sources: dict[str, _values.VariableValueSource] = {}
-    coerced: dict[str, Any] = {}
-    for node in var_def_nodes:
-        signature = get_variable_signature(schema, node)
-        if isinstance(signature, GraphQLError):
-            return generic()
-        name, value = signature.name, inputs.get(signature.name, Undefined)
-        if value is Undefined:
-            if node.default_value or isinstance(signature.type, GraphQLNonNull):
-                return generic()  # defaults and missing required values: graphql-core's
-            sources[name] = _values.VariableValueSource(signature)
-            continue
-        fn = coercer(signature.type)
-        if fn is None:
-            return generic()
-        result = fn(value)
-        if result is Undefined:
-            return generic()
-        sources[name] = _values.VariableValueSource(signature, value)
-        coerced[name] = result
-    return _values.VariableValues(sources, coerced)
-
-
-def install() -> None:
-    """Route graphql-core's executor through the compiled coercion (idempotent)."""
-    _executor.get_variable_values = get_variable_values  # type: ignore[attr-defined]
+    return found

@@ -86,33 +86,18 @@ def test_json_logs_carry_the_trace_id() -> None:
     assert line["level"] == "info" and line["logger"] == "bookbridge.x"
 
 
-@pytest.fixture(params=["fast path", "sdk"])
-def spans(services: Services, request: pytest.FixtureRequest) -> Iterator[InMemorySpanExporter]:
-    """Spans recorded in memory: started by `spans.span` itself (a provider make_provider
-    would build), or by the SDK (any other provider)."""
-    from app.observability.spans import FastPathIds
-
+@pytest.fixture
+def spans(services: Services) -> Iterator[InMemorySpanExporter]:
+    """Spans recorded in memory, the provider installed as the service's global one."""
     exporter = InMemorySpanExporter()
-    fast = request.param == "fast path"
-    provider = TracerProvider(id_generator=FastPathIds()) if fast else TracerProvider()
-    found = tracer("tests.fixture", provider)
-    assert found is not None and (found.ids is not None) is fast
+    provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _reset_global_provider()
-    tracing.install(provider, services)
-    assert trace.get_tracer_provider() is provider
+    tracing.install(provider, services, make_global=False)  # the API's global is set once
+    assert spans_module.tracer("tests.fixture") is not None
     yield exporter
     tracing.uninstall()
     provider.shutdown()
-    _reset_global_provider()  # other tests (the sync client's) must see no provider
-
-
-def _reset_global_provider() -> None:
-    # What opentelemetry's own test utilities do: the API allows setting the provider only once.
-    from opentelemetry.util._once import Once
-
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
+    assert spans_module.tracer("tests.fixture") is None  # other tests see tracing off
 
 
 def _attributes(span: ReadableSpan) -> str:
@@ -178,45 +163,42 @@ def test_an_escaping_exception_marks_its_span(spans: InMemorySpanExporter) -> No
 
 
 def _ratio_tracer(
-    monkeypatch: pytest.MonkeyPatch, runtime: str, ratio: str, scope: str
+    monkeypatch: pytest.MonkeyPatch, ratio: str, scope: str
 ) -> tuple[TracerProvider, InMemorySpanExporter, spans_module.Tracer]:
     """A `parentbased_traceidratio` provider as make_provider builds it, spans kept in memory,
-    and the fast-path tracer of `scope`; spans made current through OpenTelemetry's ContextVar
-    ("contextvar") or, as when its private names change, the context API ("context api")."""
-    assert spans_module._RUNTIME is not None  # the direct path is on with this OpenTelemetry
-    if runtime == "context api":
-        monkeypatch.setattr(spans_module, "_RUNTIME", None)
+    and its tracer of `scope`."""
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", ratio)
     exporter = InMemorySpanExporter()
     provider = tracing.make_provider({"OTEL_TRACES_EXPORTER": "otlp"}, exporter)
     assert provider is not None
     found = tracer(scope, provider)
-    assert found is not None and found.ids is not None  # the fast path is on
+    assert found is not None
     return provider, exporter, found
 
 
-@pytest.mark.parametrize("runtime", ["contextvar", "context api"])
 def test_a_sampled_out_root_keeps_its_ids_and_restores_the_context(
-    monkeypatch: pytest.MonkeyPatch, runtime: str
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from app.observability.spans import span
 
-    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, runtime, "0", "tests.sampled_out")
+    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, "0", "tests.sampled_out")
     seen = set()
     for _ in range(3):
         with pytest.raises(ValueError, match="boom"), span(tracer_, "root") as root:
             assert not root.is_recording() and trace.get_current_span() is root
             first = root.get_span_context()
             assert first.is_valid and not first.trace_flags.sampled
-            assert root.get_span_context() == first  # the span id drawn once, then kept
+            assert root.get_span_context() == first
             line = orjson.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})))
             assert (line["trace_id"], line["span_id"]) == (
                 format(first.trace_id, "032x"),
                 format(first.span_id, "016x"),
             )
             with span(tracer_, "child") as child:
-                assert child is root
+                assert not child.is_recording() and trace.get_current_span() is child
+                assert child.get_span_context().trace_id == first.trace_id
+            assert trace.get_current_span() is root
             seen.add(first.trace_id)
             raise ValueError("boom")
         assert trace.get_current_span() is trace.INVALID_SPAN
@@ -226,94 +208,56 @@ def test_a_sampled_out_root_keeps_its_ids_and_restores_the_context(
     provider.shutdown()
 
 
-def test_spans_started_by_the_fast_path_export_as_the_sdks_do() -> None:
-    """The same spans, started by `spans.span` itself and by the SDK: what processors get, and
-    the OTLP request the exporter sends, differ only in ids and times."""
+def test_spans_export_their_attributes_events_status_and_parents() -> None:
+    """What `spans.span` records reaches the processors and the OTLP request: names, kinds,
+    attributes as the SDK cleans them, events, status (OK is final), the parent."""
     from google.protobuf.json_format import MessageToDict
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    from app.observability.spans import FastPathIds, span
+    from app.observability.spans import span
 
     attributes = {"http.request.method": "POST", "n": 3, "ok": True, "tags": ("a", "b")}
-
-    def record(provider: TracerProvider) -> list[ReadableSpan]:
-        exporter = InMemorySpanExporter()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        tracer_ = tracer("tests.equivalence", provider)
-        assert tracer_ is not None
-        with span(tracer_, "root", attributes | {"dropped": None}, SpanKind.SERVER) as root:
-            root.set_attribute("http.response.status_code", 200)
-            root.set_attribute("ratio", 0.5)
-            root.set_attribute("ids", [1, 2])  # kept as a tuple
-            root.set_attribute("object", b"raw")  # kept as bytes, as the SDK does
-            root.set_attributes({"mixed": [1, "a"], "none": None})  # as the SDK does
-            root.add_event("checkpoint", {"step": 1, "list": ["x"], "dropped": None})
-            with pytest.raises(ValueError), span(tracer_, "child"):
-                raise ValueError("boom")
-            with span(tracer_, "renamed") as renamed:
-                renamed.update_name("renamed later")
-                renamed.set_status(StatusCode.OK)
-                renamed.set_status(StatusCode.ERROR)  # OK is final
-        root.set_attribute("after", "end")  # ignored: the span ended
-        provider.shutdown()
-        return list(exporter.get_finished_spans())
-
-    fast = record(TracerProvider(id_generator=FastPathIds()))
-    sdk = record(TracerProvider())
-
-    def shape(found: list[ReadableSpan]) -> list[dict[str, object]]:
-        names = {s.context.span_id: s.name for s in found}
-        return [
-            {
-                "name": s.name,
-                "kind": s.kind,
-                "parent": names.get(s.parent.span_id) if s.parent else None,
-                "attributes": dict(s.attributes or {}),
-                "status": (s.status.status_code, s.status.description),
-                "events": [
-                    (e.name, {k: v for k, v in (e.attributes or {}).items() if "stack" not in k})
-                    for e in s.events
-                ],
-                "scope": s.instrumentation_scope.name if s.instrumentation_scope else None,
-                "sampled": s.context.trace_flags.sampled,
-                "one trace": s.context.trace_id == found[-1].context.trace_id,
-                "duration": s.end_time is not None
-                and s.start_time is not None
-                and s.end_time >= s.start_time,
-            }
-            for s in found
-        ]
-
-    assert shape(fast) == shape(sdk)
-    assert [s.name for s in fast] == ["child", "renamed later", "root"]
-    assert "after" not in (fast[-1].attributes or {})
-    kept = dict(fast[-1].attributes or {})
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer_ = tracer("tests.export", provider)
+    assert tracer_ is not None
+    with span(tracer_, "root", attributes, SpanKind.SERVER) as root:
+        root.set_attribute("http.response.status_code", 200)
+        root.set_attribute("ids", [1, 2])  # kept as a tuple
+        root.add_event("checkpoint", {"step": 1})
+        with pytest.raises(ValueError), span(tracer_, "child"):
+            raise ValueError("boom")
+        with span(tracer_, "renamed") as renamed:
+            renamed.update_name("renamed later")
+            renamed.set_status(StatusCode.OK)
+            renamed.set_status(StatusCode.ERROR)  # OK is final
+    root.set_attribute("after", "end")  # ignored: the span ended
+    provider.shutdown()
+    child, later, done = exporter.get_finished_spans()
+    assert [s.name for s in (child, later, done)] == ["child", "renamed later", "root"]
+    assert done.kind is SpanKind.SERVER and done.parent is None
+    assert child.parent is not None and child.parent.span_id == done.context.span_id
+    assert later.parent is not None and later.parent.span_id == done.context.span_id
+    assert child.context.trace_id == done.context.trace_id == later.context.trace_id
+    kept = dict(done.attributes or {})
     assert {k: kept[k] for k in attributes} == attributes
-    assert (kept["http.response.status_code"], kept["ratio"], kept["ids"]) == (200, 0.5, (1, 2))
-
-    def otlp(found: list[ReadableSpan]) -> list[dict[str, object]]:
-        out = MessageToDict(encode_spans(found))["resourceSpans"][0]["scopeSpans"][0]["spans"]
-        for item in out:
-            for key in (
-                "traceId",
-                "spanId",
-                "parentSpanId",
-                "startTimeUnixNano",
-                "endTimeUnixNano",
-            ):
-                item.pop(key, None)
-            for event in item.get("events", []):
-                event.pop("timeUnixNano", None)
-                event["attributes"] = [a for a in event["attributes"] if "stack" not in a["key"]]
-        return out
-
-    assert otlp(fast) == otlp(sdk)
+    assert (kept["http.response.status_code"], kept["ids"]) == (200, (1, 2))
+    assert "after" not in kept
+    assert [e.name for e in done.events] == ["checkpoint"]
+    assert child.status.status_code is StatusCode.ERROR
+    assert child.status.description == "ValueError: boom"
+    assert [e.name for e in child.events] == ["exception"]
+    assert later.status.status_code is StatusCode.OK
+    encoded = MessageToDict(encode_spans([child, later, done]))
+    sent = encoded["resourceSpans"][0]["scopeSpans"][0]
+    assert sent["scope"]["name"] == "tests.export"
+    assert [s["name"] for s in sent["spans"]] == ["child", "renamed later", "root"]
 
 
 def test_spans_cost_nothing_with_tracing_off() -> None:
     from app.observability.spans import span, tracer
 
-    _reset_global_provider()
     assert tracer("tests") is None
     with span(None, "ignored") as got:
         assert got is trace.INVALID_SPAN and not got.is_recording()
@@ -329,16 +273,14 @@ async def test_redis_commands_are_traced_without_their_arguments(settings: Setti
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _reset_global_provider()
     try:
-        tracing.install(provider, services)
+        tracing.install(provider, services, make_global=False)
         assert services.redis is not None
         await services.redis.set("bb:test:stu-redis-secret", "stu-redis-secret", ex=5)
         await services.redis.delete("bb:test:stu-redis-secret")
     finally:
         tracing.uninstall()
         provider.shutdown()
-        _reset_global_provider()
         await services.close()
     commands = [s for s in exporter.get_finished_spans() if s.name in ("SET", "DEL")]
     assert [s.name for s in commands] == ["SET", "DEL"]
@@ -358,20 +300,15 @@ def test_the_exporter_follows_the_otel_variables() -> None:
     provider.shutdown()
 
 
-@pytest.mark.parametrize("runtime", ["contextvar", "context api"])
-def test_sampled_out_spans_keep_the_samplers_decisions(
-    monkeypatch: pytest.MonkeyPatch, runtime: str
-) -> None:
-    """The cheap path of `spans.span` for a `parentbased_traceidratio` provider samples exactly
-    the roots the SDK's own sampler would, keeps one trace id per request (log lines show it
-    sampled or not), and records no child of a sampled-out root. Spans become current through
-    OpenTelemetry's ContextVar directly, or (when its private names change) the context API:
-    both must look the same to the API's readers."""
+def test_sampled_out_spans_keep_the_samplers_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`spans.span` under a `parentbased_traceidratio` provider samples the roots the ratio
+    says, keeps one trace id per request (log lines show it sampled or not), and records no
+    child of a sampled-out root."""
     from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 
     from app.observability.spans import span
 
-    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, runtime, "0.25", "tests.sampling")
+    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, "0.25", "tests.sampling")
     sdk_rule = TraceIdRatioBased(0.25)
     roots: dict[int, bool] = {}  # trace id -> the SDK sampler's decision
     for _ in range(2000):

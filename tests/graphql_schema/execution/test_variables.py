@@ -164,3 +164,51 @@ def test_random_records_coerce_alike() -> None:
             for _ in range(rng.randint(0, 4))
         ]
         same(BOOKS, {"input": {"records": records}})
+
+
+def test_the_execution_context_builds_with_the_compiled_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The executor Strawberry runs (our context's public `build`) takes the compiled values
+    for a valid request, keeps the operation as sent, and leaves errors to graphql-core."""
+    from graphql_schema.execution import context
+    from graphql_schema.execution.context import ExecutionContext
+
+    inputs = {"input": {"records": [book(i) for i in range(5)], "idempotencyKey": "k"}}
+    document = parse(BOOKS)
+    expected = values.get_variable_values(
+        SCHEMA,
+        document.definitions[0].variable_definitions,  # type: ignore[attr-defined]
+        inputs,
+    )
+
+    def generic(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a valid batch took graphql-core's generic path")
+
+    made: list[Any] = []
+
+    def compiled(*args: Any) -> Any:
+        made.append(variables.compiled_variable_values(*args))
+        return made[-1]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(variables, "_original", generic)
+        patched.setattr(context, "compiled_variable_values", compiled)
+        built = ExecutionContext.build(SCHEMA, document, raw_variable_values=inputs)
+    assert not isinstance(built, list)
+    assert len(made) == 1 and built.variable_values is made[0]  # not coerced a second time
+    assert built.operation is document.definitions[0]
+    assert built.variable_values.coerced == expected.coerced  # type: ignore[union-attr]
+
+    bad = {"input": {"records": [book(1, title=5)]}}
+    errors = ExecutionContext.build(SCHEMA, document, raw_variable_values=bad)
+    slow = values.get_variable_values(
+        SCHEMA,
+        document.definitions[0].variable_definitions,  # type: ignore[attr-defined]
+        bad,
+        max_errors=50,
+    )
+    assert isinstance(errors, list) and isinstance(slow, list)
+    assert [e.message for e in errors] == [e.message for e in slow]
+    two = parse(f"{BOOKS} query Other {{ __typename }}")
+    assert isinstance(ExecutionContext.build(SCHEMA, two, raw_variable_values=inputs), list)
