@@ -19,7 +19,17 @@ from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("app", "graphql_schema", "resolvers", "loaders", "migrations")
-IGNORED = (".git", ".venv", "build", "dist", "*.egg-info", ".bookbridge", "node_modules", "__pycache__", ".*_cache")
+IGNORED = (
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    ".bookbridge",
+    "node_modules",
+    "__pycache__",
+    ".*_cache",
+)
 
 
 @pytest.fixture(scope="module")
