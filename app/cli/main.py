@@ -24,7 +24,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     url = resolve_database_url(settings)
     os.environ["DATABASE_URL"] = url  # worker processes inherit the resolved server
-    print(f"bookbridge: GraphiQL at http://{args.host}:{args.port}/graphql", file=sys.stderr)
+    where = f"http://{args.host}:{args.port}/graphql"
+    if settings.security.switch("graphiql", production=settings.production):
+        print(f"bookbridge: GraphiQL at {where}", file=sys.stderr)
+    else:
+        print(f"bookbridge: GraphQL at {where} (GraphiQL off)", file=sys.stderr)
     uvicorn.run(
         "app.server.factory:create_app",
         factory=True,
