@@ -9,6 +9,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+import app
+from app.cli.errors import explain
 from app.cli.keys import add_commands as add_auth_commands
 from app.cli.reco import add_commands as add_reco_commands
 from app.cli.sync import add_sync_command
@@ -83,15 +85,38 @@ def _redact(url: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bookbridge", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the GraphQL service under uvicorn")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    parser = argparse.ArgumentParser(
+        prog="bookbridge",
+        description=__doc__,
+        epilog="DATABASE_URL picks the PostgreSQL server; unset, an embedded one is started "
+        "(data in BOOKBRIDGE_DATA_DIR, default .bookbridge/). `bookbridge COMMAND --help` "
+        "describes each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"bookbridge {app.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="run the GraphQL service under uvicorn",
+        description="Migrate the database, then serve /graphql (GraphiQL outside production), "
+        "/healthz, /readyz and /metrics.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser("migrate", help="apply the database migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("demo", help="load the bundled demo data set").set_defaults(func=cmd_demo)
+    sub.add_parser(
+        "migrate",
+        help="apply the database migrations",
+        description="Bring the database of DATABASE_URL (or the embedded one) to the latest "
+        "schema; safe to run again.",
+    ).set_defaults(func=cmd_migrate)
+    sub.add_parser(
+        "demo",
+        help="load the bundled demo data set",
+        description="Load the bundled goodbooks demo (publishers, books, topics, study sets, "
+        "events) through the ingestion mutations and compute the recommendation lists; a second "
+        "run applies nothing twice.",
+    ).set_defaults(func=cmd_demo)
     add_auth_commands(sub)
     add_sync_command(sub)
     add_reco_commands(sub)
@@ -108,7 +133,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    return func(args)
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        explained = explain(exc)
+        if explained is None:  # a bug: keep the traceback
+            raise
+        message, code = explained
+        command = " ".join(
+            filter(None, [args.command, getattr(args, f"{args.command}_command", "")])
+        )
+        print(f"bookbridge {command}: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":
