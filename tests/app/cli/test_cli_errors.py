@@ -4,6 +4,7 @@ exit code 1 (failure) or 2 (usage); --version; help text for every command and o
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 
@@ -18,11 +19,15 @@ from tests.factories import catalog
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """Exit code and output of `bookbridge ARGV` (log lines of the libraries left out)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # main() installs its own stderr handler
     capsys.readouterr()
     try:
         code = main(list(argv))
     except SystemExit as exit_:  # argparse: --help, --version, usage errors
         code = int(exit_.code or 0)
+    finally:
+        root.handlers[:], root.level = handlers, level
     out = capsys.readouterr()
     lines = (out.out + out.err).splitlines(keepends=True)
     ours = [i for i, line in enumerate(lines) if line.startswith(("bookbridge ", "bbk_"))]
