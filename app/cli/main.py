@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from types import FrameType
 
 import app
 from app.cli.errors import explain
@@ -123,6 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM (systemd, Docker, supervisors) exits like Ctrl-C does: through Python's shutdown,
+    so the embedded PostgreSQL this process started is stopped (atexit) instead of left behind.
+    uvicorn handles SIGTERM while serving, then re-raises it to this handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # main() called from a test's thread: signals are the main thread's business
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from app.observability.logging import configure_logging
 
@@ -133,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    stop_on_sigterm()
     try:
         return func(args)
     except KeyboardInterrupt:

