@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import re
+import tomllib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 from app.core.settings import Settings
 from app.runtime.services import Services
 from app.server.factory import create_app
-from app.server.graphiql import STATIC_DIR
+from app.server.graphiql import STATIC_DIR, graphiql_page
 
 SRC = re.compile(r'(?:src|href)="([^"]+)"')
 
@@ -76,3 +77,11 @@ async def test_graphiql_off_serves_no_page_and_no_assets(services: Services) -> 
 def test_the_assets_setting_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOOKBRIDGE_GRAPHIQL_ASSETS", "cdn")
     assert Settings().security.graphiql_assets == "cdn"
+
+
+def test_the_wheel_ships_the_assets() -> None:
+    pyproject = tomllib.loads((STATIC_DIR.parents[3] / "pyproject.toml").read_text())
+    assert "server/static/graphiql/*" in pyproject["tool"]["setuptools"]["package-data"]["app"]
+    page = graphiql_page("bundled")
+    for name in re.findall(r'/graphql/static/([\w.-]+)"', page):
+        assert (STATIC_DIR / name).is_file(), name
