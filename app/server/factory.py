@@ -23,7 +23,12 @@ from app.observability.logging import configure_logging
 from app.runtime.gc import tune_gc
 from app.runtime.services import Services
 from app.server.body import RequestBodyMiddleware
-from app.server.graphiql import STATIC_DIR, STATIC_PATH, graphiql_page
+from app.server.graphiql import (
+    STATIC_DIR,
+    STATIC_PATH,
+    content_security_policy,
+    graphiql_page,
+)
 from app.server.http import GraphQLApp
 from app.server.response_cache import ResponseCache
 from app.server.telemetry import TelemetryMiddleware
@@ -68,6 +73,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         current,
         schema=build_schema(settings),
         graphiql_page=graphiql_page(settings.security.graphiql_assets) if ide else None,
+        graphiql_csp=content_security_policy(settings.security.graphiql_assets),
         allow_queries_via_get=True,
     )
     cache = ResponseCache(graphql, current, settings)  # public catalog queries; see its docstring

@@ -68,6 +68,17 @@ def _attrs(url: str, integrity: str | None) -> str:
     return f'"{html.escape(url)}"{extra}'
 
 
+def content_security_policy(assets: Literal["bundled", "cdn"] = "bundled") -> str:
+    """What the page may load: this origin only (plus the CDN in `cdn` mode). The browser test
+    checks that GraphiQL runs under it without a violation."""
+    cdn = f" {CDN}/" if assets == "cdn" else ""
+    return (
+        f"default-src 'self'; script-src 'self'{cdn}; style-src 'self' 'unsafe-inline'{cdn}; "
+        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+
+
 @cache
 def graphiql_page(assets: Literal["bundled", "cdn"] = "bundled") -> str:
     styles = "\n".join(

@@ -45,6 +45,8 @@ async def test_page_loads_only_bundled_assets(bundled: httpx.AsyncClient) -> Non
         asset = await bundled.get(url)
         assert asset.status_code == 200 and len(asset.content) > 100, url
     assert "unpkg" not in page.text and "jsdelivr" not in page.text
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self';" in csp and "http" not in csp
 
 
 async def test_bundled_files_match_the_pinned_packages(bundled: httpx.AsyncClient) -> None:
@@ -62,7 +64,12 @@ async def test_bundled_files_match_the_pinned_packages(bundled: httpx.AsyncClien
 
 async def test_cdn_mode_points_at_the_same_pinned_files(services: Services) -> None:
     async with await client(services, graphiql_assets="cdn") as http:
-        page = (await http.get("/graphql", headers={"accept": "text/html"})).text
+        response = await http.get("/graphql", headers={"accept": "text/html"})
+    page = response.text
+    assert (
+        "script-src 'self' https://cdn.jsdelivr.net/npm/;"
+        in (response.headers["content-security-policy"])
+    )
     assert "https://cdn.jsdelivr.net/npm/graphiql@3.9.0/graphiql.min.js" in page
     assert page.count('integrity="sha384-') == 6
     assert 'src="/graphql/static/start.js"' in page
