@@ -55,6 +55,8 @@ try {
     result,
   );
   out.result = await page.$eval(result, (el) => el.CodeMirror.getValue());
+  const prettify = page.locator('button[aria-label^="Prettify"]');
+  if ((await prettify.count()) > 0) await prettify.first().click(); // a readable screenshot
   const explorer = page.locator('button[aria-label="Show GraphiQL Explorer"]');
   await explorer.click();
   await page.waitForSelector(".graphiql-explorer-root");
