@@ -12,6 +12,7 @@ from pathlib import Path
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.cli.errors import USAGE, CliError
 from app.core.settings import Settings
 
 
@@ -34,8 +35,15 @@ def _run(work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from app.auth import keys
+    from app.db.catalog import publishers_by_ids
 
     async def work(conn: AsyncConnection) -> int:
+        if args.publisher and not await publishers_by_ids(conn, [args.publisher]):
+            raise CliError(
+                f"no publisher {args.publisher!r} in the database\n"
+                "  check the id (query `publishers`), or sync the publishers first",
+                USAGE,
+            )
         secret, info = await keys.create_key(conn, args.name, args.scopes, args.publisher)
         print(secret)
         bound = f", publisher {info.publisher_id}" if info.publisher_id else ""
@@ -153,7 +161,7 @@ def configure_keys(parser: argparse.ArgumentParser) -> None:
     """The `bookbridge keys` subcommands, on the parser `app.cli.main` made for it."""
     keys_p = parser.add_subparsers(dest="keys_command", required=True)
     create = keys_p.add_parser("create", help="create a key and print it (once)")
-    create.add_argument("--name", required=True)
+    create.add_argument("--name", required=True, help="who or what the key is for")
     create.add_argument("--scopes", required=True, help="comma-separated, e.g. catalog:write")
     create.add_argument("--publisher", default=None, help="bind the key to this publisher id")
     create.set_defaults(func=cmd_keys_create)
@@ -161,11 +169,11 @@ def configure_keys(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--all", action="store_true", help="include revoked keys")
     listing.set_defaults(func=cmd_keys_list)
     rotate = keys_p.add_parser("rotate", help="a new key with the same grants; both stay live")
-    rotate.add_argument("key_id")
+    rotate.add_argument("key_id", help="the id shown by `keys list`")
     rotate.add_argument("--grace-hours", type=float, default=None, help="expire the old key")
     rotate.set_defaults(func=cmd_keys_rotate)
     revoke = keys_p.add_parser("revoke", help="revoke a key now")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the id shown by `keys list`")
     revoke.set_defaults(func=cmd_keys_revoke)
 
 
@@ -173,7 +181,7 @@ def configure_documents(parser: argparse.ArgumentParser) -> None:
     """The `bookbridge documents` subcommands, on the parser `app.cli.main` made for it."""
     docs_sub = parser.add_subparsers(dest="documents_command", required=True)
     register = docs_sub.add_parser("register", help="register every operation of .graphql files")
-    register.add_argument("files", nargs="+")
+    register.add_argument("files", nargs="+", help=".graphql files, one document each")
     register.set_defaults(func=cmd_documents_register)
     docs_sub.add_parser("list", help="list registered documents").set_defaults(
         func=cmd_documents_list

@@ -53,6 +53,7 @@ def configure(sync: argparse.ArgumentParser) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from app.sync.client import SyncClient
+    from app.sync.reader import file_format
     from app.sync.state import dead_letter_path
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
@@ -63,8 +64,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
     else:
         if args.file is None or args.entity is None:
             return _usage("FILE and --entity are required")
-        if not args.file.exists():
-            return _usage(f"{args.file}: no such file")
+        if not args.file.is_file():
+            what = "is a directory" if args.file.is_dir() else "no such file"
+            return _usage(f"{args.file}: {what}; give a .jsonl or .csv file (optionally .gz)")
+        try:
+            file_format(args.file)
+        except ValueError as exc:
+            return _usage(str(exc))
     try:
         client = SyncClient(
             args.url,
@@ -76,13 +82,23 @@ def cmd_sync(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return _usage(str(exc))
-    with client:
-        if args.retry_dead_letters:
-            summary = client.retry_dead_letters(dead)
-        else:
-            summary = client.sync_file(
-                args.entity, args.file, resume=args.resume, dead_letter=args.dead_letter
-            )
+    source = dead if args.retry_dead_letters else args.file
+    try:
+        with client:
+            if args.retry_dead_letters:
+                summary = client.retry_dead_letters(dead)
+            else:
+                summary = client.sync_file(
+                    args.entity, args.file, resume=args.resume, dead_letter=args.dead_letter
+                )
+    except (OSError, UnicodeDecodeError, EOFError) as exc:  # unreadable, not UTF-8, cut-off gzip
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(
+            f"bookbridge sync: cannot read {source}: {reason}\n"
+            "  give a readable UTF-8 .jsonl or .csv file (gzip it whole as .gz)",
+            file=sys.stderr,
+        )
+        return 1
     print("bookbridge sync:", file=sys.stderr)
     print(summary.report(), file=sys.stderr)
     return 1 if summary.failed_batches else 0

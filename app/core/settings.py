@@ -32,6 +32,11 @@ class SecuritySettings(BaseSettings):
 
     introspection: bool | None = None
     graphiql: bool | None = None
+    graphiql_assets: Literal["bundled", "cdn"] = Field(
+        default="bundled",
+        description="bundled: GraphiQL's React/GraphiQL/explorer files are served by bookbridge "
+        "(works offline); cdn: the same pinned files from a public CDN",
+    )
     field_suggestions: bool | None = None
     mask_errors: bool | None = None
 

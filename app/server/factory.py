@@ -12,7 +12,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from app import __version__
 from app.core.settings import Settings
@@ -24,6 +25,12 @@ from app.observability.logging import configure_logging
 from app.runtime.gc import tune_gc
 from app.runtime.services import Services
 from app.server.body import RequestBodyMiddleware
+from app.server.graphiql import (
+    STATIC_DIR,
+    STATIC_PATH,
+    content_security_policy,
+    graphiql_page,
+)
 from app.server.http import GraphQLApp
 from app.server.response_cache import ResponseCache
 from app.server.telemetry import TelemetryMiddleware
@@ -88,12 +95,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     def current() -> Services:
         return state["services"]
 
+    ide = settings.security.switch("graphiql", production=settings.production)
     graphql = GraphQLApp(
         current,
         schema=build_schema(settings),
-        graphql_ide="graphiql"
-        if settings.security.switch("graphiql", production=settings.production)
-        else None,
+        graphiql_page=graphiql_page(settings.security.graphiql_assets) if ide else None,
+        graphiql_csp=content_security_policy(settings.security.graphiql_assets),
         allow_queries_via_get=True,
     )
     cache = ResponseCache(graphql, current, settings)  # public catalog queries; see its docstring
@@ -122,6 +129,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     return Starlette(
         routes=[
             Route("/graphql", cache, methods=["GET", "POST"]),
+            *([Mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR))] if ide else []),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *([Route("/metrics", prometheus)] if settings.observability.metrics else []),

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -30,9 +30,18 @@ _parsed: ContextVar[tuple[bytes, object] | None] = ContextVar("bookbridge_parsed
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    def __init__(self, services_of: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        services_of: Any,
+        *,
+        graphiql_page: str | None = None,
+        graphiql_csp: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(graphql_ide="graphiql" if graphiql_page else None, **kwargs)
         self._services_of = services_of
+        self._graphiql_page = graphiql_page
+        self._graphiql_headers = {"content-security-policy": graphiql_csp} if graphiql_csp else {}
         self._verifier: JwtVerifier | None = None
         self._documents: TrustedDocuments | None = None
 
@@ -94,6 +103,10 @@ class GraphQLApp(GraphQL[Context, None]):
         return await self._documents.resolve(
             data, document_id_of(raw, params), services.read_engine
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # our page (app/server/graphiql.py): assets served by bookbridge, not Strawberry's CDN page
+        return HTMLResponse(self._graphiql_page, headers=self._graphiql_headers)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

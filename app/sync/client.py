@@ -7,6 +7,7 @@ import hashlib
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,8 @@ from opentelemetry.trace import TracerProvider
 from tqdm import tqdm
 
 from app.sync.entities import Entity, entity
-from app.sync.reader import BadLine, Batch, Record, batches, camel, read_records
+from app.sync.reader import BadLine, Batch, Record, batches, camel, count_records, read_records
+from app.sync.report import graphql_errors, reason_counts, summarise
 from app.sync.retry import RetryPolicy, is_transient_status, retry_after
 from app.sync.state import DeadLetters, ResumeState, dead_letter_path
 from app.sync.tracing import TraceContext
@@ -92,6 +94,7 @@ class SyncSummary:
     seconds: float = 0.0
     dead_letter_file: Path | None = None
     results: list[BatchResult] = field(default_factory=list, repr=False)
+    reasons: Counter[str] = field(default_factory=Counter, repr=False)  # rejected, per reason
 
     def add(self, result: BatchResult) -> None:
         self.results.append(result)
@@ -103,6 +106,7 @@ class SyncSummary:
         self.unchanged += result.unchanged
         self.duplicates += result.duplicates
         self.rejected += len(result.rejected)
+        self.reasons.update(r.reason for r in result.rejected)
 
     def report(self) -> str:
         rows = [
@@ -121,6 +125,9 @@ class SyncSummary:
         ]
         lines = [f"  {name:<26}{value:>10}" for name, value in rows]
         lines.append(f"  {'seconds':<26}{self.seconds:>10.1f}")
+        if self.reasons:
+            lines.append("  rejected because")
+            lines.extend(reason_counts(self.reasons))
         if self.dead_letter_file is not None and (self.rejected or self.failed_batches):
             lines.append(f"  dead letters in {self.dead_letter_file}")
         return "\n".join(lines)
@@ -135,7 +142,16 @@ def batch_key(entity_name: str, records: list[Record], salt: str = "") -> str:
 
 
 def graphql_url(url: str) -> str:
-    parsed = httpx.URL(url)
+    """The /graphql endpoint of a server URL; ValueError (a usage error, never retried) for a
+    URL without http:// or https:// or without a host."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"--url {url!r} is not a URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(
+            f"--url {url!r} needs http:// or https:// and a host, e.g. http://127.0.0.1:8000"
+        )
     return str(parsed.copy_with(path="/graphql")) if parsed.path in ("", "/") else url
 
 
@@ -244,7 +260,8 @@ class SyncClient:
         bad: list[BadLine] = []
         summary = SyncSummary(dead_letter_file=dead.path)
         started = time.perf_counter()
-        with self._bar(source.name) as bar:
+        total = count_records(source) if self.progress else None
+        with self._bar(source.name, total) as bar:
             for batch in batches(read_records(source), self.batch_size, bad):
                 skipped = batch.index in state.acked
                 self._unreadable(ent, bad, dead, summary, write=not skipped)
@@ -255,6 +272,9 @@ class SyncClient:
                 bar.update(len(batch.records))
                 bar.set_postfix(failed=summary.failed_batches, rejected=summary.rejected)
             self._unreadable(ent, bad, dead, summary, write=True)
+            if total is not None and bar.n != total:  # blank lines, CSV cells with newlines
+                bar.total = bar.n
+                bar.refresh()
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -323,13 +343,16 @@ class SyncClient:
         where = f" (batch {batch.index}, line {batch.first_line})" if batch else ""
         try:
             result = self.send_batch(ent.name, records, key)
-        except BatchFailed as exc:
-            log.error("%s%s failed: %s", ent.mutation, where, exc)
+        except BatchFailed as exc:  # the log line is short; the dead letter has every error
+            log.error("%s%s failed: %s", ent.mutation, where, graphql_errors(str(exc), records))
             summary.failed_batches += 1
             summary.failed_records += len(records)
             dead.batch(ent.name, key, records, str(exc))
             return False
         summary.add(result)
+        if result.rejected:
+            reasons = ((r.reason, r.id) for r in result.rejected)
+            log.warning("%s%s rejected %s", ent.mutation, where, summarise(reasons))
         for error in result.rejected:
             record = records[error.index] if 0 <= error.index < len(records) else None
             dead.record(ent.name, result.batch_id, error.reason, error.index, record)
@@ -353,9 +376,11 @@ class SyncClient:
                 )
         bad.clear()
 
-    def _bar(self, name: str) -> tqdm[Any]:
+    def _bar(self, name: str, total: int | None = None) -> tqdm[Any]:
+        """Records sent; with a known total it shows the percentage and the time left too."""
         return tqdm(
             desc=name,
+            total=total,
             unit=" rec",
             unit_scale=True,
             file=sys.stderr,

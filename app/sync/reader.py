@@ -55,6 +55,20 @@ def file_format(path: Path) -> str:
     raise ValueError(f"{path}: unknown input format; use .jsonl or .csv (optionally .gz)")
 
 
+def count_records(path: Path) -> int | None:
+    """Records in an uncompressed file (its lines, less a CSV header) for the progress bar's
+    total; None when the size is not known up front (gzip). A fast pass over the bytes."""
+    if path.suffix == ".gz" or not path.is_file():
+        return None
+    lines, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"
+    return max(lines - (file_format(path) == "csv"), 0)
+
+
 def read_records(path: Path) -> Iterator[tuple[int, Record | BadLine]]:
     """Yield (line number, record or BadLine) one at a time; the file is never loaded whole."""
     with _open_text(path) as handle:
