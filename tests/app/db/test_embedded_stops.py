@@ -68,7 +68,7 @@ class Serve:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.proc.communicate()[1]
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).text == "ok":
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.3)

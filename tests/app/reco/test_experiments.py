@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from app.core.settings import Experiment, Variant
 from app.reco import service
@@ -60,7 +60,9 @@ async def test_exposures_clicks_and_ctr_per_variant(services: Services, gql: Gra
         served[i] = rec
     await service.recommendations(s, "set-0", 3, None)  # served again from cache: still exposed
     await service.recommendations(s, "set-0", 3, "TOPIC")  # explicit strategy: not in the test
-    later = f.NOW + timedelta(minutes=5)
+    # after the exposures, which carry the wall clock (f.NOW is the module's import time, minutes
+    # earlier on a loaded machine)
+    later = datetime.now(UTC) + timedelta(minutes=5)
     clicked = {"A": 0, "B": 0}
     for i in range(0, 40, 4):
         book = served[i].items[0].book_id
