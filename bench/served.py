@@ -52,7 +52,14 @@ class GcPauses:
         return orjson.dumps(out)
 
 
-def _count(*args: Any) -> None:
+def count_statements() -> list[int]:
+    """Count the statements run from here on in this context (a request): [count]."""
+    box = [0]
+    _counter.set(box)
+    return box
+
+
+def count_cursor(*args: Any) -> None:
     """SQLAlchemy's before_cursor_execute: one statement (executemany: counted by asyncpg)."""
     box = _counter.get()
     if box is not None and not args[-1]:
@@ -62,7 +69,7 @@ def _count(*args: Any) -> None:
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "START", "END")
 
 
-def _count_driver(record: Any) -> None:
+def count_driver(record: Any) -> None:
     """asyncpg's query logger: statements run on the driver connection itself (conn.fetch,
     conn.execute, executemany), which SQLAlchemy's cursor events do not see; asyncpg does not
     log prepared-statement executions, which is what SQLAlchemy's cursor runs, so nothing is
@@ -73,10 +80,10 @@ def _count_driver(record: Any) -> None:
         box[0] += 1
 
 
-def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+def on_connect(dbapi_connection: Any, _record: Any) -> None:
     driver = getattr(dbapi_connection, "driver_connection", None)
     if driver is not None and hasattr(driver, "add_query_logger"):
-        driver.add_query_logger(_count_driver)
+        driver.add_query_logger(count_driver)
 
 
 class SqlCounter:
@@ -109,8 +116,7 @@ class SqlCounter:
             self.inflight -= 1
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
-        box = [0]
-        _counter.set(box)
+        box = count_statements()
 
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -125,6 +131,6 @@ class SqlCounter:
 
 
 def create_app() -> ASGIApp:
-    event.listen(Engine, "before_cursor_execute", _count)
-    event.listen(Pool, "connect", _on_connect)
+    event.listen(Engine, "before_cursor_execute", count_cursor)
+    event.listen(Pool, "connect", on_connect)
     return SqlCounter(create_bookbridge())

@@ -106,21 +106,32 @@ def process(
     base: str,
     ready: Callable[[str], bool],
     cwd: Path | None = None,
+    quiet: bool = False,
 ) -> Iterator[str]:
     """Run a server process in its own session, wait until `ready(base)`, stop it on exit."""
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, start_new_session=True, cwd=cwd)
+    out = subprocess.DEVNULL if quiet else None  # stderr stays: a failing server says why
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **env}, start_new_session=True, cwd=cwd, stdout=out
+    )
     try:
         _wait(base, proc, ready)
         _PIDS[base] = proc.pid
         yield base
     finally:
         _PIDS.pop(base, None)
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group (workers, node children), SIGKILL after 15 s."""
+    with contextlib.suppress(ProcessLookupError):  # it exited already
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.wait()
 
 
 def answers_get(path: str) -> Callable[[str], bool]:
