@@ -43,7 +43,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ingest-concurrency", type=int, default=4, help="clients sending batches")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per run")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds discarded before each run")
-    p.add_argument("--repeat", type=int, default=3, help="runs per scenario; medians reported")
+    p.add_argument(
+        "--repeat",
+        "--repeats",
+        dest="repeat",
+        type=int,
+        default=3,
+        help="runs per scenario; medians reported",
+    )
     p.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "1")))
     p.add_argument("--scenarios", default="", help="comma-separated names (default: all)")
     p.add_argument(
@@ -157,14 +164,22 @@ class Run:
             ):
                 pool = int(self.env["BOOKBRIDGE_DB_POOL_SIZE"]) * args.workers
                 on.peer = stack.enter_context(peer.postgraphile(self.url, pool))
+            first = len(self.rows)
             for scenario in reads:
                 check_same_json(on.app, on.raw, scenario)
                 got = measure.measure(args, scenario, peer_for(on, scenario, self.missing))
                 self.keep(label, got)
             for name in [n for n in INGEST if n in self.wanted and ingesting]:
                 self.keep(label, measure.measure_ingest(args, name, on, self.url, self.token))
-            after = servers.memory_mb(on.app)
-            self.memory[label] = after and {"peak_rss_mb": after[0], "rss_mb": after[1]}
+            self.memory[label] = self.pass_memory(on.app, first)
+
+    def pass_memory(self, app: str, first: int) -> dict[str, float] | None:
+        """The worker's RSS at the end of a pass, and its peak over the pass's scenarios."""
+        now = servers.memory_mb(app)
+        if now is None:
+            return None
+        peaks = [r["peak_rss_mb"] for r in self.rows[first:] if r.get("peak_rss_mb")]
+        return {"peak_rss_mb": max([now[0], *peaks]), "rss_mb": now[1]}
 
     def keep(self, label: str, measured: tuple[dict[str, Any], dict[str, Any] | None]) -> None:
         """File a measurement under the rows (reads of the cached pass as `<name>_cached`) and
