@@ -33,6 +33,42 @@ SQL_COUNTING = (
 )
 
 
+COMPILED = ("catalog_page", "deep", "book_by_id")
+
+
+def targets(
+    rows: list[dict[str, Any]], memory: dict[str, Any], variants: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Issue 15's targets against this run: what was asked, what was measured, met or not."""
+    by = {r["name"]: r for r in rows}
+    out: list[dict[str, Any]] = []
+
+    def check(target: str, value: float | None, met: bool | None) -> None:
+        out.append({"target": target, "value": value, "met": met})
+
+    for name in [n for n in COMPILED if n in by]:
+        row = by[name]
+        for key, floor, peer in (
+            ("ratio", 0.5, "raw"),
+            ("ratio_postgraphile", 1.5, "PostGraphile"),
+        ):
+            value = row.get(key)
+            check(f"{name} >= {floor}x {peer}", value, None if value is None else value >= floor)
+        sql = row.get("sql_per_request")
+        check(f"{name} SQL/req == 1", sql, None if sql is None else sql == 1)
+    if "student_home" in by:
+        p99 = by["student_home"]["p99_ms"]
+        check("student_home p99 < 100 ms", p99, p99 < 100)
+    for label, m in (memory or {}).items():
+        if m:
+            check(f"worker RSS after the {label} pass < 300 MB", m["rss_mb"], m["rss_mb"] < 300)
+    for v in variants or []:
+        if v.get("vs_untraced") is not None:
+            kept = v["vs_untraced"]
+            check(f"{v['name']} traced at 0.1 keeps >= 0.9 of its throughput", kept, kept >= 0.9)
+    return out
+
+
 def machine() -> str:
     cpu = "unknown cpu"
     try:
@@ -106,6 +142,7 @@ def write(
             for v in variants
         ],
         "missing": missing,
+        "targets": targets(rows, memory or {}, variants),
         "run": {
             "command": "python -m bench " + " ".join(sys.argv[1:]),
             "scale": scale,
@@ -165,10 +202,21 @@ def markdown(result: dict[str, Any], args: dict[str, Any]) -> str:
             )
             + ".\n"
         )
+    if result["targets"]:
+        parts.append("## Issue 15's targets\n\n" + targets_table(result["targets"]) + "\n")
     if result["variants"]:
         parts.append("## Variants\n\n" + markdown_table(result["variants"], variant=True) + "\n")
     parts += [f"- {name}: not measured: {why}\n" for name, why in result["missing"].items()]
     return "\n".join(parts)
+
+
+def targets_table(checks: list[dict[str, Any]]) -> str:
+    marks = {True: "met", False: "**missed**", None: "not measured"}
+    head = "| target | this run | |\n|---|---:|---|\n"
+    return head + "\n".join(
+        f"| {c['target']} | {'-' if c['value'] is None else c['value']} | {marks[c['met']]} |"
+        for c in checks
+    )
 
 
 def markdown_table(rows: list[dict[str, Any]], variant: bool = False) -> str:

@@ -62,3 +62,19 @@ def test_results_show_uncached_reads_first_then_cached_then_ingestion(tmp_path: 
     assert [s["name"] for s in stored["scenarios"]] == [r["name"] for r in rows]
     assert set(report.FIELDS) <= set(stored["scenarios"][0])
     assert stored["run"]["worker_memory_after_pass"] == memory
+
+
+def test_issue_targets_are_checked_against_the_run() -> None:
+    fast = row("catalog_page", 100) | {"ratio_postgraphile": 1.6, "sql_per_request": 1.0}
+    slow = row("book_by_id", 10) | {"ratio_postgraphile": None}
+    home = row("student_home", 10) | {"p99_ms": 120.0}
+    traced = row("deep", 10) | {"vs_untraced": 0.85, "variant": "tracing_0.1"}
+    memory = {"uncached": {"peak_rss_mb": 320.0, "rss_mb": 280.0}}
+    got = {c["target"]: c["met"] for c in report.targets([fast, slow, home], memory, [traced])}
+    assert got["catalog_page >= 0.5x raw"] is True  # 100 / 200 per repeat
+    assert got["catalog_page >= 1.5x PostGraphile"] is True
+    assert got["catalog_page SQL/req == 1"] is True
+    assert got["book_by_id >= 1.5x PostGraphile"] is None  # the peer did not run
+    assert got["student_home p99 < 100 ms"] is False
+    assert got["worker RSS after the uncached pass < 300 MB"] is True
+    assert got["deep traced at 0.1 keeps >= 0.9 of its throughput"] is False
