@@ -22,6 +22,7 @@ async def counted_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(database_url)
     event.listen(engine.sync_engine, "before_cursor_execute", served.count_cursor)
     event.listen(engine.sync_engine.pool, "connect", served.on_connect)
+    event.listen(engine.sync_engine.pool, "checkout", served.on_checkout)
     yield engine
     await engine.dispose()
 
@@ -29,14 +30,14 @@ async def counted_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def test_driver_statements_count_and_transaction_control_does_not(
     counted_engine: AsyncEngine,
 ) -> None:
+    box = served.count_statements()
     async with counted_engine.begin() as conn:  # BEGIN and COMMIT go through asyncpg's log
-        box = served.count_statements()
         await conn.execute(text("SELECT 1"))  # SQLAlchemy's cursor
         raw = await conn.get_raw_connection()
         await raw.driver_connection.execute("SELECT 2")  # type: ignore[union-attr]
         await raw.driver_connection.fetchval("SELECT $1::int", 3)  # type: ignore[union-attr]
     await asyncio.sleep(0)  # asyncpg calls its loggers soon, not at once
-    assert box == [3]
+    assert box == [3, 1]  # three statements, one pooled connection
 
 
 async def test_every_response_says_how_many_statements_it_ran(
