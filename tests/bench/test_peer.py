@@ -83,3 +83,8 @@ async def test_postgraphile_answers_the_pages_bookbridge_answers(
                     b = await client.post("/graphql", content=theirs)
                     assert b.status_code == 200
                     assert peer.differs(a.content, b.content) is None, scenario.name
+
+
+def test_without_node_the_peer_is_skipped_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert "Node.js and npm not found" in (peer.install() or "")
