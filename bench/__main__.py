@@ -1,4 +1,4 @@
-"""`python -m bench`: seed, serve bookbridge and the raw limit side by side, drive, report."""
+"""`python -m bench`: seed; bookbridge, the raw limit and PostGraphile side by side; report."""
 
 from __future__ import annotations
 
