@@ -1,24 +1,26 @@
-"""`python -m bench`: seed, serve bookbridge and the raw limit side by side, drive, report."""
+"""`python -m bench`: seed; bookbridge, the raw limit and PostGraphile side by side; report."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from bench import driver, ingest, report, scenarios, seed, servers, sink
+from bench import driver, measure, peer, report, scenarios, seed, servers, sink
 
 HERE = Path(__file__).resolve().parent
 READ = ("catalog_page", "deep", "book_by_id")
+STUDENT = ("student_home",)
+CACHED = "_cached"  # the suffix of a read measured with the response cache on
 RECO = ("recommendations_cached", "recommendations_uncached")
 INGEST = ("upsert_books", "record_events")
 
@@ -41,10 +43,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ingest-concurrency", type=int, default=4, help="clients sending batches")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per run")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds discarded before each run")
-    p.add_argument("--repeat", type=int, default=3, help="runs per scenario; medians reported")
+    p.add_argument(
+        "--repeat",
+        "--repeats",
+        dest="repeat",
+        type=int,
+        default=3,
+        help="runs per scenario; medians reported",
+    )
     p.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "1")))
     p.add_argument("--scenarios", default="", help="comma-separated names (default: all)")
-    p.add_argument("--no-variants", action="store_true", help="skip the response-cache-off runs")
+    p.add_argument(
+        "--no-variants",
+        action="store_true",
+        help="skip the response-cache-on pass (the *_cached rows); ingestion then runs uncached",
+    )
+    p.add_argument("--no-peer", action="store_true", help="do not install or run PostGraphile")
     p.add_argument(
         "--tracing",
         action="store_true",
@@ -61,6 +75,7 @@ def server_env(args: argparse.Namespace, url: str) -> dict[str, str]:
         "BOOKBRIDGE_RATE_LIMIT_COST_PER_MINUTE": "0",
         "BOOKBRIDGE_RATE_LIMIT_ANONYMOUS_COST_PER_MINUTE": "0",
         "BOOKBRIDGE_LOG_LEVEL": "WARNING",
+        "BOOKBRIDGE_JWT_SECRET": scenarios.JWT_SECRET,  # student_home's students sign in
         "OTEL_TRACES_EXPORTER": "none",
         # a fixed pool per worker: the default overflow opens and closes connections under load
         # (TLS attempt and startup each time), and the PostgreSQL server here is shared
@@ -74,58 +89,143 @@ def server_env(args: argparse.Namespace, url: str) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    driver.ensure_wrk()
     url = seed.plain_url(args.database_url)
     if not args.no_seed:
         prepare(args, url)
-    chosen = {s for s in args.scenarios.split(",") if s}
-    wanted = [n for n in (*READ, *RECO, *INGEST) if not chosen or n in chosen]
-    env = server_env(args, url)
-    token = asyncio.run(seed.admin_key(url))
-    missing: dict[str, str] = {}
-    rows: list[dict[str, Any]] = []
-    variants: list[dict[str, Any]] = []
-    plan: list[tuple[str, dict[str, str]]] = [("", {})]
+    chosen = {_base_name(s) for s in args.scenarios.split(",") if s}
+    wanted = [n for n in (*READ, *STUDENT, *RECO, *INGEST) if not chosen or n in chosen]
+    run = Run(args, url, server_env(args, url), asyncio.run(seed.admin_key(url)), wanted)
+    if not args.no_peer and any(n in READ for n in wanted) and (why := peer.install()):
+        run.missing["postgraphile"] = why
+        print(f"bench: {why}", file=sys.stderr)
+    # The headline pass: the response cache off, so every read runs GraphQL execution; then the
+    # same server with the cache on for the public reads (their *_cached rows) and ingestion.
+    plan = [("uncached", {"BOOKBRIDGE_RESPONSE_CACHE_ENABLED": "false"})]
     if not args.no_variants:
-        plan.append(("response_cache_off", {"BOOKBRIDGE_RESPONSE_CACHE_ENABLED": "false"}))
+        plan.append(("cached", {}))
+    for label, settings in plan:
+        run.one_pass(label, settings, ingesting=label == plan[-1][0])
+    result = report.write(
+        args.out, run.rows, run.variants, run.missing, args=vars(args), memory=run.memory
+    )
+    print(report.markdown_table(result["scenarios"]))
+    return 0
+
+
+def _base_name(name: str) -> str:
+    """catalog_page_cached -> catalog_page (one name selects both passes of a public read)."""
+    base = name.removesuffix(CACHED)
+    return base if base in READ else name
+
+
+@dataclass
+class Run:
+    """One `python -m bench`: its settings and what it measured so far."""
+
+    args: argparse.Namespace
+    url: str
+    env: dict[str, str]
+    token: str
+    wanted: list[str]
+    missing: dict[str, str] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
     todo: list[scenarios.Scenario] | None = None
-    # One bookbridge server (and the raw app beside it) at a time: the PostgreSQL server is
-    # shared, and idle pools of other servers would hold its connections.
-    for variant, settings in plan:
+
+    def one_pass(self, label: str, settings: dict[str, str], ingesting: bool) -> None:
+        """One bookbridge server (and the raw app and peer beside it) at a time: the PostgreSQL
+        server is shared, and idle pools of other servers would hold its connections."""
+        args = self.args
         with ExitStack() as stack:
 
             def start(app: str, more: dict[str, str]) -> str:
-                ctx = servers.uvicorn(app, {**env, **more}, args.workers, "/healthz")
+                ctx = servers.uvicorn(app, {**self.env, **more}, args.workers, "/healthz")
                 return stack.enter_context(ctx)
 
-            app = start("bench.served:create_app", settings)
-            raw = start("bench.raw_app:create_app", {})
-            # tracing at 0.1 is measured beside the untraced server, alternating in every repeat,
-            # so its overhead is a same-run ratio and not a comparison of two noisy runs
-            traced = None
-            if args.tracing and not variant:
-                traced = start(
-                    "bench.served:create_app", tracing_env(stack.enter_context(sink.otlp_sink()))
-                )
-            if todo is None:
-                todo = asyncio.run(scenarios.read_scenarios(url))
-                if any(n in wanted for n in RECO):
-                    if reason := probe(app, token):
-                        missing |= dict.fromkeys(RECO, reason)
-                    else:
-                        todo += asyncio.run(scenarios.recommendation_scenarios(url, token))
-            reads = [s for s in todo if s.name in wanted]
-            if variant == "response_cache_off":
-                reads = [s for s in reads if s.name in READ]
+            on = measure.Servers(
+                start("bench.served:create_app", settings), start("bench.raw_app:create_app", {})
+            )
+            # tracing at 0.1 is measured beside the untraced server, taking turns in every
+            # repeat, so its overhead is a same-run ratio and not a comparison of two noisy runs
+            if args.tracing:
+                sink_url = stack.enter_context(sink.otlp_sink())
+                on.traced = start("bench.served:create_app", settings | tracing_env(sink_url))
+            if self.todo is None:
+                self.todo = build_scenarios(self.url, on.app, self.token, self.wanted, self.missing)
+            reads = [s for s in self.todo if s.name in self.wanted]
+            reads = [s for s in reads if label == "uncached" or s.public]
+            peer_wanted = label == "uncached" and not args.no_peer
+            if (
+                peer_wanted
+                and "postgraphile" not in self.missing
+                and any(s.peer_bodies for s in reads)
+            ):
+                pool = int(self.env["BOOKBRIDGE_DB_POOL_SIZE"]) * args.workers
+                on.peer = stack.enter_context(peer.postgraphile(self.url, pool))
+            first = len(self.rows)
             for scenario in reads:
-                check_same_json(app, raw, scenario)
-                keep(variant, measure(args, scenario, app, raw, traced), rows, variants)
-            if variant != "response_cache_off":
-                for name in [n for n in INGEST if n in wanted]:
-                    got = measure_ingest(args, name, app, url, token, traced)
-                    keep(variant, got, rows, variants)
-    result = report.write(args.out, rows, variants, missing, args=vars(args))
-    print(report.markdown_table(result["scenarios"]))
-    return 0
+                check_same_json(on.app, on.raw, scenario)
+                got = measure.measure(args, scenario, peer_for(on, scenario, self.missing))
+                self.keep(label, got)
+            for name in [n for n in INGEST if n in self.wanted and ingesting]:
+                self.keep(label, measure.measure_ingest(args, name, on, self.url, self.token))
+            self.memory[label] = self.pass_memory(on.app, first)
+
+    def pass_memory(self, app: str, first: int) -> dict[str, float] | None:
+        """The worker's RSS at the end of a pass, and its peak over the pass's scenarios."""
+        now = servers.memory_mb(app)
+        if now is None:
+            return None
+        peaks = [r["peak_rss_mb"] for r in self.rows[first:] if r.get("peak_rss_mb")]
+        return {"peak_rss_mb": max([now[0], *peaks]), "rss_mb": now[1]}
+
+    def keep(self, label: str, measured: tuple[dict[str, Any], dict[str, Any] | None]) -> None:
+        """File a measurement under the rows (reads of the cached pass as `<name>_cached`) and
+        its traced twin under the variants."""
+        row, traced_row = measured
+        for got in (row, traced_row):
+            if got and label == "cached" and got["name"] not in INGEST:
+                got["name"] += CACHED
+        self.rows.append(row | {"variant": ""})
+        print(report.line(self.rows[-1]), file=sys.stderr)
+        if traced_row:
+            self.variants.append(traced_row | {"variant": "tracing_0.1"})
+            print(report.line(self.variants[-1]), file=sys.stderr)
+
+
+def build_scenarios(
+    url: str, app: str, token: str, wanted: list[str], missing: dict[str, str]
+) -> list[scenarios.Scenario]:
+    todo = asyncio.run(scenarios.read_scenarios(url))
+    if "student_home" in wanted:
+        todo.append(asyncio.run(scenarios.student_home_scenario(url)))
+    if any(n in wanted for n in RECO):
+        if reason := probe(app, token):
+            missing |= dict.fromkeys(RECO, reason)
+        else:
+            todo += asyncio.run(scenarios.recommendation_scenarios(url, token))
+    return todo
+
+
+def peer_for(
+    on: measure.Servers, scenario: scenarios.Scenario, missing: dict[str, str]
+) -> measure.Servers:
+    """`on`, without the peer unless it answers this scenario with the page bookbridge returns."""
+    if on.peer is None or scenario.peer_bodies is None:
+        return measure.Servers(on.app, on.raw, None, on.traced)
+    headers = {"content-type": "application/json"}
+    with httpx.Client(timeout=60, headers=headers) as client:
+        pairs = list(zip(scenario.bodies, scenario.peer_bodies, strict=True))
+        for mine, theirs in pairs[:: max(1, len(pairs) // 5)][:5]:
+            a = client.post(on.app + "/graphql", content=mine)
+            b = client.post(on.peer + "/graphql", content=theirs)
+            if why := peer.differs(a.content, b.content):
+                missing[f"{scenario.name} (postgraphile)"] = why
+                print(f"bench: {scenario.name}: peer skipped: {why}", file=sys.stderr)
+                return measure.Servers(on.app, on.raw, None, on.traced)
+    return on
 
 
 def prepare(args: argparse.Namespace, url: str) -> None:
@@ -133,20 +233,6 @@ def prepare(args: argparse.Namespace, url: str) -> None:
     print("seeded:", ", ".join(f"{k} {v:,}" for k, v in counts.items()), file=sys.stderr)
     if not args.no_lists:
         refresh_lists(url)
-
-
-def keep(
-    variant: str,
-    measured: tuple[dict[str, Any], dict[str, Any] | None],
-    rows: list[dict[str, Any]],
-    variants: list[dict[str, Any]],
-) -> None:
-    """File a measurement (and its traced twin) under the default rows or the variants."""
-    row, traced_row = measured
-    for got in (row | {"variant": variant}, traced_row and traced_row | {"variant": "tracing_0.1"}):
-        if got:
-            (variants if got["variant"] else rows).append(got)
-            print(report.line(got), file=sys.stderr)
 
 
 def tracing_env(endpoint: str) -> dict[str, str]:
@@ -181,176 +267,20 @@ def probe(app: str, token: str) -> str | None:
 
 def check_same_json(app: str, raw: str, scenario: scenarios.Scenario) -> None:
     """The raw limit must produce the very JSON bookbridge returns, else the ratio means nothing."""
-    headers = {"content-type": "application/json", **scenario.headers}
-    with httpx.Client(timeout=60, headers=headers) as client:
-        for b in scenario.bodies[:: max(1, len(scenario.bodies) // 5)][:5]:
-            mine = client.post(app + "/graphql", content=b)
+    requests = scenario.requests()
+    with httpx.Client(timeout=60, headers={"content-type": "application/json"}) as client:
+        for b, headers in requests[:: max(1, len(requests) // 5)][:5]:
+            mine = client.post(app + "/graphql", content=b, headers=headers)
             if mine.status_code != 200 or "errors" in mine.json():
                 raise SystemExit(f"bench: {scenario.name} fails: {mine.text[:400]}")
             if scenario.raw_path is None or not scenario.same_json:
                 continue
-            theirs = client.post(raw + scenario.raw_path, content=b)
+            theirs = client.post(raw + scenario.raw_path, content=b, headers=headers)
             if orjson.loads(mine.content) != orjson.loads(theirs.content):
                 raise SystemExit(
                     f"bench: {scenario.name}: raw JSON differs from bookbridge's\n"
                     f"  bookbridge: {mine.content[:300]!r}\n  raw:        {theirs.content[:300]!r}"
                 )
-
-
-def measure(
-    args: argparse.Namespace,
-    scenario: scenarios.Scenario,
-    app: str,
-    raw: str,
-    traced: str | None = None,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The scenario against bookbridge and the raw limit (and the traced server), per repeat."""
-    runs: list[tuple[driver.Run, driver.Run | None]] = []
-    traced_runs: list[tuple[driver.Run, driver.Run | None]] = []
-    mine_script = driver.write_script(scenario.bodies, "/graphql", scenario.headers)
-    raw_script = (
-        driver.write_script(scenario.bodies, scenario.raw_path) if scenario.raw_path else None
-    )
-
-    def go(base: str, script: Path, secs: float) -> driver.Run:
-        return driver.wrk(base, script, args.concurrency, secs)
-
-    def timed(base: str, script: Path) -> driver.Run:
-        if args.warmup:
-            go(base, script, args.warmup)
-        return go(base, script, args.duration)
-
-    for i in range(args.repeat):
-        # the traced and untraced servers take turns going first
-        order = [app, traced] if i % 2 == 0 else [traced, app]
-        got = {base: timed(base, mine_script) for base in order if base is not None}
-        theirs = timed(raw, raw_script) if raw_script is not None else None
-        runs.append((got[app], theirs))
-        if traced is not None:
-            traced_runs.append((got[traced], theirs))
-    row = summarize(scenario.name, args.concurrency, runs)
-    row["_detail"]["note"] = scenario.note
-    if traced is None:
-        return row, None
-    traced_row = summarize(scenario.name, args.concurrency, traced_runs)
-    pairs = [(m, t) for (m, _), (t, _) in zip(runs, traced_runs, strict=True)]
-    vs_untraced(
-        traced_row, [m.throughput_rps for m, _ in pairs], [t.throughput_rps for _, t in pairs]
-    )
-    cpu = [
-        t.server_cpu_us / m.server_cpu_us for m, t in pairs if m.server_cpu_us and t.server_cpu_us
-    ]
-    traced_row["_detail"]["cpu_per_request_vs_untraced"] = _median_of(cpu)
-    return row, traced_row
-
-
-def summarize(
-    name: str, concurrency: int, runs: list[tuple[driver.Run, driver.Run | None]]
-) -> dict[str, Any]:
-    med = statistics.median
-    mine = [m for m, _ in runs]
-    raws = [r for _, r in runs if r is not None]
-    sql = [m.sql_per_request for m in mine if m.sql_per_request is not None]
-    ratios = [m.throughput_rps / r.throughput_rps for m, r in runs if r]
-    return {
-        "name": name,
-        "concurrency": concurrency,
-        "throughput_rps": round(med(m.throughput_rps for m in mine), 1),
-        "p50_ms": round(med(m.p50_ms for m in mine), 2),
-        "p99_ms": round(med(m.p99_ms for m in mine), 2),
-        "sql_per_request": round(med(sql), 2) if sql else None,
-        "raw_throughput_rps": round(med(r.throughput_rps for r in raws), 1) if raws else None,
-        "ratio": round(med(ratios), 3) if ratios else None,
-        "_detail": {
-            "unit": "requests/s",
-            "runs": [round(m.throughput_rps, 1) for m in mine],
-            "raw_runs": [round(r.throughput_rps, 1) for r in raws],
-            "raw_p50_ms": round(med(r.p50_ms for r in raws), 2) if raws else None,
-            "raw_p99_ms": round(med(r.p99_ms for r in raws), 2) if raws else None,
-            "errors": sum(m.bad for m in mine) + sum(r.bad for r in raws),
-            "requests": sum(m.requests for m in mine),
-            "client_cpu": round(max(m.client_cpu for m in mine + raws), 2),
-            "server_cpu_us": _median_of([m.server_cpu_us for m in mine]),
-            "gc_pauses": [m.gc for m in mine],
-            "raw_server_cpu_us": _median_of([r.server_cpu_us for r in raws]),
-        },
-    }
-
-
-def _median_of(values: list[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return round(statistics.median(known), 3) if known else None
-
-
-def measure_ingest(
-    args: argparse.Namespace, name: str, app: str, url: str, token: str, traced: str | None = None
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Batches through bookbridge (and the traced server) and through asyncpg, per repeat."""
-    entity = "books" if name == "upsert_books" else "engagement_events"
-    refs = asyncio.run(ingest.references(url))
-    mine: list[ingest.IngestRun] = []
-    traced_runs: list[ingest.IngestRun] = []
-    raws: list[ingest.IngestRun] = []
-    n, secs = args.ingest_concurrency, args.duration
-
-    def through(base: str, prefix: str) -> ingest.IngestRun:
-        rows = ingest.Rows(refs, prefix)
-        return asyncio.run(ingest.through_graphql(base, token, entity, rows, n, secs, 80))
-
-    tags = [f"{os.getpid()}-{i}" for i in range(args.repeat)]
-    for i, tag in enumerate(tags):
-        if traced is not None and i % 2 == 1:
-            traced_runs.append(through(traced, f"t{tag}"))
-        mine.append(through(app, f"g{tag}"))
-        if traced is not None and i % 2 == 0:
-            traced_runs.append(through(traced, f"t{tag}"))
-        raws.append(
-            asyncio.run(
-                ingest.through_asyncpg(url, entity, ingest.Rows(refs, f"r{tag}"), n, secs, 400)
-            )
-        )
-    asyncio.run(ingest.cleanup(url, [f"{k}{t}" for t in tags for k in "grt"]))
-    row = ingest_row(name, n, mine, raws)
-    if traced is None:
-        return row, None
-    traced_row = ingest_row(name, n, traced_runs, raws)
-    vs_untraced(traced_row, [m.records_per_s for m in mine], [t.records_per_s for t in traced_runs])
-    return row, traced_row
-
-
-def vs_untraced(traced_row: dict[str, Any], untraced: list[float], traced: list[float]) -> None:
-    """Record traced / untraced throughput, per repeat and their median, on the traced row."""
-    overhead = [t / u for u, t in zip(untraced, traced, strict=True)]
-    traced_row["_detail"]["vs_untraced"] = [round(x, 3) for x in overhead]
-    traced_row["vs_untraced"] = round(statistics.median(overhead), 3)
-
-
-def ingest_row(
-    name: str, n: int, mine: list[ingest.IngestRun], raws: list[ingest.IngestRun]
-) -> dict[str, Any]:
-    a, b = ingest.summary(mine), ingest.summary(raws)
-    ratios = [m.records_per_s / r.records_per_s for m, r in zip(mine, raws, strict=True)]
-    return {
-        "name": name,
-        "concurrency": n,
-        "throughput_rps": round(a["records_per_s"], 1),
-        "p50_ms": round(a["p50_ms"], 2),
-        "p99_ms": round(a["p99_ms"], 2),
-        "sql_per_request": a["sql_per_request"],
-        "raw_throughput_rps": round(b["records_per_s"], 1),
-        "ratio": round(statistics.median(ratios), 3),
-        "_detail": {
-            "unit": f"records/s (batches of {ingest.BATCH}, gzip over HTTP; p50/p99 per batch)",
-            "runs": [round(m.records_per_s, 1) for m in mine],
-            "raw_runs": [round(r.records_per_s, 1) for r in raws],
-            "raw_p50_ms": round(b["p50_ms"], 2),
-            "raw_p99_ms": round(b["p99_ms"], 2),
-            "errors": int(a["bad"]),
-            "requests": sum(len(m.batch_ms) for m in mine),
-            "client_cpu": None,
-            "note": "raw = one INSERT .. ON CONFLICT (events: + the three aggregates) per batch",
-        },
-    }
 
 
 if __name__ == "__main__":

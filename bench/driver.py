@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ LUA = r"""
 local bodies = {%(bodies)s}
 local path = "%(path)s"
 local extra = {%(headers)s}
+local each = {%(each)s}
 local reqs = {}
 local i = 0
 n, sql, bad, sqlseen = 0, 0, 0, 0
@@ -32,7 +35,12 @@ end
 function init(args)
   local headers = {["Content-Type"] = "application/json", ["Accept-Encoding"] = "identity"}
   for k, v in pairs(extra) do headers[k] = v end
-  for k, b in ipairs(bodies) do reqs[k] = wrk.format("POST", path, headers, b) end
+  for k, b in ipairs(bodies) do
+    local h = {}
+    for kk, vv in pairs(headers) do h[kk] = vv end
+    for kk, vv in pairs(each[k] or {}) do h[kk] = vv end
+    reqs[k] = wrk.format("POST", path, h, b)
+  end
   i = tid * 7
 end
 
@@ -87,12 +95,22 @@ def _lua_string(data: bytes) -> str:
     return f"[{level}[{text}]{level}]"
 
 
-def write_script(bodies: list[bytes], path: str, headers: dict[str, str] | None = None) -> Path:
-    extra = ", ".join(f'["{k}"] = "{v}"' for k, v in (headers or {}).items())
+def _lua_table(headers: dict[str, str]) -> str:
+    return ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
+
+
+def write_script(
+    bodies: list[bytes],
+    path: str,
+    headers: dict[str, str] | None = None,
+    body_headers: list[dict[str, str]] | None = None,
+) -> Path:
+    """A wrk script cycling through `bodies`; `body_headers` adds headers to each body."""
     script = LUA % {
         "bodies": ",\n".join(_lua_string(b) for b in bodies),
         "path": path,
-        "headers": extra,
+        "headers": _lua_table(headers or {}),
+        "each": ",\n".join("{" + _lua_table(h) + "}" for h in body_headers or []),
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-", delete=False) as fh:
         fh.write(script)
@@ -123,9 +141,22 @@ def gc_stats(base_url: str) -> dict[str, dict[str, float]] | None:
     return data if response.status_code == 200 and "gen0" in data else None
 
 
-def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: int = 1) -> Run:
-    if shutil.which("wrk") is None:
+def ensure_wrk() -> None:
+    """Install wrk with apt-get when it is missing and we may (root on Debian), else stop."""
+    if shutil.which("wrk") is not None:
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
         raise SystemExit("bench: wrk not found (Debian: apt-get install wrk)")
+    print("bench: wrk not found; installing it: apt-get install wrk", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+        subprocess.run(cmd, env=env, check=False, capture_output=True, timeout=600)
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk not found and apt-get install wrk failed")
+
+
+def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: int = 1) -> Run:
+    ensure_wrk()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = servers.cpu_seconds(base_url)
     gc_stats(base_url)  # reset

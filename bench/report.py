@@ -17,9 +17,56 @@ FIELDS = (
     "p50_ms",
     "p99_ms",
     "sql_per_request",
+    "cpu_us_per_request",
+    "peak_rss_mb",
+    "rss_after_mb",
     "raw_throughput_rps",
     "ratio",
+    "postgraphile_throughput_rps",
+    "ratio_postgraphile",
 )
+INGEST = ("upsert_books", "record_events")
+SQL_COUNTING = (
+    "statements the bookbridge worker ran for each request (x-bench-sql from bench.served): "
+    "SQLAlchemy's before_cursor_execute, plus asyncpg's query logger for statements run on the "
+    "driver connection itself; transaction control (BEGIN/COMMIT/ROLLBACK/SAVEPOINT) not counted"
+)
+
+
+COMPILED = ("catalog_page", "deep", "book_by_id")
+
+
+def targets(
+    rows: list[dict[str, Any]], memory: dict[str, Any], variants: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Issue 15's targets against this run: what was asked, what was measured, met or not."""
+    by = {r["name"]: r for r in rows}
+    out: list[dict[str, Any]] = []
+
+    def check(target: str, value: float | None, met: bool | None) -> None:
+        out.append({"target": target, "value": value, "met": met})
+
+    for name in [n for n in COMPILED if n in by]:
+        row = by[name]
+        for key, floor, peer in (
+            ("ratio", 0.5, "raw"),
+            ("ratio_postgraphile", 1.5, "PostGraphile"),
+        ):
+            value = row.get(key)
+            check(f"{name} >= {floor}x {peer}", value, None if value is None else value >= floor)
+        sql = row.get("sql_per_request")
+        check(f"{name} SQL/req == 1", sql, None if sql is None else sql == 1)
+    if "student_home" in by:
+        p99 = by["student_home"]["p99_ms"]
+        check("student_home p99 < 100 ms", p99, p99 < 100)
+    for label, m in (memory or {}).items():
+        if m:
+            check(f"worker RSS after the {label} pass < 300 MB", m["rss_mb"], m["rss_mb"] < 300)
+    for v in variants or []:
+        if v.get("vs_untraced") is not None:
+            kept = v["vs_untraced"]
+            check(f"{v['name']} traced at 0.1 keeps >= 0.9 of its throughput", kept, kept >= 0.9)
+    return out
 
 
 def machine() -> str:
@@ -39,12 +86,20 @@ def line(row: dict[str, Any]) -> str:
     name = row["name"] + (f" [{row['variant']}]" if row.get("variant") else "")
     ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
     raw = f"{row['raw_throughput_rps']:.0f}" if row["raw_throughput_rps"] is not None else "-"
+    peer = row.get("postgraphile_throughput_rps")
     return (
         f"{name:<40} c={row['concurrency']:<3} {row['throughput_rps']:>8.0f} rps  "
         f"p50 {row['p50_ms']:>7.2f} ms  p99 {row['p99_ms']:>7.2f} ms  sql/req {row['sql_per_request']}  "
         f"raw {raw} rps (p50 {d['raw_p50_ms']} p99 {d['raw_p99_ms']})  ratio {ratio}  "
-        f"runs {[round(x) for x in d['runs']]} raw {[round(x) for x in d['raw_runs']]}  "
+        + (
+            f"postgraphile {peer} rps (p99 {d.get('postgraphile_p99_ms')}) "
+            f"ratio {row.get('ratio_postgraphile')} {d.get('postgraphile_runs')}  "
+            if peer is not None
+            else ""
+        )
+        + f"runs {[round(x) for x in d['runs']]} raw {[round(x) for x in d['raw_runs']]}  "
         f"errors {d['errors']}  wrk cpu {d['client_cpu']}"
+        f"  rss peak {row.get('peak_rss_mb')} MB after {row.get('rss_after_mb')} MB"
         + f"  server cpu {d.get('server_cpu_us')} us/req"
         + gc_summary(d.get("gc_pauses"))
         + (
@@ -75,17 +130,19 @@ def write(
     variants: list[dict[str, Any]],
     missing: dict[str, str],
     args: dict[str, Any],
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     scale = "large" if args["large"] else "demo"
     result: dict[str, Any] = {
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "scenarios": [{k: row[k] for k in FIELDS} for row in rows],
+        "scenarios": [{k: row.get(k) for k in FIELDS} for row in rows],
         "variants": [
             {"variant": v["variant"], **{k: v.get(k) for k in (*FIELDS, "vs_untraced")}}
             for v in variants
         ],
         "missing": missing,
+        "targets": targets(rows, memory or {}, variants),
         "run": {
             "command": "python -m bench " + " ".join(sys.argv[1:]),
             "scale": scale,
@@ -93,29 +150,73 @@ def write(
             "duration_s": args["duration"],
             "repeat": args["repeat"],
             "redis": bool(args["redis_url"]),
+            "worker_memory_after_pass": memory or {},
+            "sql_per_request": SQL_COUNTING,
             "detail": {row["name"]: row["_detail"] for row in rows},
             "variant_detail": {f"{v['name']} [{v['variant']}]": v["_detail"] for v in variants},
         },
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "RESULTS.md").write_text(
-        f"# Benchmark results\n\n{result['machine']}; {result['date']}; scale {scale}, "
-        f"{args['workers']} uvicorn workers, {args['repeat']} x {args['duration']} s runs, "
-        f"medians (`{result['run']['command']}`).\n\n"
-        + markdown_table(result["scenarios"])
-        + "\n\nReads: requests/s, wrk with 32 connections; ingestion (upsert_books, record_events):"
-        " records/s in gzip batches of 1,000, p50/p99 per batch. ratio = bookbridge / raw limit,"
-        " measured side by side in each repeat (median of the per-repeat ratios). vs_untraced ="
-        " tracing_0.1 / the default server, the two alternating in each repeat.\n"
-        + (
-            "\n## Variants\n\n" + markdown_table(result["variants"], variant=True) + "\n"
-            if variants
-            else ""
-        )
-        + "".join(f"\n- {name}: not measured: {why}\n" for name, why in missing.items())
-    )
+    (out / "RESULTS.md").write_text(markdown(result, args))
     return result
+
+
+def markdown(result: dict[str, Any], args: dict[str, Any]) -> str:
+    """RESULTS.md: uncached reads first (the headline), then cached reads, ingestion, variants."""
+    run = result["run"]
+    rows = result["scenarios"]
+    ingest = [r for r in rows if r["name"] in INGEST]
+    cached = [r for r in rows if r["name"].endswith("_cached") and r["name"] not in INGEST]
+    # recommendations_cached is the recommender's own cache, not the response cache
+    cached = [r for r in cached if not r["name"].startswith("recommendations_")]
+    uncached = [r for r in rows if r not in ingest and r not in cached]
+    memory = run["worker_memory_after_pass"]
+    parts = [
+        f"# Benchmark results\n\n{result['machine']}; {result['date']}; scale {run['scale']}, "
+        f"{args['workers']} uvicorn workers, {args['repeat']} x {args['duration']} s runs, "
+        f"medians (`{run['command']}`).\n",
+        "## Reads, response cache off (the headline)\n\n" + markdown_table(uncached) + "\n",
+    ]
+    if cached:
+        parts.append("## Reads, response cache on\n\n" + markdown_table(cached) + "\n")
+    if ingest:
+        parts.append("## Ingestion\n\n" + markdown_table(ingest) + "\n")
+    parts.append(
+        "Reads: requests/s, wrk with 32 connections, rate limits off. ratio = bookbridge / the raw"
+        " limit (bench/raw_app.py), ratio PostGraphile = bookbridge / PostGraphile v4.14.1 over the"
+        " same database; all servers take turns in each repeat (median of the per-repeat ratios)."
+        f" SQL/req: {SQL_COUNTING}. CPU µs/req: user + system time of the bookbridge server's"
+        " processes (/proc/<pid>/stat) over the run, per request. RSS: the bookbridge worker's"
+        " peak (VmHWM, reset before each scenario) and resident set after the scenario, MB."
+        " Ingestion: records/s in gzip batches of 1,000, p50/p99 and CPU per batch."
+        " vs_untraced = tracing_0.1 / the default server, taking turns in each repeat.\n"
+    )
+    if memory:
+        parts.append(
+            "Worker memory after each pass: "
+            + "; ".join(
+                f"{name}: RSS {m['rss_mb']} MB (peak {m['peak_rss_mb']} MB)"
+                for name, m in memory.items()
+                if m
+            )
+            + ".\n"
+        )
+    if result["targets"]:
+        parts.append("## Issue 15's targets\n\n" + targets_table(result["targets"]) + "\n")
+    if result["variants"]:
+        parts.append("## Variants\n\n" + markdown_table(result["variants"], variant=True) + "\n")
+    parts += [f"- {name}: not measured: {why}\n" for name, why in result["missing"].items()]
+    return "\n".join(parts)
+
+
+def targets_table(checks: list[dict[str, Any]]) -> str:
+    marks = {True: "met", False: "**missed**", None: "not measured"}
+    head = "| target | this run | |\n|---|---:|---|\n"
+    return head + "\n".join(
+        f"| {c['target']} | {'-' if c['value'] is None else c['value']} | {marks[c['met']]} |"
+        for c in checks
+    )
 
 
 def markdown_table(rows: list[dict[str, Any]], variant: bool = False) -> str:
@@ -123,6 +224,9 @@ def markdown_table(rows: list[dict[str, Any]], variant: bool = False) -> str:
     names = {"name": "scenario", "concurrency": "clients", "throughput_rps": "throughput"}
     names |= {"p50_ms": "p50 ms", "p99_ms": "p99 ms", "sql_per_request": "SQL/req"}
     names |= {"raw_throughput_rps": "raw throughput", "ratio": "ratio"}
+    names |= {"cpu_us_per_request": "CPU µs/req", "peak_rss_mb": "peak RSS MB"}
+    names |= {"rss_after_mb": "RSS after MB", "postgraphile_throughput_rps": "PostGraphile"}
+    names["ratio_postgraphile"] = "ratio PostGraphile"
     names["vs_untraced"] = "vs untraced"
     head = "| " + " | ".join(names.get(k, k) for k in keys) + " |\n"
     head += "|" + "|".join("---" if k in ("name", "variant") else "---:" for k in keys) + "|\n"

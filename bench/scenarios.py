@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import jwt
 import orjson
+
+from bench import peer
 
 CATALOG_PAGE = """query CatalogPage($first: Int, $after: String) {
   books(first: $first, after: $after) {
@@ -52,6 +56,18 @@ RECOMMENDATIONS = """query Recommendations($id: ID!) {
 CACHED_SETS = 20  # recommendations_cached cycles through 20 study sets (hits after the first pass)
 
 
+STUDENT_HOME = """query StudentHome {
+  studySets(first: 10) {
+    edges { node { id title topics { id label }
+      recommendations(first: 5) { strategy items { score book { id title publisher { id name } } } } } }
+  }
+}"""
+STUDENTS = 200  # student_home cycles through 200 students, each with their own JWT
+# The bench server's JWT secret (bench.__main__.server_env); a bench-only value.
+JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789abcdef0123456789abcdef"
+JWT_AUDIENCE, JWT_ISSUER = "bookbridge", "bookbridge-auth"
+
+
 @dataclass
 class Scenario:
     name: str
@@ -60,6 +76,16 @@ class Scenario:
     same_json: bool = True  # the raw route returns the very JSON bookbridge does
     headers: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    # the same logical requests for the PostGraphile peer (None: it has no equivalent)
+    peer_bodies: list[bytes] | None = None
+    # headers of each body (a student's JWT each), added to `headers`
+    body_headers: list[dict[str, str]] | None = None
+    public: bool = True  # anonymous public catalog reads: the response cache can answer them
+
+    def requests(self) -> list[tuple[bytes, dict[str, str]]]:
+        """Every body with its full headers."""
+        each = self.body_headers or [{}] * len(self.bodies)
+        return [(b, {**self.headers, **h}) for b, h in zip(self.bodies, each, strict=True)]
 
 
 async def read_scenarios(url: str) -> list[Scenario]:
@@ -86,12 +112,71 @@ async def read_scenarios(url: str) -> list[Scenario]:
         for a in deep_after
     ]
     step = max(1, len(book_ids) // BOOKS)
-    books = [body(BOOK_BY_ID, {"id": b}) for b in book_ids[::step][:BOOKS]]
-    return [
-        Scenario("catalog_page", catalog, "/raw/catalog_page"),
-        Scenario("deep", deep, "/raw/deep"),
-        Scenario("book_by_id", books, "/raw/book_by_id"),
+    picked = book_ids[::step][:BOOKS]
+    books = [body(BOOK_BY_ID, {"id": b}) for b in picked]
+    peer_catalog = [
+        body(peer.CATALOG_PAGE, {"first": PAGE_SIZE, "after": peer.cursor(_after(a))})
+        for a in pages
     ]
+    peer_deep = [
+        body(
+            peer.DEEP,
+            {
+                "topics": DEEP_TOPICS,
+                "books": DEEP_BOOKS,
+                "pubBooks": DEEP_PUB_BOOKS,
+                "after": peer.cursor(_after(a)),
+            },
+        )
+        for a in deep_after
+    ]
+    peer_books = [body(peer.BOOK_BY_ID, {"id": b}) for b in picked]
+    return [
+        Scenario("catalog_page", catalog, "/raw/catalog_page", peer_bodies=peer_catalog),
+        Scenario("deep", deep, "/raw/deep", peer_bodies=peer_deep),
+        Scenario("book_by_id", books, "/raw/book_by_id", peer_bodies=peer_books),
+    ]
+
+
+def _after(value: str | None) -> str | None:
+    """The id a service cursor points after."""
+    if value is None:
+        return None
+    decoded: list[str] = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    return decoded[0]
+
+
+def student_token(user_id: str, lifetime: int = 6 * 3600) -> str:
+    """A student's JWT as the auth service issues it, signed with the bench server's secret."""
+    now = int(time.time())
+    claims = {"sub": user_id, "role": "student", "aud": JWT_AUDIENCE, "iss": JWT_ISSUER}
+    return jwt.encode({**claims, "iat": now, "exp": now + lifetime}, JWT_SECRET, "HS256")
+
+
+async def student_home_scenario(url: str) -> Scenario:
+    """Students who have study sets with topics, each asking their own home page."""
+    conn = await asyncpg.connect(url)
+    try:
+        users = [
+            r["user_id"]
+            for r in await conn.fetch(
+                "SELECT DISTINCT s.user_id FROM study_sets s WHERE EXISTS "
+                "(SELECT 1 FROM study_set_topics t WHERE t.study_set_id = s.id) "
+                "ORDER BY s.user_id LIMIT $1",
+                STUDENTS,
+            )
+        ]
+    finally:
+        await conn.close()
+    return Scenario(
+        "student_home",
+        [body(STUDENT_HOME, {}) for _ in users],
+        None,
+        same_json=False,
+        body_headers=[{"Authorization": f"Bearer {student_token(u)}"} for u in users],
+        public=False,
+        note=f"{len(users)} students, a JWT each; no raw or peer equivalent (computed recommendations)",
+    )
 
 
 async def recommendation_scenarios(url: str, token: str) -> list[Scenario]:
@@ -120,6 +205,7 @@ async def recommendation_scenarios(url: str, token: str) -> list[Scenario]:
             same_json=False,
             headers=auth,
             note="raw = the topic-candidate SQL of the same study set",
+            public=False,
         ),
         Scenario(
             "recommendations_uncached",
@@ -128,5 +214,6 @@ async def recommendation_scenarios(url: str, token: str) -> list[Scenario]:
             same_json=False,
             headers=auth,
             note="raw = the topic-candidate SQL of the same study set",
+            public=False,
         ),
     ]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import gc
 import time
+from typing import Any
 
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.server.factory import create_app as create_bookbridge
@@ -49,10 +52,46 @@ class GcPauses:
         return orjson.dumps(out)
 
 
-def _count(*_: object) -> None:
+def count_statements() -> list[int]:
+    """Count the statements run from here on in this context (a request):
+    [statements, pooled connections checked out]."""
+    box = [0, 0]
+    _counter.set(box)
+    return box
+
+
+def count_cursor(*args: Any) -> None:
+    """SQLAlchemy's before_cursor_execute: one statement (executemany: counted by asyncpg)."""
+    box = _counter.get()
+    if box is not None and not args[-1]:
+        box[0] += 1
+
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "START", "END")
+
+
+def count_driver(record: Any) -> None:
+    """asyncpg's query logger: statements run on the driver connection itself (conn.fetch,
+    conn.execute, executemany), which SQLAlchemy's cursor events do not see; asyncpg does not
+    log prepared-statement executions, which is what SQLAlchemy's cursor runs, so nothing is
+    counted twice. Transaction control is not a statement of the request's work."""
+    box = _counter.get()
+    words = record.query.lstrip().split(None, 1)
+    if box is not None and words and words[0].upper().rstrip(";") not in TRANSACTION_CONTROL:
+        box[0] += 1
+
+
+def on_checkout(*_: Any) -> None:
+    """The request took a pooled connection: its driver statements may still be logged."""
     box = _counter.get()
     if box is not None:
-        box[0] += 1
+        box[1] += 1
+
+
+def on_connect(dbapi_connection: Any, _record: Any) -> None:
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and hasattr(driver, "add_query_logger"):
+        driver.add_query_logger(count_driver)
 
 
 class SqlCounter:
@@ -85,11 +124,15 @@ class SqlCounter:
             self.inflight -= 1
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
-        box = [0]
-        _counter.set(box)
+        box = count_statements()
 
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # asyncpg calls its query loggers with loop.call_soon: let the calls for this
+                # request's statements run before the count is read (a request that never
+                # touched the database, such as a cached answer, has none to wait for)
+                if box[1]:
+                    await asyncio.sleep(0)
                 headers = [*message.get("headers", []), (b"x-bench-sql", str(box[0]).encode())]
                 message = {**message, "headers": headers}
             await send(message)
@@ -98,5 +141,7 @@ class SqlCounter:
 
 
 def create_app() -> ASGIApp:
-    event.listen(Engine, "before_cursor_execute", _count)
+    event.listen(Engine, "before_cursor_execute", count_cursor)
+    event.listen(Pool, "connect", on_connect)
+    event.listen(Pool, "checkout", on_checkout)
     return SqlCounter(create_bookbridge())

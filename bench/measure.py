@@ -1,0 +1,228 @@
+"""One scenario measured on every server side by side (taking turns in each repeat), summarized."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import driver, ingest, scenarios, servers
+
+
+@dataclass
+class Servers:
+    """The base URLs of one pass: bookbridge, the raw limit, and optionally the peer and the
+    same bookbridge tracing at 0.1."""
+
+    app: str
+    raw: str
+    peer: str | None = None
+    traced: str | None = None
+
+
+def measure(
+    args: argparse.Namespace, scenario: scenarios.Scenario, on: Servers
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The scenario against each server once per repeat; the first server changes every repeat,
+    so no server always runs on a machine warmed (or tired) by another."""
+    requests = scenario.requests()
+    bodies, each = [b for b, _ in requests], [h for _, h in requests]
+    scripts: dict[str, Path] = {on.app: driver.write_script(bodies, "/graphql", None, each)}
+    if on.traced is not None:
+        scripts[on.traced] = scripts[on.app]
+    if scenario.raw_path is not None:
+        scripts[on.raw] = driver.write_script(bodies, scenario.raw_path)
+    if on.peer is not None and scenario.peer_bodies is not None:
+        scripts[on.peer] = driver.write_script(scenario.peer_bodies, "/graphql")
+    targets = list(scripts)
+
+    def timed(base: str) -> driver.Run:
+        if args.warmup:
+            driver.wrk(base, scripts[base], args.concurrency, args.warmup)
+        return driver.wrk(base, scripts[base], args.concurrency, args.duration)
+
+    for base in targets:
+        servers.reset_peak(base)
+    runs: list[dict[str, driver.Run]] = []
+    for i in range(args.repeat):
+        turn = i % len(targets)
+        runs.append({base: timed(base) for base in targets[turn:] + targets[:turn]})
+    for script in set(scripts.values()):
+        script.unlink(missing_ok=True)
+    memory = {base: servers.memory_mb(base) for base in targets}
+
+    def side(base: str | None) -> tuple[list[driver.Run], tuple[float, float] | None]:
+        if base is None or base not in scripts:
+            return [], None
+        return [r[base] for r in runs], memory[base]
+
+    raw, peer = side(on.raw), side(on.peer)
+    row = summarize(scenario.name, args.concurrency, side(on.app), raw, peer)
+    row["_detail"]["note"] = scenario.note
+    if on.traced is None:
+        return row, None
+    traced_row = summarize(scenario.name, args.concurrency, side(on.traced), raw, peer)
+    mine, traced = side(on.app)[0], side(on.traced)[0]
+    vs_untraced(traced_row, [m.throughput_rps for m in mine], [t.throughput_rps for t in traced])
+    cpu = [
+        t.server_cpu_us / m.server_cpu_us
+        for m, t in zip(mine, traced, strict=True)
+        if m.server_cpu_us and t.server_cpu_us
+    ]
+    traced_row["_detail"]["cpu_per_request_vs_untraced"] = median_of(cpu)
+    return row, traced_row
+
+
+Side = tuple[list[driver.Run], tuple[float, float] | None]
+
+
+def summarize(name: str, concurrency: int, app: Side, raw: Side, peer: Side) -> dict[str, Any]:
+    """Medians over the repeats; ratios are the medians of the per-repeat ratios."""
+    med = statistics.median
+    mine, (raws, _), (peers, _) = app[0], raw, peer
+    sql = [m.sql_per_request for m in mine if m.sql_per_request is not None]
+
+    def ratio(others: list[driver.Run]) -> float | None:
+        if not others:
+            return None
+        return round(
+            med(m.throughput_rps / o.throughput_rps for m, o in zip(mine, others, strict=True)), 3
+        )
+
+    def rps(runs: list[driver.Run]) -> float | None:
+        return round(med(r.throughput_rps for r in runs), 1) if runs else None
+
+    def ms(runs: list[driver.Run], key: str) -> float | None:
+        return round(med(getattr(r, key) for r in runs), 2) if runs else None
+
+    peak, after = app[1] or (None, None)
+    return {
+        "name": name,
+        "concurrency": concurrency,
+        "throughput_rps": rps(mine),
+        "p50_ms": ms(mine, "p50_ms"),
+        "p99_ms": ms(mine, "p99_ms"),
+        "sql_per_request": round(med(sql), 2) if sql else None,
+        "cpu_us_per_request": median_of([m.server_cpu_us for m in mine], 0),
+        "peak_rss_mb": peak,
+        "rss_after_mb": after,
+        "raw_throughput_rps": rps(raws),
+        "ratio": ratio(raws),
+        "postgraphile_throughput_rps": rps(peers),
+        "ratio_postgraphile": ratio(peers),
+        "_detail": {
+            "unit": "requests/s",
+            "runs": [round(m.throughput_rps, 1) for m in mine],
+            "raw_runs": [round(r.throughput_rps, 1) for r in raws],
+            "postgraphile_runs": [round(r.throughput_rps, 1) for r in peers],
+            "raw_p50_ms": ms(raws, "p50_ms"),
+            "raw_p99_ms": ms(raws, "p99_ms"),
+            "postgraphile_p50_ms": ms(peers, "p50_ms"),
+            "postgraphile_p99_ms": ms(peers, "p99_ms"),
+            "errors": sum(r.bad for r in mine + raws + peers),
+            "requests": sum(m.requests for m in mine),
+            "client_cpu": round(max(r.client_cpu for r in mine + raws + peers), 2),
+            "server_cpu_us": median_of([m.server_cpu_us for m in mine]),
+            "raw_server_cpu_us": median_of([r.server_cpu_us for r in raws]),
+            "postgraphile_server_cpu_us": median_of([r.server_cpu_us for r in peers]),
+            "raw_peak_rss_mb": raw[1] and raw[1][0],
+            "postgraphile_peak_rss_mb": peer[1] and peer[1][0],
+            "gc_pauses": [m.gc for m in mine],
+        },
+    }
+
+
+def median_of(values: list[float | None], digits: int = 3) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), digits) if known else None
+
+
+def measure_ingest(
+    args: argparse.Namespace, name: str, on: Servers, url: str, token: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Batches through bookbridge (and the traced server) and through asyncpg, per repeat."""
+    entity = "books" if name == "upsert_books" else "engagement_events"
+    refs = asyncio.run(ingest.references(url))
+    mine: list[ingest.IngestRun] = []
+    traced_runs: list[ingest.IngestRun] = []
+    raws: list[ingest.IngestRun] = []
+    cpu: list[float | None] = []
+    n, secs = args.ingest_concurrency, args.duration
+
+    def through(base: str, prefix: str) -> ingest.IngestRun:
+        rows = ingest.Rows(refs, prefix)
+        return asyncio.run(ingest.through_graphql(base, token, entity, rows, n, secs, 80))
+
+    servers.reset_peak(on.app)
+    tags = [f"{os.getpid()}-{i}" for i in range(args.repeat)]
+    for i, tag in enumerate(tags):
+        if on.traced is not None and i % 2 == 1:
+            traced_runs.append(through(on.traced, f"t{tag}"))
+        before = servers.cpu_seconds(on.app)
+        mine.append(through(on.app, f"g{tag}"))
+        after = servers.cpu_seconds(on.app)
+        batches = len(mine[-1].batch_ms)
+        if before is not None and after is not None and batches:
+            cpu.append((after - before) * 1e6 / batches)
+        if on.traced is not None and i % 2 == 0:
+            traced_runs.append(through(on.traced, f"t{tag}"))
+        raws.append(
+            asyncio.run(
+                ingest.through_asyncpg(url, entity, ingest.Rows(refs, f"r{tag}"), n, secs, 400)
+            )
+        )
+    memory = servers.memory_mb(on.app)
+    asyncio.run(ingest.cleanup(url, [f"{k}{t}" for t in tags for k in "grt"]))
+    row = ingest_row(name, n, mine, raws)
+    row["cpu_us_per_request"] = median_of(cpu, 0)
+    row["peak_rss_mb"], row["rss_after_mb"] = memory or (None, None)
+    if on.traced is None:
+        return row, None
+    traced_row = ingest_row(name, n, traced_runs, raws)
+    vs_untraced(traced_row, [m.records_per_s for m in mine], [t.records_per_s for t in traced_runs])
+    return row, traced_row
+
+
+def vs_untraced(traced_row: dict[str, Any], untraced: list[float], traced: list[float]) -> None:
+    """Record traced / untraced throughput, per repeat and their median, on the traced row."""
+    overhead = [t / u for u, t in zip(untraced, traced, strict=True)]
+    traced_row["_detail"]["vs_untraced"] = [round(x, 3) for x in overhead]
+    traced_row["vs_untraced"] = round(statistics.median(overhead), 3)
+
+
+def ingest_row(
+    name: str, n: int, mine: list[ingest.IngestRun], raws: list[ingest.IngestRun]
+) -> dict[str, Any]:
+    a, b = ingest.summary(mine), ingest.summary(raws)
+    ratios = [m.records_per_s / r.records_per_s for m, r in zip(mine, raws, strict=True)]
+    return {
+        "name": name,
+        "concurrency": n,
+        "throughput_rps": round(a["records_per_s"], 1),
+        "p50_ms": round(a["p50_ms"], 2),
+        "p99_ms": round(a["p99_ms"], 2),
+        "sql_per_request": a["sql_per_request"],
+        "cpu_us_per_request": None,
+        "peak_rss_mb": None,
+        "rss_after_mb": None,
+        "raw_throughput_rps": round(b["records_per_s"], 1),
+        "ratio": round(statistics.median(ratios), 3),
+        "postgraphile_throughput_rps": None,
+        "ratio_postgraphile": None,
+        "_detail": {
+            "unit": f"records/s (batches of {ingest.BATCH}, gzip over HTTP; p50/p99 and CPU "
+            "per batch)",
+            "runs": [round(m.records_per_s, 1) for m in mine],
+            "raw_runs": [round(r.records_per_s, 1) for r in raws],
+            "raw_p50_ms": round(b["p50_ms"], 2),
+            "raw_p99_ms": round(b["p99_ms"], 2),
+            "errors": int(a["bad"]),
+            "requests": sum(len(m.batch_ms) for m in mine),
+            "client_cpu": None,
+            "note": "raw = one INSERT .. ON CONFLICT (events: + the three aggregates) per batch",
+        },
+    }

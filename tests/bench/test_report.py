@@ -1,0 +1,80 @@
+"""results.json and RESULTS.md: uncached reads first, cached twins, ratios from the same repeats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench import driver, measure, report
+
+
+def run(rps: float, p99: float = 10.0) -> driver.Run:
+    return driver.Run(
+        requests=int(rps * 4),
+        seconds=4.0,
+        throughput_rps=rps,
+        p50_ms=p99 / 2,
+        p99_ms=p99,
+        bad=0,
+        sql_per_request=1.0,
+        client_cpu=0.1,
+        server_cpu_us=500.0,
+    )
+
+
+def test_ratios_are_medians_of_the_per_repeat_ratios() -> None:
+    mine = [run(100), run(50), run(90)]
+    raws = [run(200), run(50), run(100)]
+    peers = [run(50), run(50), run(30)]
+    row = measure.summarize("catalog_page", 32, (mine, (120.0, 110.0)), (raws, None), (peers, None))
+    assert row["throughput_rps"] == 90.0
+    assert row["ratio"] == 0.9  # per repeat: 0.5, 1.0, 0.9
+    assert row["ratio_postgraphile"] == 2.0  # per repeat: 2.0, 1.0, 3.0
+    assert (row["peak_rss_mb"], row["rss_after_mb"]) == (120.0, 110.0)
+    assert row["cpu_us_per_request"] == 500.0 and row["sql_per_request"] == 1.0
+    alone = measure.summarize("student_home", 32, (mine, None), ([], None), ([], None))
+    assert alone["ratio"] is None and alone["ratio_postgraphile"] is None
+
+
+def row(name: str, rps: float) -> dict[str, Any]:
+    got = measure.summarize(
+        name, 32, ([run(rps)], (100.0, 90.0)), ([run(rps * 2)], None), ([], None)
+    )
+    return got | {"variant": ""}
+
+
+def test_results_show_uncached_reads_first_then_cached_then_ingestion(tmp_path: Path) -> None:
+    rows = [row(n, 10) for n in ("catalog_page", "student_home", "recommendations_cached")]
+    rows += [row("catalog_page_cached", 1000), row("upsert_books", 5000)]
+    args = {"large": False, "workers": 1, "repeat": 3, "duration": 4.0, "redis_url": None}
+    memory = {"uncached": {"peak_rss_mb": 150.0, "rss_mb": 140.0}}
+    report.write(tmp_path, rows, [], {"postgraphile": "npm missing"}, args, memory)
+    text = (tmp_path / "RESULTS.md").read_text()
+    headline = text.index("## Reads, response cache off")
+    cached = text.index("## Reads, response cache on")
+    ingestion = text.index("## Ingestion")
+    assert headline < cached < ingestion
+    assert headline < text.index("| recommendations_cached |") < cached
+    assert cached < text.index("| catalog_page_cached |") < ingestion
+    assert "uncached: RSS 140.0 MB" in text and "postgraphile: not measured: npm missing" in text
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert [s["name"] for s in stored["scenarios"]] == [r["name"] for r in rows]
+    assert set(report.FIELDS) <= set(stored["scenarios"][0])
+    assert stored["run"]["worker_memory_after_pass"] == memory
+
+
+def test_issue_targets_are_checked_against_the_run() -> None:
+    fast = row("catalog_page", 100) | {"ratio_postgraphile": 1.6, "sql_per_request": 1.0}
+    slow = row("book_by_id", 10) | {"ratio_postgraphile": None}
+    home = row("student_home", 10) | {"p99_ms": 120.0}
+    traced = row("deep", 10) | {"vs_untraced": 0.85, "variant": "tracing_0.1"}
+    memory = {"uncached": {"peak_rss_mb": 320.0, "rss_mb": 280.0}}
+    got = {c["target"]: c["met"] for c in report.targets([fast, slow, home], memory, [traced])}
+    assert got["catalog_page >= 0.5x raw"] is True  # 100 / 200 per repeat
+    assert got["catalog_page >= 1.5x PostGraphile"] is True
+    assert got["catalog_page SQL/req == 1"] is True
+    assert got["book_by_id >= 1.5x PostGraphile"] is None  # the peer did not run
+    assert got["student_home p99 < 100 ms"] is False
+    assert got["worker RSS after the uncached pass < 300 MB"] is True
+    assert got["deep traced at 0.1 keeps >= 0.9 of its throughput"] is False

@@ -1,0 +1,66 @@
+"""The bench's documents: valid for the live schema, and student_home shows a student their own."""
+
+from __future__ import annotations
+
+import graphql
+import orjson
+import pytest
+
+from app.runtime.services import Services
+from bench import ingest, scenarios, seed
+from graphql_schema.schema import build_schema
+from tests import auth_helpers
+from tests import reco_factories as f
+from tests.conftest import GraphQLClient
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        scenarios.CATALOG_PAGE,
+        scenarios.DEEP,
+        scenarios.BOOK_BY_ID,
+        scenarios.STUDENT_HOME,
+        scenarios.RECOMMENDATIONS,
+        ingest.UPSERT_BOOKS,
+        ingest.RECORD_EVENTS,
+    ],
+)
+def test_every_bench_document_is_valid_for_the_schema(document: str) -> None:
+    schema = graphql.build_schema(build_schema().as_str())
+    assert graphql.validate(schema, graphql.parse(document)) == []
+
+
+async def test_student_home_shows_the_student_their_sets_and_recommendations(
+    services: Services, gql: GraphQLClient, database_url: str
+) -> None:
+    await f.taxonomy(services)
+    await f.books(services, {"b1": {"t1": 0.9}, "b2": {"t1": 0.5, "t2": 0.4}, "b3": {"t2": 0.8}})
+    await f.study_set(services, "ss1", "u1", ["t1"], title="Plants")
+    await f.study_set(services, "ss2", "u2", ["t2"], title="Cells")
+    scenario = await scenarios.student_home_scenario(seed.plain_url(database_url))
+    students = {h["Authorization"] for h in scenario.body_headers or []}
+    assert len(students) == 2 and not scenario.public and scenario.raw_path is None
+    body = orjson.loads(scenario.bodies[0])
+    token = auth_helpers.token("u1")
+    data = await gql.as_(token).data(body["query"], body["variables"])
+    edges = data["studySets"]["edges"]
+    assert [e["node"]["id"] for e in edges] == ["ss1"]  # never another student's set
+    node = edges[0]["node"]
+    assert node["topics"] == [{"id": "t1", "label": "Photosynthesis"}]
+    items = node["recommendations"]["items"]
+    assert items and all(i["book"]["title"] and i["book"]["publisher"]["name"] for i in items)
+
+
+def test_a_student_token_is_signed_for_the_bench_server() -> None:
+    import jwt
+
+    claims = jwt.decode(
+        scenarios.student_token("u7"),
+        scenarios.JWT_SECRET,
+        algorithms=["HS256"],
+        audience=scenarios.JWT_AUDIENCE,
+        issuer=scenarios.JWT_ISSUER,
+    )
+    assert claims["sub"] == "u7" and claims["role"] == "student"
+    assert claims["exp"] - claims["iat"] <= 24 * 3600  # the service's lifetime cap
