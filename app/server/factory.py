@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from app.observability import metrics, tracing
 from app.observability.logging import configure_logging
 from app.runtime.gc import tune_gc
 from app.runtime.services import Services
-from app.server.body import RequestBodyMiddleware
+from app.server.body import JsonLimits, RequestBodyMiddleware
 from app.server.http import GraphQLApp
 from app.server.response_cache import ResponseCache
 from app.server.telemetry import TelemetryMiddleware
@@ -61,35 +62,27 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     def current() -> Services:
         return state["services"]
 
+    security = settings.security
+    json_limits = JsonLimits(security.max_json_depth, security.max_json_elements)
+    schema = build_schema(settings)
     graphql = GraphQLApp(
         current,
-        schema=build_schema(settings),
+        json_limits=json_limits,
+        retry_after=security.unavailable_retry_after_seconds,
+        schema=schema,
         graphql_ide="graphiql"
         if settings.security.switch("graphiql", production=settings.production)
         else None,
         allow_queries_via_get=True,
     )
-    cache = ResponseCache(graphql, current, settings)  # public catalog queries; see its docstring
+    # public catalog queries; see its docstring
+    cache = ResponseCache(graphql, current, settings, schema.documents)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> Response:
-        try:
-            async with current().read_engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any failure means not ready; say which
-            log.warning("readiness check failed: %s", exc)
-            return JSONResponse({"database": "unreachable"}, status_code=503)
-        redis = current().redis
-        if redis is not None:
-            try:
-                await redis.ping()
-            except Exception as exc:  # same: not ready, and the log says why
-                log.warning("readiness check failed (redis): %s", exc)
-                return JSONResponse({"database": "ok", "redis": "unreachable"}, status_code=503)
-            return JSONResponse({"database": "ok", "redis": "ok"})
-        return JSONResponse({"database": "ok"})
+        return await readiness(current(), security.unavailable_retry_after_seconds)
 
     async def prometheus(request: Request) -> Response:
         try:
@@ -116,7 +109,34 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 RequestBodyMiddleware,
                 max_body_bytes=settings.max_body_bytes,
                 max_decompressed_bytes=settings.max_decompressed_body_bytes,
+                max_inflate_ratio=security.max_inflate_ratio,
+                json_limits=json_limits,
             ),
         ],
         lifespan=lifespan,
     )
+
+
+async def readiness(services: Services, retry_after: int) -> Response:
+    """503 only for what a replica cannot serve without (the database); Redis, optional
+    (caches and rate limits fall back to the process), is reported as degraded."""
+    try:
+        async with services.read_engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means not ready; say which
+        log.warning("readiness check failed: %s", exc)
+        return JSONResponse(
+            {"database": "unreachable"},
+            status_code=503,
+            headers={"Retry-After": str(retry_after)},
+        )
+    redis = services.redis
+    if redis is None:
+        return JSONResponse({"database": "ok"})
+    timeout = max(services.settings.reco.redis_timeout_seconds, 0.1)
+    try:
+        await asyncio.wait_for(redis.ping(), timeout=timeout)
+    except Exception as exc:  # served without it: degraded, not unready
+        log.warning("readiness: redis degraded: %s", exc)
+        return JSONResponse({"database": "ok", "redis": "degraded"})
+    return JSONResponse({"database": "ok", "redis": "ok"})
