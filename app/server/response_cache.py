@@ -169,7 +169,9 @@ class ResponseCache:
             await self.app(scope, receive, capture)
             body = b"".join(parts)
             if status == 200 and b'"errors":' not in body:
-                result = body
+                # a copy: the encoder's buffer may be far larger than its length (4 KiB for
+                # a 30-byte answer), and the byte bound counts lengths
+                result = body = bytes(memoryview(body))
                 if version == self.version:
                     self._put(key, _Entry(version, time.monotonic() + self._ttl(), body))
         finally:

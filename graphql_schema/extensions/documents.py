@@ -11,7 +11,14 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from graphql import DocumentNode, GraphQLError, parse
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    NameNode,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+)
 from strawberry.extensions import SchemaExtension
 
 MAX_COSTS_PER_DOCUMENT = 16  # cost results kept per document (by operation and `first` values)
@@ -78,6 +85,7 @@ class DocumentCache:
         except GraphQLError as exc:
             if "tokens" in exc.message or "comments" in exc.message:
                 exc.extensions = {"code": "TOO_MANY_TOKENS", "maxTokens": self.max_tokens}
+            exc.__traceback__ = None  # the parser's frames (all its tokens) are not kept
             document = Document(query, None, exc)
         self._keep(document)
         return document
@@ -93,6 +101,29 @@ class DocumentCache:
             self.chars -= len(old.query)
 
 
+# What a refused document runs as until validation reports its refusal: raising it from the
+# parse hook instead would leave the request's objects (the whole text) in a reference cycle
+# through the traceback, freed only by a full collection.
+PLACEHOLDER = parse("{ __typename }", no_location=True)
+
+
+def placeholder(operation_name: str | None) -> DocumentNode:
+    """PLACEHOLDER, with the operation named as the request names it (so that choosing the
+    operation succeeds and the refusal is what the client hears)."""
+    if operation_name is None:
+        return PLACEHOLDER
+    (operation,) = PLACEHOLDER.definitions
+    assert isinstance(operation, OperationDefinitionNode)
+    named = OperationDefinitionNode(
+        operation=OperationType.QUERY,
+        name=NameNode(value=operation_name),
+        directives=(),
+        variable_definitions=(),
+        selection_set=operation.selection_set,
+    )
+    return DocumentNode(definitions=(named,))
+
+
 class CachedDocuments(SchemaExtension):
     """Parse through the cache (refusing over-long or over-token documents first), and keep
     the validation errors of each document, so that neither is done twice."""
@@ -105,22 +136,24 @@ class CachedDocuments(SchemaExtension):
         context = self.execution_context
         if context.graphql_document is None and context.query:
             self.document = document = self.cache.get(context.query)
-            if document.error is not None:
-                error = document.error  # a fresh exception: a cached one would grow tracebacks
-                raise GraphQLError(
-                    error.message,
-                    source=error.source,
-                    positions=error.positions,
-                    extensions=error.extensions,
-                )
-            context.graphql_document = document.node
+            context.graphql_document = document.node or placeholder(context.operation_name)
         yield
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = self.document
-        if document is not None and document.validation is not None:
+        if document is not None and document.error is not None:
+            error = document.error  # a fresh error each time: clients' errors are not shared
+            context.pre_execution_errors = [
+                GraphQLError(
+                    error.message,
+                    source=error.source,
+                    positions=error.positions,
+                    extensions=error.extensions,
+                )
+            ]
+        elif document is not None and document.validation is not None:
             context.pre_execution_errors = list(document.validation)
         yield
-        if document is not None and document.validation is None:
+        if document is not None and document.error is None and document.validation is None:
             document.validation = list(context.pre_execution_errors or [])
