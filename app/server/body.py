@@ -19,6 +19,7 @@ _GZIP = {"gzip", "x-gzip"}
 _RATIO_FLOOR = 1 << 20  # bodies inflating to less than this are never refused for their ratio
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")  # one kind of pair: one level peeled per pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,11 +177,11 @@ def check_json_shape(body: bytes, limits: JsonLimits) -> None:
         values = structure.count(b"[") + structure.count(b"{") + structure.count(b",") + 1
         if values > limits.max_elements:
             raise BodyError(413, f"JSON body has more than {limits.max_elements} values")
-    brackets = structure.translate(None, _NOT_BRACKET)
+    brackets = structure.translate(_SQUARE, _NOT_BRACKET)
     for _ in range(limits.max_depth):
         if not brackets:
             return
-        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        brackets = brackets.replace(b"[]", b"")
     if brackets:
         raise BodyError(400, f"JSON body is nested deeper than {limits.max_depth} levels")
 
