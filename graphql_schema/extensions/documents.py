@@ -99,6 +99,20 @@ class DocumentCache:
         while len(self._documents) > self.entries or self.chars > self.max_chars:
             _, old = self._documents.popitem(last=False)
             self.chars -= len(old.query)
+            _unlink_tokens(old)
+
+
+def _unlink_tokens(document: Document) -> None:
+    """Break the doubly linked token list of an evicted document, so reference counting frees
+    it at once: left to the cycle collector, the tokens of long-cached documents wait for a
+    full collection, and a flood of distinct documents piles them up (nothing reads the
+    links after parsing; locations keep their offsets)."""
+    location = document.node.loc if document.node is not None else None
+    token = location.start_token if location is not None else None
+    while token is not None:
+        following = token.next
+        token.prev = token.next = None
+        token = following
 
 
 # What a refused document runs as until validation reports its refusal: raising it from the
