@@ -8,18 +8,21 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+from graphql import build_schema as build_graphql_schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.auth.ratelimit import RateLimiter
 from app.core.errors import ClientError
 from app.core.settings import Settings
+from app.db.errors import is_bad_text, is_transient
 from app.observability.metrics import OperationNames
 from graphql_schema.execution.context import ExecutionContext as CoreExecutionContext
-from graphql_schema.extensions.limits import limit_extensions
+from graphql_schema.extensions.documents import DocumentCache
+from graphql_schema.extensions.limits import CostSchema, limit_extensions
 from graphql_schema.extensions.masking import MaskUnexpectedErrors
 from graphql_schema.extensions.tracing import OperationTelemetry
+from graphql_schema.extensions.unavailable import UNAVAILABLE, ServiceUnavailableStatus
 from graphql_schema.types.analytics import PublisherAnalytics
 from graphql_schema.types.catalog import (
     Book,
@@ -103,6 +106,8 @@ class Mutation:
 
 
 class BookbridgeSchema(strawberry.Schema):
+    documents: DocumentCache  # parsed and validated documents (the response cache reads it)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -116,12 +121,25 @@ class BookbridgeSchema(strawberry.Schema):
             elif isinstance(original, GraphQLError) or _bad_variable(error):
                 # Variable coercion ("Variable '$n' has invalid value ..."): the request's fault.
                 error.extensions = {"code": "BAD_USER_INPUT", **(error.extensions or {})}
+            elif is_bad_text(original):
+                error.message = BAD_TEXT
+                error.extensions = {"code": "BAD_USER_INPUT"}
+            elif is_transient(original):
+                log.warning("database unavailable: %s", original)
+                error.message = "The database is unavailable just now; retry shortly"
+                error.extensions = {"code": UNAVAILABLE}
             else:
                 error_id = uuid.uuid4().hex[:16]
                 error.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
                 log.error(
                     "unexpected error %s", error_id, exc_info=original, extra={"error_id": error_id}
                 )
+
+
+BAD_TEXT = (
+    "Text arguments must not contain NUL (\\u0000) or unpaired surrogate characters: "
+    "PostgreSQL cannot store them"
+)
 
 
 def _bad_variable(error: GraphQLError) -> bool:
@@ -132,16 +150,24 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
     """The schema with its extensions; `settings` (default: the environment's) set the limits."""
     settings = settings or Settings()
     security = settings.security
+    documents = DocumentCache(
+        max_document_chars=security.max_document_chars,
+        max_tokens=security.max_tokens,
+        entries=security.document_cache_entries,
+        max_chars=security.document_cache_bytes,
+    )
+    cost_schema = CostSchema()
+    limiter = RateLimiter(retry_seconds=security.rate_limit_redis_retry_seconds)
+    retry_after = security.unavailable_retry_after_seconds
     extensions: list[Any] = [
-        *limit_extensions(settings, RateLimiter()),
-        lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
+        lambda: ServiceUnavailableStatus(retry_after),
+        *limit_extensions(settings, limiter, documents, cost_schema),
     ]
     if security.masking(production=settings.production):
         extensions.insert(0, MaskUnexpectedErrors)
     names = OperationNames(settings.observability.metrics_max_operations)
     extensions.insert(0, lambda: OperationTelemetry(names))
-    return BookbridgeSchema(
+    schema = BookbridgeSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
@@ -152,3 +178,7 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
             )
         ),
     )
+    schema.documents = documents
+    # The same types rebuilt from the printed schema, for the cost walk (public API only).
+    cost_schema.schema = build_graphql_schema(schema.as_str())
+    return schema

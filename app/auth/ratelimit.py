@@ -27,9 +27,16 @@ class Verdict:
 
 @dataclass(slots=True)
 class RateLimiter:
-    """Counts cost per subject per minute; Redis when given (shared by replicas), else local."""
+    """Counts cost per subject per minute; Redis when given (shared by replicas), else local.
+
+    After a Redis failure (down, hung past the client's socket timeout) it counts locally for
+    `retry_seconds` before trying Redis again, as the recommendation cache does, so a hung
+    Redis costs one timeout per `retry_seconds`, not one per request."""
 
     local: dict[tuple[str, int], int] = field(default_factory=dict)
+    retry_seconds: float = 1.0
+    redis_failures: int = 0
+    _skip_until: float = 0.0
 
     async def hit(self, redis: Redis | None, subject: str, cost: int, limit: int) -> Verdict:
         now = time.time()
@@ -39,14 +46,16 @@ class RateLimiter:
         return Verdict(used <= limit, used, limit, retry_after)
 
     async def _count(self, redis: Redis | None, subject: str, window: int, cost: int) -> int:
-        if redis is not None:
+        if redis is not None and time.monotonic() >= self._skip_until:
             try:
                 # Hashed: a student's id never appears in Redis keys.
                 key = f"bb:rl:{hashlib.sha256(subject.encode()).hexdigest()[:20]}:{window}"
                 used = await redis.eval(_SCRIPT, 1, key, cost, WINDOW_SECONDS + 5)
                 return int(used)
-            except RedisError:
-                pass  # Redis down: count locally rather than refuse everyone
+            except (RedisError, OSError, TimeoutError):
+                # Redis down or hung: count locally rather than refuse everyone, for a while
+                self.redis_failures += 1
+                self._skip_until = time.monotonic() + self.retry_seconds
         if len(self.local) > 100_000:
             self.local = {k: v for k, v in self.local.items() if k[1] >= window}
         key_local = (subject, window)

@@ -46,6 +46,36 @@ class SecuritySettings(BaseSettings):
     max_cost: int = Field(default=20_000, gt=0, description="estimated objects a query may touch")
     list_cost_estimate: int = Field(default=10, gt=0, description="size assumed for plain lists")
 
+    # Hostile input (docs/security.md): each decided before the costlier steps behind it.
+    max_inflate_ratio: int = Field(
+        default=100,
+        gt=0,
+        description="a gzip body may inflate to this many times its compressed size (past 1 MiB)",
+    )
+    max_json_depth: int = Field(
+        default=64, gt=0, le=200, description="nesting of arrays/objects in a JSON body"
+    )
+    max_json_elements: int = Field(
+        default=1_000_000, gt=0, description="values (objects, arrays, scalars) in a JSON body"
+    )
+    max_document_chars: int = Field(
+        default=50_000, gt=0, description="length of a GraphQL document's text"
+    )
+    document_cache_entries: int = Field(
+        default=512, ge=0, description="parsed and validated documents kept per process"
+    )
+    document_cache_bytes: int = Field(
+        default=8 << 20, ge=0, description="document text kept by that cache, in characters"
+    )
+    unavailable_retry_after_seconds: int = Field(
+        default=2, ge=1, description="Retry-After of a 503 while the database is unreachable"
+    )
+    rate_limit_redis_retry_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="after a Redis failure the rate limiter counts locally this long",
+    )
+
     trusted_documents: Literal["off", "allow", "enforce"] = Field(
         default="allow",
         description="allow: hashes or text; enforce: registered documents only; off: text only",

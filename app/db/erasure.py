@@ -15,9 +15,10 @@ STUDENT_ENTITIES = ("study_sets", "engagement_events")
 
 
 def like_any(values: Sequence[str]) -> list[str]:
-    """LIKE patterns that match a value as a JSON string anywhere in a text."""
-    escaped = (v.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for v in values)
-    return [f'%"{v}"%' for v in escaped]
+    """LIKE patterns that match a value anywhere in a text: as a JSON string, or quoted the way
+    rejection reasons name values ('value')."""
+    escaped = [v.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for v in values]
+    return [f'%"{v}"%' for v in escaped] + [f"%'{v}'%" for v in escaped]
 
 
 async def erase_student(conn: AsyncConnection, user_id: str) -> tuple[dict[str, int], list[str]]:
@@ -32,12 +33,22 @@ async def erase_student(conn: AsyncConnection, user_id: str) -> tuple[dict[str, 
             )
         ).scalars()
     )
-    patterns = like_any([user_id, *set_ids, *event_ids])
+    # The student's rejected study sets (never stored) are known only by their dead letters:
+    # their ids go too, and so does whatever names them (events sent for them, reasons).
+    rejected_sets = (
+        await conn.execute(
+            select(DeadLetter.record_id).where(
+                (DeadLetter.user_id == user_id) & (DeadLetter.entity == "study_sets")
+            )
+        )
+    ).scalars()
+    patterns = like_any([user_id, *set_ids, *event_ids, *(r for r in rejected_sets if r)])
     named_letters = (DeadLetter.user_id == user_id) | (
         DeadLetter.entity.in_(STUDENT_ENTITIES)
-        & text("payload::text LIKE ANY(:patterns)").bindparams(bindparam("patterns", patterns))
+        & text("(payload::text || ' ' || reason) LIKE ANY(:patterns)").bindparams(
+            bindparam("patterns", patterns)
+        )
     )
-    # Rejected records (never stored) are known only by their dead letters: their ids go too.
     rejected_ids = (await conn.execute(select(DeadLetter.record_id).where(named_letters))).scalars()
     patterns += like_any([r for r in rejected_ids if r])
     dead = await conn.execute(delete(DeadLetter).where(named_letters))

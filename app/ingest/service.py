@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.core.errors import ClientError
 from app.ingest import notify, sql
 from app.ingest.specs import SPECS, EntitySpec, Record
-from app.ingest.validate import RecordInvalid
+from app.ingest.validate import RecordInvalid, escaped, storable
 from app.observability import metrics
 
 log = logging.getLogger("bookbridge.ingest")
@@ -89,6 +89,8 @@ async def ingest(
         raise BatchTooLarge(f"a batch holds at most {MAX_BATCH} records (got {len(records)})")
     if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_KEY):
         raise ClientError(f"idempotencyKey must be 1 to {MAX_KEY} characters")
+    if idempotency_key is not None and not storable(idempotency_key):
+        raise ClientError("idempotencyKey must not contain NUL or unpaired surrogate characters")
     digest = payload_hash(entity, records)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
@@ -220,9 +222,10 @@ def _reject(
     outcome: BatchOutcome, dead: list[Record], index: int, record: Record, reason: str
 ) -> None:
     raw_id = record.get("id")
-    record_id = raw_id if isinstance(raw_id, str) else None
+    # stored in the batch log and the dead letters: in a form PostgreSQL accepts
+    record_id = str(escaped(raw_id)) if isinstance(raw_id, str) else None
     outcome.rejected.append(RecordError(index=index, id=record_id, reason=reason))
-    dead.append({"index": index, "id": record_id, "reason": reason, "payload": record})
+    dead.append({"index": index, "id": record_id, "reason": reason, "payload": escaped(record)})
 
 
 async def _check_references(
@@ -235,6 +238,8 @@ async def _check_references(
     publisher_scope: str | None,
 ) -> dict[tuple[str, ...], Record]:
     problems: dict[tuple[str, ...], str] = {}
+    if publisher_scope is not None:  # first: whether others' ids exist is none of its business
+        await _check_publisher_scope(conn, spec, valid, problems, publisher_scope)
     for ref in spec.references:
         wanted = {r[ref.field] for r in valid.values() if r.get(ref.field) is not None}
         if not wanted:
@@ -245,16 +250,21 @@ async def _check_references(
         for key, record in valid.items():
             value = record.get(ref.field)
             if value is not None and value not in known and key not in problems:
-                problems[key] = f"{ref.camel} '{value}' does not exist"
+                problems[key] = _unknown(ref.camel, value, publisher_scope)
     if spec.name == "study_sets":
         await _check_topic_lists(conn, valid, problems)
-    if publisher_scope is not None:
-        await _check_publisher_scope(conn, spec, valid, problems, publisher_scope)
     for key, reason in problems.items():
         record = valid.pop(key)
         index = record["_index"]
         _reject(outcome, dead, index, records[index], reason)  # dead letters keep what was sent
     return valid
+
+
+def _unknown(camel: str, value: str, publisher_scope: str | None) -> str:
+    if publisher_scope is not None and camel == "studySetId":
+        # a publisher's key reads no study sets: it is not told which ids exist
+        return f"studySetId '{value}' is not a study set this key may write events to"
+    return f"{camel} '{value}' does not exist"
 
 
 async def _check_topic_lists(
@@ -277,10 +287,12 @@ async def _check_publisher_scope(
     problems: dict[tuple[str, ...], str],
     scope: str,
 ) -> None:
-    """A key bound to a publisher writes only that publisher's records."""
+    """A key bound to a publisher writes only that publisher's records (events: only events
+    on that publisher's books)."""
     owners: dict[str, str] = {}
-    if spec.name == "topic_book_mappings":
-        owners = await sql.book_publishers(conn, sorted({r["book_id"] for r in valid.values()}))
+    if spec.name in ("topic_book_mappings", "engagement_events"):
+        books = {r["book_id"] for r in valid.values() if r.get("book_id") is not None}
+        owners = await sql.book_publishers(conn, sorted(books))
     elif spec.name == "books":
         owners = await sql.book_publishers(conn, sorted({r["id"] for r in valid.values()}))
     for key, record in valid.items():
@@ -293,6 +305,8 @@ async def _check_publisher_scope(
                 owner = stored
         elif spec.name == "topic_book_mappings":
             owner = owners.get(record["book_id"], scope)
+        elif spec.name == "engagement_events":
+            owner = owners.get(record.get("book_id") or "", "")
         else:
             continue
         if owner != scope and key not in problems:

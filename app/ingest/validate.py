@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +16,31 @@ MAX_TOPICS = 200
 MAX_FUTURE = timedelta(days=1)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class RecordInvalid(ValueError):
     """The reason a record was rejected, in words the sender can act on."""
+
+
+def storable(value: str) -> bool:
+    """False for text PostgreSQL refuses: NUL, or an unpaired surrogate (not UTF-8), whatever
+    escape (JSON \\u0000, GraphQL \\u{0}) brought it in."""
+    return "\x00" not in value and (value.isascii() or _SURROGATE.search(value) is None)
+
+
+def escaped(value: object) -> object:
+    """`value` (JSON-like) with every string made storable: NUL as the six characters \\u0000,
+    unpaired surrogates as \\udxxx; so a dead letter keeps what was sent, readably."""
+    if isinstance(value, str):
+        if storable(value):
+            return value
+        return value.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, dict):
+        return {escaped(k): escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [escaped(v) for v in value]
+    return value
 
 
 def ident(record: dict[str, Any], field: str, camel: str, *, required: bool = True) -> str | None:
@@ -51,8 +75,8 @@ def text(
         raise RecordInvalid(f"{camel} must not be empty")
     if len(value) > limit:
         raise RecordInvalid(f"{camel} is longer than {limit} characters")
-    if "\x00" in value:
-        raise RecordInvalid(f"{camel} contains a NUL character")
+    if not storable(value):
+        raise RecordInvalid(f"{camel} contains a NUL or unpaired surrogate character")
     return value
 
 
@@ -69,8 +93,10 @@ def string_list(
     cleaned: list[str] = []
     for raw in value:
         item = raw.strip()
-        if not item or len(item) > max_len or "\x00" in item:
+        if not item or len(item) > max_len:
             raise RecordInvalid(f"{camel} items must be 1 to {max_len} characters")
+        if not storable(item):
+            raise RecordInvalid(f"{camel} items contain a NUL or unpaired surrogate character")
         if item not in cleaned:
             cleaned.append(item)
     return cleaned

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import orjson
 from starlette.datastructures import Headers
@@ -14,6 +16,18 @@ PARSED_JSON = "bookbridge.parsed_json"
 _STEP = 1 << 20  # inflate at most 1 MiB per call, so a bomb is caught after one step over the limit
 _IDENTITY = {"", "identity"}
 _GZIP = {"gzip", "x-gzip"}
+_RATIO_FLOOR = 1 << 20  # bodies inflating to less than this are never refused for their ratio
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")  # one kind of pair: one level peeled per pass
+
+
+@dataclass(frozen=True, slots=True)
+class JsonLimits:
+    """How deep and how large a JSON body may be (SecuritySettings.max_json_*)."""
+
+    max_depth: int = 64
+    max_elements: int = 1_000_000
 
 
 class BodyError(Exception):
@@ -26,14 +40,18 @@ class BodyError(Exception):
 
 
 class GzipStream:
-    """Incremental gzip decoder (multi-member aware) that refuses output beyond `limit` bytes."""
+    """Incremental gzip decoder (multi-member aware) that refuses output beyond `limit` bytes,
+    or beyond `max_ratio` times the compressed bytes fed so far (once past 1 MiB)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_ratio: int | None = None) -> None:
         self.limit = limit
+        self.max_ratio = max_ratio
         self.size = 0
+        self.fed = 0
         self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
 
     def feed(self, data: bytes) -> Iterable[bytes]:
+        self.fed += len(data)
         while data:
             try:
                 out = self._inflater.decompress(data, min(_STEP, self.limit - self.size + 1))
@@ -42,6 +60,9 @@ class GzipStream:
             self.size += len(out)
             if self.size > self.limit:
                 raise BodyError(413, f"decompressed request body exceeds {self.limit} bytes")
+            ratio = self.max_ratio
+            if ratio is not None and self.size > max(_RATIO_FLOOR, ratio * self.fed):
+                raise BodyError(413, f"gzip request body inflates more than {ratio} times")
             if out:
                 yield out
             if self._inflater.eof:
@@ -70,11 +91,15 @@ class RequestBodyMiddleware:
         max_body_bytes: int = 16 << 20,
         max_decompressed_bytes: int = 64 << 20,
         json_paths: tuple[str, ...] = ("/graphql",),
+        max_inflate_ratio: int | None = None,
+        json_limits: JsonLimits | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_decompressed_bytes = max_decompressed_bytes
         self.json_paths = json_paths
+        self.max_inflate_ratio = max_inflate_ratio
+        self.json_limits = json_limits or JsonLimits()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -85,7 +110,7 @@ class RequestBodyMiddleware:
         try:
             body = await self._read(headers, receive)
             if scope["path"] in self.json_paths and _is_json(headers):
-                parsed = _check_json(body)
+                parsed = _check_json(body, self.json_limits)
         except BodyError as exc:
             await _refuse(send, exc)
             return
@@ -107,7 +132,11 @@ class RequestBodyMiddleware:
                 raise BodyError(400, "Content-Length is not a number")
             if int(length) > self.max_body_bytes:
                 raise BodyError(413, f"request body exceeds {self.max_body_bytes} bytes")
-        gzip = GzipStream(self.max_decompressed_bytes) if encoding in _GZIP else None
+        gzip = (
+            GzipStream(self.max_decompressed_bytes, self.max_inflate_ratio)
+            if encoding in _GZIP
+            else None
+        )
         parts: list[bytes] = []
         received = 0
         more = True
@@ -133,8 +162,41 @@ def _is_json(headers: Headers) -> bool:
     return "json" in headers.get("content-type", "").split(";", 1)[0].lower()
 
 
-def _check_json(body: bytes) -> object:
-    """The parsed body; BodyError (400) if it is not a JSON object or list."""
+def check_json_shape(body: bytes, limits: JsonLimits) -> None:
+    """Refuse JSON nested deeper than, or with more values than, `limits` before parsing it.
+
+    C-speed passes over the bytes: values are bounded by the count of commas and openers (an
+    exact count, outside strings, only when that bound is over the limit); depth by peeling
+    innermost bracket pairs off the brackets outside strings, at most `max_depth` times."""
+    openers = body.count(b"[") + body.count(b"{")
+    values = openers + body.count(b",") + 1
+    if values <= limits.max_elements and openers <= limits.max_depth:
+        return
+    structure = _outside_strings(body)
+    if values > limits.max_elements:
+        values = structure.count(b"[") + structure.count(b"{") + structure.count(b",") + 1
+        if values > limits.max_elements:
+            raise BodyError(413, f"JSON body has more than {limits.max_elements} values")
+    brackets = structure.translate(_SQUARE, _NOT_BRACKET)
+    for _ in range(limits.max_depth):
+        if not brackets:
+            return
+        brackets = brackets.replace(b"[]", b"")
+    if brackets:
+        raise BodyError(400, f"JSON body is nested deeper than {limits.max_depth} levels")
+
+
+def _outside_strings(body: bytes) -> bytes:
+    """The bytes of `body` outside JSON strings (escapes dropped first, then every other
+    piece between quotes)."""
+    if b"\\" in body:
+        body = _ESCAPE.sub(b"", body)
+    return b"".join(body.split(b'"')[::2])
+
+
+def _check_json(body: bytes, limits: JsonLimits) -> object:
+    """The parsed body; BodyError (400) if it is not a JSON object or list, or over `limits`."""
+    check_json_shape(body, limits)
     try:
         data: object = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ from app.observability import metrics, tracing
 from app.observability.logging import configure_logging
 from app.runtime.gc import tune_gc
 from app.runtime.services import Services
-from app.server.body import RequestBodyMiddleware
+from app.server.body import JsonLimits, RequestBodyMiddleware
 from app.server.graphiql import (
     STATIC_DIR,
     STATIC_PATH,
@@ -47,20 +48,23 @@ def observe_pool(services: Services) -> None:
 
 
 async def readiness(services: Services) -> tuple[bool, dict[str, str]]:
-    """Whether the database (and Redis when configured) answer now, and which did not."""
+    """Ready only when the database answers (a replica cannot serve without it); Redis is
+    optional (caches and rate limits fall back to the process) and reported as degraded."""
     try:
         async with services.read_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure means not ready; say which
         log.warning("readiness check failed: %s", exc)
         return False, {"database": "unreachable"}
-    if services.redis is None:
+    redis = services.redis
+    if redis is None:
         return True, {"database": "ok"}
+    timeout = max(services.settings.reco.redis_timeout_seconds, 0.1)
     try:
-        await services.redis.ping()
-    except Exception as exc:  # same: not ready, and the log says why
-        log.warning("readiness check failed (redis): %s", exc)
-        return False, {"database": "ok", "redis": "unreachable"}
+        await asyncio.wait_for(redis.ping(), timeout=timeout)
+    except Exception as exc:  # served without it: degraded, not unready
+        log.warning("readiness: redis degraded: %s", exc)
+        return True, {"database": "ok", "redis": "degraded"}
     return True, {"database": "ok", "redis": "ok"}
 
 
@@ -95,22 +99,31 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     def current() -> Services:
         return state["services"]
 
-    ide = settings.security.switch("graphiql", production=settings.production)
+    security = settings.security
+    json_limits = JsonLimits(security.max_json_depth, security.max_json_elements)
+    schema = build_schema(settings)
+    ide = security.switch("graphiql", production=settings.production)
     graphql = GraphQLApp(
         current,
-        schema=build_schema(settings),
-        graphiql_page=graphiql_page(settings.security.graphiql_assets) if ide else None,
-        graphiql_csp=content_security_policy(settings.security.graphiql_assets),
+        json_limits=json_limits,
+        retry_after=security.unavailable_retry_after_seconds,
+        schema=schema,
+        graphiql_page=graphiql_page(security.graphiql_assets) if ide else None,
+        graphiql_csp=content_security_policy(security.graphiql_assets),
         allow_queries_via_get=True,
     )
-    cache = ResponseCache(graphql, current, settings)  # public catalog queries; see its docstring
+    # public catalog queries; see its docstring
+    cache = ResponseCache(graphql, current, settings, schema.documents)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
 
     async def readyz(request: Request) -> Response:
         ready, body = await readiness(current())
-        return JSONResponse(body, status_code=200 if ready else 503)
+        if ready:
+            return JSONResponse(body)
+        retry = {"Retry-After": str(security.unavailable_retry_after_seconds)}
+        return JSONResponse(body, status_code=503, headers=retry)
 
     async def prometheus(request: Request) -> Response:
         services = current()
@@ -143,6 +156,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 RequestBodyMiddleware,
                 max_body_bytes=settings.max_body_bytes,
                 max_decompressed_bytes=settings.max_decompressed_body_bytes,
+                max_inflate_ratio=security.max_inflate_ratio,
+                json_limits=json_limits,
             ),
         ],
         lifespan=lifespan,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextvars import ContextVar
 from typing import Any
 
@@ -17,8 +18,9 @@ from strawberry.http import GraphQLRequestData
 from app.auth.authenticate import authenticate
 from app.auth.jwt import JwtVerifier
 from app.core.viewer import Unauthenticated
+from app.db.errors import is_transient
 from app.runtime.services import Services
-from app.server.body import PARSED_JSON
+from app.server.body import PARSED_JSON, BodyError, JsonLimits, check_json_shape
 from app.server.refusal import CODES, Refusal, error_body
 from app.server.trusted_documents import (
     TrustedDocuments,
@@ -26,6 +28,7 @@ from app.server.trusted_documents import (
 )
 from graphql_schema.types.context import Context
 
+log = logging.getLogger(__name__)
 _parsed: ContextVar[tuple[bytes, object] | None] = ContextVar("bookbridge_parsed", default=None)
 
 
@@ -36,6 +39,8 @@ class GraphQLApp(GraphQL[Context, None]):
         *,
         graphiql_page: str | None = None,
         graphiql_csp: str = "",
+        json_limits: JsonLimits | None = None,
+        retry_after: int = 2,
         **kwargs: Any,
     ) -> None:
         super().__init__(graphql_ide="graphiql" if graphiql_page else None, **kwargs)
@@ -44,6 +49,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self._graphiql_headers = {"content-security-policy": graphiql_csp} if graphiql_csp else {}
         self._verifier: JwtVerifier | None = None
         self._documents: TrustedDocuments | None = None
+        self.json_limits = json_limits or JsonLimits()
+        self.retry_after = retry_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,7 +58,7 @@ class GraphQLApp(GraphQL[Context, None]):
         # the body middleware parsed the body already (to refuse bad JSON with a 400)
         token = _parsed.set(scope.get(PARSED_JSON))
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            response = await self._run(Request(scope=scope, receive=receive))
         except HTTPException as exc:  # every refusal is a JSON GraphQL error with a code
             code = exc.code if isinstance(exc, Refusal) else CODES.get(exc.status_code)
             headers = exc.headers if isinstance(exc, Refusal) else {}
@@ -67,6 +74,24 @@ class GraphQLApp(GraphQL[Context, None]):
             _parsed.reset(token)
         await response(scope, receive, send)
         return None
+
+    async def _run(self, request: Request) -> Response:
+        """Strawberry's run; a database that cannot be reached before execution (the API key
+        check, a trusted document lookup) is a 503 with Retry-After, as it is during it."""
+        try:
+            return await self.run(request)
+        except HTTPException:
+            raise
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("database unavailable before execution: %s", exc)
+            raise Refusal(
+                503,
+                "The database is unavailable just now; retry shortly",
+                "SERVICE_UNAVAILABLE",
+                {"Retry-After": str(self.retry_after)},
+            ) from None
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -89,11 +114,6 @@ class GraphQLApp(GraphQL[Context, None]):
         data = await super().parse_http_body(request)
         params = dict(request.query_params) if request.method == "GET" else None
         raw = None if params is not None else await request.get_body()
-        # PostgreSQL text cannot hold NUL: refuse it here instead of failing in the database.
-        if (raw is not None and b"\\u0000" in raw) or any(
-            "\x00" in (v or "") for v in (params or {}).values()
-        ):
-            raise Refusal(400, "NUL characters (\\u0000) are not accepted", "BAD_USER_INPUT")
         services: Services = self._services_of()
         mode = services.settings.security.trusted_documents
         if isinstance(data, list) or mode == "off":
@@ -115,4 +135,10 @@ class GraphQLApp(GraphQL[Context, None]):
         done = _parsed.get()
         if done is not None and (data is done[0] or data == done[0]):
             return done[1]
+        # GET `variables` (POST bodies were checked by the body middleware)
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        try:
+            check_json_shape(raw, self.json_limits)
+        except BodyError as exc:
+            raise Refusal(exc.status, exc.message) from None
         return orjson.loads(data)

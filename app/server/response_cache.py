@@ -9,16 +9,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
-from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
-from graphql.error import GraphQLError
+from graphql import FieldNode, OperationDefinitionNode, OperationType
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.ingest import notify
+from app.server.body import PARSED_JSON
+from graphql_schema.extensions.documents import Document, DocumentCache
 
 if TYPE_CHECKING:
     from app.core.settings import Settings
@@ -40,31 +40,33 @@ class _Entry:
     body: bytes
 
 
-@lru_cache(maxsize=1024)
-def is_public_document(query: str, operation_name: str | None) -> bool:
-    """True when the operation is a query whose root fields are all public catalog fields."""
-    try:
-        document = parse(query)
-    except GraphQLError:
-        return False
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    chosen = [
-        op
-        for op in operations
-        if operation_name is None or (op.name is not None and op.name.value == operation_name)
-    ]
-    if len(chosen) != 1 or chosen[0].operation is not OperationType.QUERY:
-        return False
-    roots = chosen[0].selection_set.selections
-    return all(isinstance(s, FieldNode) and s.name.value in PUBLIC_ROOTS for s in roots)
+def is_public_document(document: Document, operation_name: str | None) -> bool:
+    """True when the operation is a query whose root fields are all public catalog fields
+    (remembered in the document's cache entry)."""
+    known = document.public.get(operation_name)
+    if known is not None:
+        return known
+    public = False
+    if document.node is not None:
+        operations = [
+            d for d in document.node.definitions if isinstance(d, OperationDefinitionNode)
+        ]
+        chosen = [
+            op
+            for op in operations
+            if operation_name is None or (op.name is not None and op.name.value == operation_name)
+        ]
+        if len(chosen) == 1 and chosen[0].operation is OperationType.QUERY:
+            roots = chosen[0].selection_set.selections
+            public = all(isinstance(s, FieldNode) and s.name.value in PUBLIC_ROOTS for s in roots)
+    if len(document.public) < 8:
+        document.public[operation_name] = public
+    return public
 
 
-def cache_key(body: bytes) -> str | None:
-    """The key of a cacheable request body (JSON with a public catalog query), else None."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
+def cache_key(payload: object, documents: DocumentCache) -> str | None:
+    """The key of a cacheable request (a JSON object, parsed once by the body middleware, with
+    a public catalog query within the document limits), else None."""
     if not isinstance(payload, dict):
         return None
     query, name = payload.get("query"), payload.get("operationName")
@@ -73,9 +75,15 @@ def cache_key(body: bytes) -> str | None:
         return None
     if name is not None and not isinstance(name, str):
         return None
-    if payload.get("extensions") or not is_public_document(query, name):
+    if payload.get("extensions"):
         return None
-    canonical = orjson.dumps([query, name, variables], option=orjson.OPT_SORT_KEYS)
+    document = documents.get(query)  # refuses over-long or over-token documents unparsed
+    if document.error is not None or not is_public_document(document, name):
+        return None
+    try:
+        canonical = orjson.dumps([query, name, variables], option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # nothing the body limits let through; not cached then
+        return None
     return hashlib.blake2b(canonical, digest_size=20).hexdigest()
 
 
@@ -89,9 +97,14 @@ class ResponseCache:
     """
 
     def __init__(
-        self, app: ASGIApp, services_of: Callable[[], Services], settings: Settings
+        self,
+        app: ASGIApp,
+        services_of: Callable[[], Services],
+        settings: Settings,
+        documents: DocumentCache,
     ) -> None:
         self.app = app
+        self.documents = documents
         self._services_of = services_of
         self.config = settings.response_cache
         on = self.config.enabled
@@ -113,10 +126,14 @@ class ResponseCache:
         if any(k in (b"authorization", b"cookie") for k, _ in scope["headers"]):
             await self.app(scope, receive, send)  # viewer-dependent: never shared
             return
-        body = await _read_body(receive)
-        key = cache_key(body)
+        parsed = scope.get(PARSED_JSON)  # the body middleware's (body, JSON), never parsed again
+        if parsed is None:
+            await self.app(scope, receive, send)
+            return
+        _, payload = parsed
+        key = cache_key(payload, self.documents)
         if key is None or not await self._listening():
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, receive, send)
             return
         if (cached := self._get(key)) is not None:
             self.hits += 1
@@ -129,7 +146,7 @@ class ResponseCache:
                 await _send_json(send, shared, b"hit")
                 return
         self.misses += 1
-        await self._compute(key, scope, _replay(body, receive), send)
+        await self._compute(key, scope, receive, send)
 
     async def _compute(self, key: str, scope: Scope, receive: Receive, send: Send) -> None:
         version = self.version
@@ -152,7 +169,9 @@ class ResponseCache:
             await self.app(scope, receive, capture)
             body = b"".join(parts)
             if status == 200 and b'"errors":' not in body:
-                result = body
+                # a copy: the encoder's buffer may be far larger than its length (4 KiB for
+                # a 30-byte answer), and the byte bound counts lengths
+                result = body = bytes(memoryview(body))
                 if version == self.version:
                     self._put(key, _Entry(version, time.monotonic() + self._ttl(), body))
         finally:
@@ -237,31 +256,6 @@ def _plain(url: str | None) -> str:
     if not url:
         raise OSError("no database URL")
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-async def _read_body(receive: Receive) -> bytes:
-    parts = []
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        parts.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    return b"".join(parts)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _send_json(send: Send, body: bytes, state: bytes) -> None:

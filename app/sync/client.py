@@ -21,7 +21,7 @@ from tqdm import tqdm
 from app.sync.entities import Entity, entity
 from app.sync.reader import BadLine, Batch, Record, batches, camel, count_records, read_records
 from app.sync.report import graphql_errors, reason_counts, summarise
-from app.sync.retry import RetryPolicy, is_transient_status, retry_after
+from app.sync.retry import RetryPolicy, is_transient_status, retry_after, unavailable_only
 from app.sync.state import DeadLetters, ResumeState, dead_letter_path
 from app.sync.tracing import TraceContext
 
@@ -223,10 +223,11 @@ class SyncClient:
                 except httpx.TransportError as exc:
                     error = f"{type(exc).__name__}: {exc}"
                 else:
-                    if response.status_code == 200:
+                    unavailable = unavailable_only(response)  # the database, for now
+                    if response.status_code == 200 and not unavailable:
                         return _result(ent, response, attempt)
                     error = f"HTTP {response.status_code}: {_message(response)}"
-                    if not is_transient_status(response.status_code):
+                    if not unavailable and not is_transient_status(response.status_code):
                         raise BatchFailed(error, transient=False, attempts=attempt)
                     wait = retry_after(response)
             if attempt < self.retry.max_attempts:

@@ -53,3 +53,22 @@ def retry_after(response: httpx.Response, now: datetime | None = None) -> float 
 
 def is_transient_status(status: int) -> bool:
     return status in TRANSIENT_STATUS or status >= 500
+
+
+UNAVAILABLE = "SERVICE_UNAVAILABLE"
+
+
+def unavailable_only(response: httpx.Response) -> bool:
+    """True for a GraphQL answer whose errors all say SERVICE_UNAVAILABLE (the database was
+    unreachable): transient, whatever its HTTP status (older servers answered 200)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list) or not errors:
+        return False
+    return all(
+        isinstance(e, dict) and (e.get("extensions") or {}).get("code") == UNAVAILABLE
+        for e in errors
+    )

@@ -34,7 +34,8 @@ def operation_cost(
     default_first: int,
     list_estimate: int,
 ) -> int:
-    """An upper bound of the objects the operation may resolve (fragments counted in full)."""
+    """An upper bound of the objects the operation may resolve (fragments counted in full, each
+    measured once per parent type and paging: memoised, so spreads never multiply the work)."""
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
@@ -49,7 +50,7 @@ def operation_cost(
     operation = chosen[0]
     root = schema.get_root_type(operation.operation)
     walker = _Walker(fragments, variables or {}, operation, default_first, list_estimate)
-    return walker.cost(operation.selection_set, root, paged=False, seen=frozenset())
+    return walker.cost(operation.selection_set, root, paged=False)
 
 
 class _Walker:
@@ -68,6 +69,8 @@ class _Walker:
         }
         self.default_first = default_first
         self.list_estimate = list_estimate
+        self.memo: dict[tuple[str, str | None, bool], int] = {}
+        self.active: set[str] = set()
 
     def cost(
         self,
@@ -75,29 +78,33 @@ class _Walker:
         parent: GraphQLNamedType | None,
         *,
         paged: bool,
-        seen: frozenset[str],
     ) -> int:
         total = 0
         for node in selections.selections:
             if isinstance(node, FieldNode):
-                total += self.field_cost(node, parent, paged=paged, seen=seen)
+                total += self.field_cost(node, parent, paged=paged)
             elif isinstance(node, InlineFragmentNode):
-                total += self.cost(node.selection_set, parent, paged=paged, seen=seen)
+                total += self.cost(node.selection_set, parent, paged=paged)
             elif isinstance(node, FragmentSpreadNode):
-                name = node.name.value
-                fragment = self.fragments.get(name)
-                if fragment is not None and name not in seen:
-                    total += self.cost(
-                        fragment.selection_set,
-                        None if parent is None else parent,
-                        paged=paged,
-                        seen=seen | {name},
-                    )
+                total += self.fragment_cost(node.name.value, parent, paged=paged)
         return total
 
-    def field_cost(
-        self, node: FieldNode, parent: GraphQLNamedType | None, *, paged: bool, seen: frozenset[str]
-    ) -> int:
+    def fragment_cost(self, name: str, parent: GraphQLNamedType | None, *, paged: bool) -> int:
+        key = (name, None if parent is None else parent.name, paged)
+        if (known := self.memo.get(key)) is not None:
+            return known
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self.active:  # validation refuses cycles before this
+            return 0
+        self.active.add(name)
+        try:
+            cost = self.cost(fragment.selection_set, parent, paged=paged)
+        finally:
+            self.active.discard(name)
+        self.memo[key] = cost
+        return cost
+
+    def field_cost(self, node: FieldNode, parent: GraphQLNamedType | None, *, paged: bool) -> int:
         name = node.name.value
         if name.startswith("__") or not isinstance(
             parent, GraphQLObjectType | GraphQLInterfaceType
@@ -114,7 +121,7 @@ class _Walker:
             multiplier, child_paged = self.first(node, definition.args["first"].default_value), True
         elif isinstance(get_nullable_type(definition.type), GraphQLList) and not paged:
             multiplier = self.list_estimate
-        children = self.cost(node.selection_set, child_type, paged=child_paged, seen=seen)
+        children = self.cost(node.selection_set, child_type, paged=child_paged)
         return 1 + max(multiplier, 1) * children
 
     def first(self, node: FieldNode, default: object) -> int:

@@ -5,19 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule, GraphQLError, GraphQLSchema
 from graphql import ExecutionResult as GraphQLExecutionResult
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxTokensLimiter,
-    SchemaExtension,
-)
-from strawberry.extensions.max_aliases import create_validator as alias_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.extensions import AddValidationRules, DisableIntrospection, SchemaExtension
 
 from app.auth.ratelimit import RateLimiter
 from graphql_schema.extensions.cost import operation_cost
+from graphql_schema.extensions.documents import CachedDocuments, DocumentCache
+from graphql_schema.extensions.shape import shape_rule
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -26,23 +21,27 @@ if TYPE_CHECKING:
     from graphql_schema.types.context import Context
 
 
+class CostSchema:
+    """The graphql-core schema the cost is computed over, set once the schema is built."""
+
+    schema: GraphQLSchema | None = None
+
+
 def limit_extensions(
-    settings: Settings, limiter: RateLimiter
+    settings: Settings, limiter: RateLimiter, documents: DocumentCache, cost_schema: CostSchema
 ) -> list[Callable[[], SchemaExtension]]:
+    """In the order they refuse, cheapest first: document length and tokens (at parse, through
+    the document cache), depth and aliases (validation, fragments measured once), cost."""
     security = settings.security
-    # The rule classes are made once: QueryDepthLimiter/MaxAliasesLimiter make new ones per
-    # instance (per request), and new classes defeat ValidationCache (it keys on the rules).
-    rules: list[type[ASTValidationRule]] = [
-        depth_rule(security.max_depth, None),
-        alias_rule(security.max_aliases),
-    ]
+    # The rule classes are made once: new classes per request would defeat cached validation.
+    rules: list[type[ASTValidationRule]] = [shape_rule(security.max_depth, security.max_aliases)]
     factories: list[Callable[[], SchemaExtension]] = [
-        lambda: MaxTokensLimiter(max_token_count=security.max_tokens),
+        lambda: CachedDocuments(documents),
         lambda: AddValidationRules(rules),
     ]
     if not security.switch("introspection", production=settings.production):
         factories.append(DisableIntrospection)
-    factories.append(lambda: CostLimiter(settings, limiter))
+    factories.append(lambda: CostLimiter(settings, limiter, documents, cost_schema))
     return factories
 
 
@@ -50,26 +49,27 @@ class CostLimiter(SchemaExtension):
     """Refuses an operation over the cost limit, then charges its cost to the caller's budget.
 
     Runs once per operation after validation (never per field), so resolvers stay on
-    graphql-core's fast path.
+    graphql-core's fast path. Costs are kept with their document (by operation name and the
+    integer variables, which `first` may read).
     """
 
-    def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        limiter: RateLimiter,
+        documents: DocumentCache | None = None,
+        cost_schema: CostSchema | None = None,
+    ) -> None:
         self.settings = settings
         self.limiter = limiter
+        self.documents = documents
+        self.cost_schema = cost_schema or CostSchema()
 
     async def on_execute(self) -> AsyncIterator[None]:
         ec = self.execution_context
-        document = ec.graphql_document
         security = self.settings.security
-        if document is not None:
-            cost = operation_cost(
-                ec.schema._schema,
-                document,
-                ec.operation_name,
-                ec.variables,
-                default_first=self.settings.default_page_size,
-                list_estimate=security.list_cost_estimate,
-            )
+        if ec.graphql_document is not None and self.cost_schema.schema is not None:
+            cost = self._cost()
             if cost > security.max_cost:
                 ec.result = _refusal(
                     f"Query cost {cost} is over the limit of {security.max_cost}: "
@@ -81,6 +81,31 @@ class CostLimiter(SchemaExtension):
             else:
                 await self._charge(ec.context, cost)
         yield
+
+    def _cost(self) -> int:
+        ec = self.execution_context
+        assert ec.graphql_document is not None and self.cost_schema.schema is not None
+        variables = ec.variables or {}
+        key = (
+            ec.operation_name,
+            tuple(sorted((k, v) for k, v in variables.items() if v is None or type(v) is int)),
+        )
+        document = self.documents.get(ec.query) if self.documents and ec.query else None
+        if document is not None and document.node is not ec.graphql_document:
+            document = None  # not the document this operation runs
+        if document is not None and (known := document.costs.get(key)) is not None:
+            return known
+        cost = operation_cost(
+            self.cost_schema.schema,
+            ec.graphql_document,
+            ec.operation_name,
+            variables,
+            default_first=self.settings.default_page_size,
+            list_estimate=self.settings.security.list_cost_estimate,
+        )
+        if document is not None:
+            document.remember_cost(key, cost)
+        return cost
 
     async def _charge(self, context: Context | Any, cost: int) -> None:
         security = self.settings.security

@@ -14,7 +14,13 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from app.runtime.services import Services
-from app.server.body import BodyError, GzipStream, RequestBodyMiddleware
+from app.server.body import (
+    BodyError,
+    GzipStream,
+    JsonLimits,
+    RequestBodyMiddleware,
+    check_json_shape,
+)
 from tests import factories
 
 QUERY = '{ book(id: "b0001") { id title publisher { id } } }'
@@ -165,3 +171,27 @@ async def test_plain_body_over_the_limit_is_413(services: Services) -> None:
         assert response.status_code == 413
         ok = await client.post("/graphql", json={"query": "{ subjects { id } }"})
         assert ok.status_code == 200
+
+
+def test_json_shape_counts_structure_outside_strings_only() -> None:
+    limits = JsonLimits(max_depth=3, max_elements=10)
+    check_json_shape(b'{"a": [[1]]}', limits)  # depth 3
+    with pytest.raises(BodyError, match="deeper than 3"):
+        check_json_shape(b'{"a": [[[1]]]}', limits)
+    # brackets, commas and escaped quotes inside strings are text, not structure
+    check_json_shape(b'{"a": "[[[[{{{{,,,,,,,,,,,,\\"]]]]"}', limits)
+    check_json_shape(b'{"a\\\\": ["\\\\", "x"]}', limits)
+    with pytest.raises(BodyError, match="more than 10 values") as refused:
+        check_json_shape(b"[" + b"1," * 20 + b"1]", limits)
+    assert refused.value.status == 413
+
+
+def test_gzip_stream_refuses_an_inflate_ratio_past_the_first_mebibyte() -> None:
+    zeros = gzip.compress(b"0" * (8 << 20))
+    stream = GzipStream(limit=64 << 20, max_ratio=100)
+    with pytest.raises(BodyError, match="inflates more than 100 times"):
+        for _ in stream.feed(zeros):
+            pass
+    assert stream.size <= (2 << 20)  # stopped one step past the first MiB
+    text = gzip.compress(b'{"query": "{ subjects { id } }"}' * 1000)  # 32 KB, ratio ~300
+    assert b"".join(GzipStream(limit=64 << 20, max_ratio=100).feed(text))  # under 1 MiB: fine

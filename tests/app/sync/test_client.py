@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from app.sync import RetryPolicy, SyncClient, batch_key
+from app.sync.client import BatchFailed
 from app.sync.reader import read_records
 from app.sync.retry import retry_after
 from app.sync.state import dead_letter_path
@@ -232,6 +233,37 @@ def test_transient_failures_are_retried_honouring_retry_after() -> None:
     assert result.inserted == 2 and calls == 4
     assert len(sleeps) == 3
     assert 0 <= sleeps[0] <= 0.5 and sleeps[1] == 7 and 0 <= sleeps[2] <= 2.0
+
+
+def test_answers_whose_errors_all_say_service_unavailable_are_retried() -> None:
+    """A 200 whose every error is SERVICE_UNAVAILABLE (the database was restarting) is
+    transient; a 200 with another error code is not."""
+    calls = 0
+    unavailable = {"message": "retry shortly", "extensions": {"code": "SERVICE_UNAVAILABLE"}}
+
+    def restarting(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return httpx.Response(200, json={"data": None, "errors": [unavailable]})
+        if calls == 2:
+            return httpx.Response(
+                503, headers={"retry-after": "2"}, json={"data": None, "errors": [unavailable]}
+            )
+        return None
+
+    sleeps: list[float] = []
+    policy = RetryPolicy(max_attempts=5, base=0.5, cap=30.0)
+    result = client(FakeServer(restarting), sleeps, retry=policy).send_batch("books", books(2))
+    assert result.inserted == 2 and calls == 3 and sleeps[1] == 2
+
+    def broken(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        other = {"message": "boom", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+        return httpx.Response(200, json={"data": None, "errors": [unavailable, other]})
+
+    with pytest.raises(BatchFailed) as failed:
+        client(FakeServer(broken), [], retry=policy).send_batch("books", books(2))
+    assert not failed.value.transient and failed.value.attempts == 1
 
 
 def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
