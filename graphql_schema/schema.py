@@ -8,6 +8,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from graphql import build_schema as build_graphql_schema
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -17,10 +18,14 @@ from app.core.errors import ClientError
 from app.core.settings import Settings
 from app.observability.metrics import OperationNames
 from graphql_schema.execution import variables
+from graphql_schema.execution.compiler.extension import CompiledReads, PlanCache
+from graphql_schema.execution.compiler.mapping import Table
 from graphql_schema.execution.context import ExecutionContext as CoreExecutionContext
 from graphql_schema.extensions.limits import limit_extensions
 from graphql_schema.extensions.masking import MaskUnexpectedErrors
 from graphql_schema.extensions.tracing import OperationTelemetry
+from graphql_schema.types import catalog as catalog_t
+from graphql_schema.types import taxonomy as taxonomy_t
 from graphql_schema.types.analytics import PublisherAnalytics
 from graphql_schema.types.catalog import (
     Book,
@@ -143,7 +148,11 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
         extensions.insert(0, MaskUnexpectedErrors)
     names = OperationNames(settings.observability.metrics_max_operations)
     extensions.insert(0, lambda: OperationTelemetry(names))
-    return BookbridgeSchema(
+    plans = PlanCache(SQL_MAPPING)
+    if settings.compiled_reads:
+        # last: after every limit, cost and rate-limit extension has had its say
+        extensions.append(lambda: CompiledReads(plans))
+    schema = BookbridgeSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
@@ -154,3 +163,14 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
             )
         ),
     )
+    if settings.compiled_reads:
+        plans.bind(build_graphql_schema(schema.as_str()))
+    return schema
+
+
+# What the compiled read path may answer: the mapping tables beside the types.
+SQL_MAPPING: dict[str, Table] = {
+    **catalog_t.SQL,
+    **taxonomy_t.SQL,
+    "Query": Table("", {**catalog_t.QUERY_SQL, **taxonomy_t.QUERY_SQL}),
+}
