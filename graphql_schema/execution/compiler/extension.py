@@ -64,7 +64,11 @@ class CompiledReads(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         ec = self.execution_context
         if ec.result is None and ec.graphql_document is not None and ec.query is not None:
-            result = await self._answer()
+            try:
+                result = await self._answer()
+            except Exception:  # never the compiled path's error: normal execution reports it
+                log.exception("compiled read failed; falling back to normal execution")
+                result = None
             if result is not None:
                 ec.result = result
         yield

@@ -4,9 +4,9 @@ The normal path serialises with orjson: compact separators, `1.0` for integral f
 `0.00001` but `1e-7`, `1e+16`; Strawberry writes a DateTime with `isoformat()` (UTC from
 asyncpg: `+00:00`, microseconds only when non-zero); cursors are `encode_cursor`'s URL-safe
 base64 of the orjson array without padding. PostgreSQL's `json_build_object` would add spaces
-after colons and commas, so objects are concatenated text instead. A non-finite float, which
-the normal path reports as a field error, makes the statement fail (division by zero), and the
-request falls back to normal execution.
+after colons and commas, so objects are concatenated text instead. A float this module cannot
+render identically (non-finite, which the normal path reports as a field error, or >= 1e15)
+makes the statement fail (division by zero), and the request falls back to normal execution.
 """
 
 from __future__ import annotations
@@ -45,17 +45,16 @@ def concat(parts: list[str]) -> str:
 
 # orjson's float text from PostgreSQL's shortest round-trip text (same digits): PostgreSQL
 # writes plain decimals for 1e-4 <= |x| < 1e15, orjson for 1e-5 <= |x| < 1e16 (with `.0` when
-# integral); outside, both write `d[.ddd]e±x`, PostgreSQL padding the exponent to 2 digits.
+# integral); below, both write `d[.ddd]e-x`, PostgreSQL padding the exponent to 2 digits. From
+# 1e15 up PostgreSQL writes every digit of an integral value (not the shortest), so such a value
+# (and a non-finite one) makes the statement fail: the request falls back (division by zero).
 _FLOAT = """(CASE WHEN {x} IS NULL THEN 'null'
  WHEN {x} = 0 THEN CASE WHEN {x}::text LIKE '-%' THEN '-0.0' ELSE '0.0' END
  WHEN abs({x}) >= 1e-4 AND abs({x}) < 1e15
   THEN {x}::text || CASE WHEN strpos({x}::text, '.') > 0 THEN '' ELSE '.0' END
- WHEN abs({x}) < 'Infinity'::float8 THEN (SELECT CASE
-  WHEN f.e >= -5 AND f.e < 0 THEN f.s || '0.' || repeat('0', -f.e - 1) || f.d
-  WHEN f.e >= 0 AND f.e < 16 THEN f.s || CASE WHEN length(f.d) <= f.e + 1
-   THEN f.d || repeat('0', f.e + 1 - length(f.d)) || '.0'
-   ELSE left(f.d, f.e + 1) || '.' || substr(f.d, f.e + 2) END
-  ELSE f.s || f.m || 'e' || CASE WHEN f.e < 0 THEN '-' ELSE '+' END || abs(f.e)::text END
+ WHEN abs({x}) < 1e-4 THEN (SELECT CASE
+  WHEN f.e >= -5 THEN f.s || '0.' || repeat('0', -f.e - 1) || f.d
+  ELSE f.s || f.m || 'e-' || abs(f.e)::text END
   FROM (SELECT r[1] AS s, r[2] || coalesce('.' || r[3], '') AS m,
         r[2] || coalesce(r[3], '') AS d, r[4]::int AS e
         FROM regexp_match({x}::text, '^(-?)([0-9])(?:[.]([0-9]+))?e([-+][0-9]+)$') AS r) AS f)
