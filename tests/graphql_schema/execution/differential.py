@@ -45,5 +45,10 @@ class Paths:
         data, errors, compiled = await self.run(self.compiled, query, variables)
         want_data, want_errors, _ = await self.run(self.normal, query, variables)
         assert data == want_data, (query, variables)
-        assert errors == want_errors, (query, variables)
+        if not compiled and data == b"null" and len(errors) == len(want_errors) == 1:
+            # Both answers come from normal execution, which runs async root fields
+            # concurrently: when two of them fail, which error nulls `data` first is a race.
+            assert errors[0][2] == want_errors[0][2], (query, variables, errors, want_errors)
+        else:
+            assert errors == want_errors, (query, variables, errors, want_errors)
         return compiled
