@@ -29,6 +29,11 @@ from graphql_schema.types.context import Context
 
 async def run(url: str, requests: int, rounds: int) -> list[dict[str, Any]]:
     settings = Settings(bookbridge_env="test", database_url=normalize_database_url(url))
+    # per-client rate limits would measure the limiter (as in `python -m bench`): off
+    security = settings.security.model_copy(
+        update={"rate_limit_cost_per_minute": 0, "rate_limit_anonymous_cost_per_minute": 0}
+    )
+    settings = settings.model_copy(update={"security": security})
     services = Services.create(settings)
     statements = [0]
     event.listen(

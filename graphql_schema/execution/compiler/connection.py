@@ -82,17 +82,14 @@ def connection_sql(
     a = c.alias()
     conds, lateral, order = _where(spec, a, parent, active, after, iter(placeholders[1:]))
     by = ", ".join(f"{e}{' DESC' if d else ''}" for e, d, _ in order)
-    cursor_sql = cursor([_scalar(e, k) for e, _, k in order])
 
     conn_type = get_named_type(field.type)
     assert isinstance(conn_type, GraphQLObjectType)
     edge_type = get_named_type(conn_type.fields["edges"].type)
     assert isinstance(edge_type, GraphQLObjectType)
-    columns = [f"row_number() OVER (ORDER BY {by}) AS rn", f"{cursor_sql} AS c"]
-    aggregates = [
-        "count(*) AS total",
-        f"(array_agg(e.c ORDER BY e.rn DESC) FILTER (WHERE e.rn <= {n}))[1] AS c",
-    ]
+    columns = [f"row_number() OVER (ORDER BY {by}) AS rn"]
+    aggregates = ["count(*) AS total"]
+    needs: set[str] = set()  # what the selection reads: "cursor", "end"
     parts: list[str] = []
     for i, (key, sub) in enumerate(c.subfields(conn_type, details).items()):
         c._plain(sub)
@@ -101,9 +98,9 @@ def connection_sql(
         if name == "__typename":
             parts.append(json_lit(conn_type.name))
         elif name == "pageInfo":
-            parts.append(_page_info(c, conn_type.fields[name], sub, n))
+            parts.append(_page_info(c, conn_type.fields[name], sub, n, needs))
         elif name == "edges":
-            edge = _edge(c, spec, edge_type, a, sub, columns)
+            edge = _edge(c, spec, edge_type, a, sub, columns, needs)
             aggregates.append(
                 f"coalesce(string_agg({edge}, ',' ORDER BY e.rn) FILTER (WHERE e.rn <= {n}), '')"
                 f" AS j{i}"
@@ -112,6 +109,10 @@ def connection_sql(
         else:
             raise Unsupported(f"{conn_type.name}.{name}")
     parts.append("'}'" if parts else "'{}'")
+    if needs:  # cursors are only computed when an edge's cursor or endCursor is selected
+        columns.append(f"{cursor([_scalar(e, k) for e, _, k in order])} AS c")
+    if "end" in needs:
+        aggregates.append(f"(array_agg(e.c ORDER BY e.rn DESC) FILTER (WHERE e.rn <= {n}))[1] AS c")
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
     inner = (
         f"SELECT {', '.join(columns)} FROM {spec.table} {a}{lateral}{where}"
@@ -158,8 +159,8 @@ def _where(
             raise Unsupported(f"filter {name}")
     if after:
         conds.append(_keyset(order, [next(rest) for _ in order]))
-    elif parent is not None and spec.node_column is None:
-        conds.append(f"{a}.id > ''")  # books_by_publishers' `id > :after_id` with after_id ''
+    # books_by_publishers also writes `id > ''` without a cursor: ids are never empty (ingestion
+    # refuses them), and that condition steers the planner to the primary key (10x slower)
     return conds, lateral, order
 
 
@@ -184,7 +185,9 @@ def _keyset(order: list[tuple[str, bool, type]], params: list[str]) -> str:
     return f"({first} {op1} {typed[0]} OR ({first} = {typed[0]} AND {second} {op2} {typed[1]}))"
 
 
-def _page_info(c: Compiler, field: GraphQLField, details: list[FieldDetails], n: str) -> str:
+def _page_info(
+    c: Compiler, field: GraphQLField, details: list[FieldDetails], n: str, needs: set[str]
+) -> str:
     type_ = get_named_type(field.type)
     assert isinstance(type_, GraphQLObjectType)
     parts: list[str] = []
@@ -198,6 +201,7 @@ def _page_info(c: Compiler, field: GraphQLField, details: list[FieldDetails], n:
             parts.append(f"CASE WHEN g.total > {n} THEN 'true' ELSE 'false' END")
         elif name == "endCursor":
             parts.append("coalesce('\"' || g.c || '\"', 'null')")
+            needs.add("end")
         else:
             raise Unsupported(f"PageInfo.{name}")
     parts.append("'}'" if parts else "'{}'")
@@ -211,6 +215,7 @@ def _edge(
     a: str,
     details: list[FieldDetails],
     columns: list[str],
+    needs: set[str],
 ) -> str:
     """The JSON of one edge, built over the inner row `e`; row-dependent parts become columns."""
     parts: list[str] = []
@@ -223,6 +228,7 @@ def _edge(
             continue
         if name == "cursor":
             parts.append("'\"' || e.c || '\"'")
+            needs.add("cursor")
             continue
         if name == "node":
             if spec.node_column is None:

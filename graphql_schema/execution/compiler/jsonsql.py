@@ -51,7 +51,7 @@ def concat(parts: list[str]) -> str:
 _FLOAT = """(CASE WHEN {x} IS NULL THEN 'null'
  WHEN {x} = 0 THEN CASE WHEN {x}::text LIKE '-%' THEN '-0.0' ELSE '0.0' END
  WHEN abs({x}) >= 1e-4 AND abs({x}) < 1e15
-  THEN {x}::text || CASE WHEN strpos({x}::text, '.') > 0 THEN '' ELSE '.0' END
+  THEN CASE WHEN {x} = trunc({x}) THEN {x}::text || '.0' ELSE {x}::text END
  WHEN abs({x}) < 1e-4 THEN (SELECT CASE
   WHEN f.e >= -5 THEN f.s || '0.' || repeat('0', -f.e - 1) || f.d
   ELSE f.s || f.m || 'e-' || abs(f.e)::text END
@@ -67,10 +67,11 @@ def float_json(expr: str) -> str:
 
 def datetime_json(expr: str) -> str:
     utc = f"({expr} AT TIME ZONE 'UTC')"
+    seconds = 'YYYY-MM-DD"T"HH24:MI:SS'
     return (
-        f"""CASE WHEN {expr} IS NULL THEN 'null' ELSE '"' || """
-        f"""to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN to_char({utc}, 'US') = """
-        f"""'000000' THEN '' ELSE '.' || to_char({utc}, 'US') END || '+00:00"' END"""
+        f"""CASE WHEN {expr} IS NULL THEN 'null' ELSE '"' || CASE WHEN date_trunc('second', """
+        f"""{expr}) = {expr} THEN to_char({utc}, '{seconds}') ELSE to_char({utc}, '{seconds}.US')"""
+        f""" END || '+00:00"' END"""
     )
 
 
