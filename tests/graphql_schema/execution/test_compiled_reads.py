@@ -9,6 +9,8 @@ import struct
 import httpx
 import orjson
 import pytest
+from graphql import GraphQLObjectType
+from graphql import build_schema as build_graphql_schema
 from sqlalchemy import text
 
 from app.db import models
@@ -16,6 +18,7 @@ from app.db.pagination import encode_cursor
 from app.runtime.services import Services
 from app.server.factory import create_app
 from graphql_schema.execution.compiler.jsonsql import float_json
+from graphql_schema.schema import SQL_MAPPING, build_schema
 from tests import factories
 from tests.conftest import StatementCounter
 from tests.graphql_schema.execution import compiled_data
@@ -182,3 +185,15 @@ async def test_unmapped_fields_and_mutations_fall_back(paths: Paths) -> None:
         '{ publisher(id: "p9") { name } __schema { queryType { name } } }'
     )
     assert not await paths.compare("{ trendingBooks { items { book { id } } } }")
+
+
+def test_the_mapping_names_only_fields_the_schema_has() -> None:
+    # The Strawberry types are the source of truth: a renamed field must not silently fall back.
+    schema = build_graphql_schema(build_schema().as_str())
+    for type_name, table in SQL_MAPPING.items():
+        gql = schema.get_type(type_name)
+        assert isinstance(gql, GraphQLObjectType), type_name
+        assert set(table.fields) <= set(gql.fields), (
+            type_name,
+            set(table.fields) - set(gql.fields),
+        )
