@@ -17,12 +17,16 @@ from app.core.errors import ClientError
 from app.core.settings import Settings
 from app.db.errors import is_bad_text, is_transient
 from app.observability.metrics import OperationNames
+from graphql_schema.execution.compiler.extension import CompiledReads, PlanCache
+from graphql_schema.execution.compiler.mapping import Table
 from graphql_schema.execution.context import ExecutionContext as CoreExecutionContext
 from graphql_schema.extensions.documents import DocumentCache
 from graphql_schema.extensions.limits import CostSchema, limit_extensions
 from graphql_schema.extensions.masking import MaskUnexpectedErrors
 from graphql_schema.extensions.tracing import OperationTelemetry
 from graphql_schema.extensions.unavailable import UNAVAILABLE, ServiceUnavailableStatus
+from graphql_schema.types import catalog as catalog_t
+from graphql_schema.types import taxonomy as taxonomy_t
 from graphql_schema.types.analytics import PublisherAnalytics
 from graphql_schema.types.catalog import (
     Book,
@@ -167,6 +171,10 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
         extensions.insert(0, MaskUnexpectedErrors)
     names = OperationNames(settings.observability.metrics_max_operations)
     extensions.insert(0, lambda: OperationTelemetry(names))
+    plans = PlanCache(SQL_MAPPING)
+    if settings.compiled_reads:
+        # last: after every limit, cost and rate-limit extension has had its say
+        extensions.append(lambda: CompiledReads(plans))
     schema = BookbridgeSchema(
         query=Query,
         mutation=Mutation,
@@ -179,6 +187,18 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
         ),
     )
     schema.documents = documents
-    # The same types rebuilt from the printed schema, for the cost walk (public API only).
-    cost_schema.schema = build_graphql_schema(schema.as_str())
+    # The same types rebuilt from the printed schema (public API only), for the cost walk and
+    # the compiled read path's field collection.
+    printed = build_graphql_schema(schema.as_str())
+    cost_schema.schema = printed
+    if settings.compiled_reads:
+        plans.bind(printed)
     return schema
+
+
+# What the compiled read path may answer: the mapping tables beside the types.
+SQL_MAPPING: dict[str, Table] = {
+    **catalog_t.SQL,
+    **taxonomy_t.SQL,
+    "Query": Table("", {**catalog_t.QUERY_SQL, **taxonomy_t.QUERY_SQL}),
+}

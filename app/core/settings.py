@@ -236,6 +236,11 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=100, validation_alias="BOOKBRIDGE_MAX_PAGE_SIZE")
     default_page_size: int = Field(default=20, validation_alias="BOOKBRIDGE_DEFAULT_PAGE_SIZE")
     log_level: str = Field(default="INFO", validation_alias="BOOKBRIDGE_LOG_LEVEL")
+    compiled_reads: bool = Field(
+        default=True,
+        validation_alias="BOOKBRIDGE_COMPILED_READS",
+        description="answer catalog reads with one compiled SQL statement (off: field resolvers)",
+    )
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="tokens, limits, trusted documents"
     )

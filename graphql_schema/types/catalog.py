@@ -12,6 +12,20 @@ from strawberry.types.nodes import SelectedField
 
 from app.db.pagination import Page
 from app.db.records import Record
+from graphql_schema.execution.compiler.mapping import (
+    Children,
+    Column,
+    Connection,
+    Contains,
+    Eq,
+    FieldSql,
+    FullText,
+    Lookup,
+    Order,
+    Ref,
+    Table,
+    Through,
+)
 from graphql_schema.types.context import Info
 from graphql_schema.types.lookahead import children, inside, selection, under
 from graphql_schema.types.pagination import (
@@ -334,3 +348,99 @@ class TopicFilter:
     search: str | None = strawberry.field(
         default=None, description="Case-insensitive substring of the label."
     )
+
+
+# --- the compiled read path (graphql_schema/execution/compiler): fields -> tables and columns ---
+_BY_ID = (Order("id"),)
+_BY_WEIGHT = (Order("weight", descending=True, kind=float), Order("topic_id"))
+_TOPIC_BOOKS = (Order("weight", descending=True, kind=float), Order("book_id", descending=True))
+SQL: dict[str, Table] = {
+    "Publisher": Table(
+        "publishers",
+        {
+            "id": Column("id"),
+            "name": Column("name"),
+            "books": Connection(
+                "BookConnection",
+                "BookEdge",
+                "Book",
+                table="books",
+                order=_BY_ID,
+                key="publisher_id",
+            ),
+        },
+    ),
+    "Book": Table(
+        "books",
+        {
+            "id": Column("id"),
+            "title": Column("title"),
+            "description": Column("description", nullable=True),
+            "tags": Column("tags", "text[]"),
+            "updatedAt": Column("updated_at", "datetime"),
+            "publisher": Ref("Publisher", "publisher_id"),
+            "topics": Children("BookTopic", "book_id", _BY_WEIGHT),
+        },
+    ),
+    "BookTopic": Table(
+        "topic_book_mappings",
+        {"weight": Column("weight", "float"), "topic": Ref("Topic", "topic_id", nullable=False)},
+    ),
+    "Topic": Table(
+        "topics",
+        {
+            "id": Column("id"),
+            "label": Column("label"),
+            "subject": Ref("Subject", "subject_id"),
+            "grade": Ref("Grade", "grade_id"),
+            "category": Ref("Category", "category_id"),
+            "books": Connection(
+                "TopicBookConnection",
+                "TopicBookEdge",
+                "Book",
+                table="topic_book_mappings",
+                order=_TOPIC_BOOKS,
+                key="topic_id",
+                node_column="book_id",
+                edge_fields={"weight": Column("weight", "float")},
+            ),
+        },
+    ),
+}
+_MAPPED = ("topic_book_mappings", "book_id", "topic_id")
+QUERY_SQL: dict[str, FieldSql] = {
+    "publisher": Lookup("Publisher"),
+    "book": Lookup("Book"),
+    "topic": Lookup("Topic"),
+    "publishers": Connection(
+        "PublisherConnection", "PublisherEdge", "Publisher", table="publishers", order=_BY_ID
+    ),
+    "books": Connection(
+        "BookConnection",
+        "BookEdge",
+        "Book",
+        table="books",
+        order=_BY_ID,
+        filters={
+            "publisherId": Eq("publisher_id"),
+            "topicId": Through(*_MAPPED, "topic_id"),
+            "subjectId": Through(*_MAPPED, "subject_id", via="topics"),
+            "gradeId": Through(*_MAPPED, "grade_id", via="topics"),
+            "categoryId": Through(*_MAPPED, "category_id", via="topics"),
+            "search": FullText("search_vector"),
+        },
+    ),
+    "topics": Connection(
+        "TopicConnection",
+        "TopicEdge",
+        "Topic",
+        table="topics",
+        order=_BY_ID,
+        filters={
+            "subjectId": Eq("subject_id"),
+            "gradeId": Eq("grade_id"),
+            "categoryId": Eq("category_id"),
+            "search": Contains("label"),
+        },
+    ),
+}

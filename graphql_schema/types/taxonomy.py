@@ -5,6 +5,15 @@ from __future__ import annotations
 import strawberry
 
 from app.db.records import Record
+from graphql_schema.execution.compiler.mapping import (
+    All,
+    Children,
+    Column,
+    FieldSql,
+    Order,
+    Ref,
+    Table,
+)
 from graphql_schema.types.context import Info
 
 
@@ -77,3 +86,26 @@ async def load_category(info: Info, category_id: str | None) -> Category | None:
         return None
     row = await info.context.loaders.category_by_id.load(category_id)
     return Category.from_row(row) if row else None
+
+
+# --- the compiled read path (graphql_schema/execution/compiler): fields -> tables and columns ---
+_BY_ID = (Order("id"),)
+SQL: dict[str, Table] = {
+    "Subject": Table("subjects", {"id": Column("id"), "name": Column("name")}),
+    "Grade": Table("grades", {"id": Column("id"), "name": Column("name")}),
+    "Category": Table(
+        "categories",
+        {
+            "id": Column("id"),
+            "name": Column("name"),
+            "subject": Ref("Subject", "subject_id"),
+            "parent": Ref("Category", "parent_id"),
+            "children": Children("Category", "parent_id", _BY_ID),
+        },
+    ),
+}
+QUERY_SQL: dict[str, FieldSql] = {
+    "subjects": All("Subject", _BY_ID),
+    "grades": All("Grade", _BY_ID),
+    "categories": All("Category", _BY_ID),
+}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+
+import httpx
+import pytest
 
 from app.db import models
 from app.runtime.services import Services
+from app.server.factory import create_app
 from tests import factories
 from tests.conftest import GraphQLClient, StatementCounter, cyclic_garbage
 
@@ -166,31 +171,42 @@ async def test_topic_books_by_weight_and_taxonomy(services: Services, gql: Graph
     assert tree == {"c1": ["c1a", "c1b"], "c1a": [], "c1b": []}
 
 
+@pytest.fixture
+async def loader_gql(services: Services) -> AsyncIterator[GraphQLClient]:
+    """Field resolvers and dataloaders only (BOOKBRIDGE_COMPILED_READS off): what they batch."""
+    off = services.settings.model_copy(update={"compiled_reads": False})
+    transport = httpx.ASGITransport(app=create_app(settings=off, services=services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield GraphQLClient(http)
+
+
 async def test_nested_query_issues_constant_sql(
-    services: Services, gql: GraphQLClient, sql: StatementCounter
+    services: Services, gql: GraphQLClient, loader_gql: GraphQLClient, sql: StatementCounter
 ) -> None:
     await factories.catalog(services, books=120, publishers=7, topics=6)
     query = "query($n: Int) { books(first: $n) { edges { node { publisher { name } topics { weight topic { label subject { name } grade { name } } } } } } }"
-    counts = {}
-    for n in (5, 100):
-        sql.reset()
-        data = await gql.data(query, {"n": n})
-        assert len(data["books"]["edges"]) == n
-        counts[n] = sql.count
-    assert counts[5] == counts[100] == 6, counts
+    for client, statements in ((loader_gql, 6), (gql, 1)):  # dataloaders; compiled reads
+        counts = {}
+        for n in (5, 100):
+            sql.reset()
+            data = await client.data(query, {"n": n})
+            assert len(data["books"]["edges"]) == n
+            counts[n] = sql.count
+        assert counts[5] == counts[100] == statements, counts
 
 
 async def test_deep_nesting_is_constant_too(
-    services: Services, gql: GraphQLClient, sql: StatementCounter
+    services: Services, gql: GraphQLClient, loader_gql: GraphQLClient, sql: StatementCounter
 ) -> None:
     await factories.catalog(services, books=60, publishers=4, topics=6)
     query = "query($n: Int) { topics(first: $n) { edges { node { books(first: $n) { edges { node { publisher { books(first: $n) { edges { node { id } } } } } } } } } } }"
-    counts = {}
-    for n in (2, 6):
-        sql.reset()
-        await gql.data(query, {"n": n})
-        counts[n] = sql.count
-    assert counts[2] == counts[6] == 4, counts
+    for client, statements in ((loader_gql, 4), (gql, 1)):  # dataloaders; compiled reads
+        counts = {}
+        for n in (2, 6):
+            sql.reset()
+            await client.data(query, {"n": n})
+            counts[n] = sql.count
+        assert counts[2] == counts[6] == statements, counts
 
 
 async def test_publishers_connection(services: Services, gql: GraphQLClient) -> None:

@@ -24,6 +24,7 @@ from app.observability import tracing
 from app.observability.logging import JsonFormatter
 from app.observability.spans import tracer
 from app.runtime.services import Services
+from app.server.factory import create_app
 from tests import factories
 from tests.conftest import GraphQLClient
 from tests.ingest_helpers import apply
@@ -113,25 +114,35 @@ async def test_spans_continue_the_callers_trace_without_ids_or_variables(
         "query Shelf($q: String) { books(first: 3, filter: {search: $q}) "
         '{ edges { node { id publisher { id name } } } } one: book(id: "b0001") { id } }'
     )
-    response = await http.post(
-        "/graphql",
-        json={"query": query, "variables": {"q": SECRET_VARIABLE}},
-        headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
-    )
-    assert response.status_code == 200
-    finished = spans.get_finished_spans()
-    assert finished and all(format(s.context.trace_id, "032x") == TRACE_ID for s in finished)
-    by_name = {s.name: s for s in finished}
-    server = by_name["POST /graphql"]
-    assert server.parent is not None and format(server.parent.span_id, "016x") == PARENT_ID
-    operation = by_name["graphql.query Shelf"]
-    assert operation.parent is not None and operation.parent.span_id == server.context.span_id
-    assert any(name.startswith("dataloader ") for name in by_name), list(by_name)
-    sql = [s for s in finished if "db.statement" in (s.attributes or {})]
-    assert sql, [s.name for s in finished]
-    for span in finished:
-        text = _attributes(span)
-        assert SECRET_VARIABLE not in text and "b0001" not in text and "p1" not in text.split()
+    off = services.settings.model_copy(update={"compiled_reads": False})
+    transport = httpx.ASGITransport(app=create_app(settings=off, services=services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as resolvers:
+        # compiled reads on (one statement), then off (field resolvers and dataloaders)
+        for client, work in ((http, "graphql.compiled_read"), (resolvers, "dataloader ")):
+            spans.clear()
+            response = await client.post(
+                "/graphql",
+                json={"query": query, "variables": {"q": SECRET_VARIABLE}},
+                headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
+            )
+            assert response.status_code == 200
+            finished = spans.get_finished_spans()
+            assert finished and all(
+                format(s.context.trace_id, "032x") == TRACE_ID for s in finished
+            )
+            by_name = {s.name: s for s in finished}
+            server = by_name["POST /graphql"]
+            assert server.parent is not None and format(server.parent.span_id, "016x") == PARENT_ID
+            operation = by_name["graphql.query Shelf"]
+            assert operation.parent is not None
+            assert operation.parent.span_id == server.context.span_id
+            assert any(name.startswith(work) for name in by_name), list(by_name)
+            sql = [s for s in finished if "db.statement" in (s.attributes or {})]
+            assert sql, [s.name for s in finished]
+            for span in finished:
+                text = _attributes(span)
+                assert SECRET_VARIABLE not in text and "b0001" not in text
+                assert "p1" not in text.split()
 
 
 async def test_a_caller_that_sampled_out_gets_no_spans_downstream(

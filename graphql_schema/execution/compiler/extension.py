@@ -1,0 +1,126 @@
+"""The compiled read path as a Strawberry schema extension (registered last).
+
+`on_execute` runs after parsing, validation and every earlier extension's `on_execute` (limits,
+cost, rate limits): when none of them set a result and the operation is a query the mapping
+covers, it answers with one statement and sets `execution_context.result`; Strawberry then skips
+its own execution. The data is `{response key: orjson.Fragment(json text)}`, spliced as is by
+the HTTP layer's orjson encoder. Anything else (mutations, introspection, unmapped fields,
+argument errors, variables that do not coerce) is left to normal execution.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Hashable
+from typing import Any
+
+import orjson
+from graphql import ExecutionResult, GraphQLSchema, OperationType, get_operation_ast
+from graphql.execution.values import get_variable_values
+from strawberry.extensions import SchemaExtension
+
+from app.observability import spans
+from graphql_schema.execution.compiler.mapping import Table
+from graphql_schema.execution.compiler.plan import Compiler, Fallback, Plan, Unsupported, shape
+
+log = logging.getLogger("bookbridge.graphql.compiled")
+
+
+class PlanCache:
+    """Plans (or None: not compilable) per (document, operation name, variables' shape).
+
+    `schema` is graphql-core's schema built from the Strawberry schema's SDL (the same types,
+    reached without Strawberry's private attributes): fields are collected and arguments
+    coerced against it.
+    """
+
+    def __init__(self, mapping: dict[str, Table], maxsize: int = 512) -> None:
+        self.schema: GraphQLSchema | None = None
+        self.mapping = mapping
+        self.maxsize = maxsize
+        self.plans: OrderedDict[Hashable, Plan | None] = OrderedDict()
+
+    def bind(self, schema: GraphQLSchema) -> None:
+        """Set the schema once it is built (the extension is registered before)."""
+        self.schema = schema
+
+    def get(self, key: Hashable) -> Plan | bool | None:
+        found = self.plans.get(key, False)
+        if found is not False:
+            self.plans.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, plan: Plan | None) -> None:
+        self.plans[key] = plan
+        if len(self.plans) > self.maxsize:
+            self.plans.popitem(last=False)
+
+
+class CompiledReads(SchemaExtension):
+    def __init__(self, cache: PlanCache) -> None:
+        self.cache = cache
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ec = self.execution_context
+        if ec.result is None and ec.graphql_document is not None and ec.query is not None:
+            try:
+                result = await self._answer()
+            except Exception:  # never the compiled path's error: normal execution reports it
+                log.exception("compiled read failed; falling back to normal execution")
+                result = None
+            if result is not None:
+                ec.result = result
+        yield
+
+    async def _answer(self) -> ExecutionResult | None:
+        ec = self.execution_context
+        document = ec.graphql_document
+        assert document is not None
+        operation = get_operation_ast(document, ec.operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            return None
+        schema = self.cache.schema
+        if schema is None:
+            return None
+        variables = get_variable_values(
+            schema, operation.variable_definitions or (), ec.variables or {}
+        )
+        if isinstance(variables, list):  # coercion errors: graphql-core reports them
+            return None
+        key = (ec.query, ec.operation_name, shape(variables.coerced))
+        plan = self.cache.get(key)
+        settings = ec.context.settings
+        try:
+            if plan is False:
+                pages = (settings.default_page_size, settings.max_page_size)
+                try:
+                    plan = Compiler(
+                        schema, self.cache.mapping, document, operation, variables, pages
+                    ).compile()
+                except Unsupported:
+                    plan = None
+                self.cache.put(key, plan)
+            if plan is None or plan is True:
+                return None
+            params = plan.parameters(variables)
+        except Fallback:
+            return None
+        return await self._run(plan, params)
+
+    async def _run(self, plan: Plan, params: list[Any]) -> ExecutionResult | None:
+        engine = self.execution_context.context.services.read_engine
+        tracer = spans.tracer("bookbridge.graphql")
+        with spans.span(tracer, "graphql.compiled_read") as span:
+            try:
+                async with engine.connect() as conn:
+                    row = (await conn.exec_driver_sql(plan.sql, tuple(params))).one()
+            except Exception as exc:  # e.g. a non-finite float (see jsonsql): normal execution
+                if span.is_recording():
+                    span.set_attribute("bookbridge.compiled.fallback", type(exc).__name__)
+                log.info("compiled read fell back: %s", type(exc).__name__)
+                return None
+        if any(value is None for value in row):
+            return None
+        data = {key: orjson.Fragment(value) for key, value in zip(plan.keys, row, strict=True)}
+        return ExecutionResult(data=data)
