@@ -16,6 +16,7 @@ from graphql import GraphQLField, GraphQLObjectType, get_named_type
 from app.core.errors import InvalidArgument
 from app.db.catalog import MAX_SEARCH_LENGTH
 from app.db.pagination import PageArgs, decode_cursor
+from graphql_schema.execution.compiler.base import Builder, Fallback, Unsupported
 from graphql_schema.execution.compiler.jsonsql import concat, cursor, json_lit, lit, value_json
 from graphql_schema.execution.compiler.mapping import (
     Connection,
@@ -24,12 +25,9 @@ from graphql_schema.execution.compiler.mapping import (
     FullText,
     Through,
 )
-from graphql_schema.execution.compiler.plan import Fallback, Unsupported
 
 if TYPE_CHECKING:
     from graphql.execution.collect_fields import FieldDetails
-
-    from graphql_schema.execution.compiler.plan import Compiler
 
 
 def _escape_like(value: str) -> str:
@@ -70,7 +68,7 @@ def _values(spec: Connection, pages: tuple[int, int]) -> Any:
 
 
 def connection_sql(
-    c: Compiler,
+    c: Builder,
     spec: Connection,
     field: GraphQLField,
     details: list[FieldDetails],
@@ -92,7 +90,7 @@ def connection_sql(
     needs: set[str] = set()  # what the selection reads: "cursor", "end"
     parts: list[str] = []
     for i, (key, sub) in enumerate(c.subfields(conn_type, details).items()):
-        c._plain(sub)
+        c.plain(sub)
         parts.append(lit(("," if i else "{") + f'"{key}":'))
         name = sub[0].node.name.value
         if name == "__typename":
@@ -186,13 +184,13 @@ def _keyset(order: list[tuple[str, bool, type]], params: list[str]) -> str:
 
 
 def _page_info(
-    c: Compiler, field: GraphQLField, details: list[FieldDetails], n: str, needs: set[str]
+    c: Builder, field: GraphQLField, details: list[FieldDetails], n: str, needs: set[str]
 ) -> str:
     type_ = get_named_type(field.type)
     assert isinstance(type_, GraphQLObjectType)
     parts: list[str] = []
     for i, (key, sub) in enumerate(c.subfields(type_, details).items()):
-        c._plain(sub)
+        c.plain(sub)
         parts.append(lit(("," if i else "{") + f'"{key}":'))
         name = sub[0].node.name.value
         if name == "__typename":
@@ -209,7 +207,7 @@ def _page_info(
 
 
 def _edge(
-    c: Compiler,
+    c: Builder,
     spec: Connection,
     edge_type: GraphQLObjectType,
     a: str,
@@ -220,7 +218,7 @@ def _edge(
     """The JSON of one edge, built over the inner row `e`; row-dependent parts become columns."""
     parts: list[str] = []
     for i, (key, sub) in enumerate(c.subfields(edge_type, details).items()):
-        c._plain(sub)
+        c.plain(sub)
         parts.append(lit(("," if i else "{") + f'"{key}":'))
         name = sub[0].node.name.value
         if name == "__typename":

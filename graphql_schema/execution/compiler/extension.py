@@ -21,8 +21,9 @@ from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from app.observability import spans
+from graphql_schema.execution.compiler.base import Fallback, Unsupported
 from graphql_schema.execution.compiler.mapping import Table
-from graphql_schema.execution.compiler.plan import Compiler, Fallback, Plan, Unsupported, shape
+from graphql_schema.execution.compiler.plan import Compiler, Plan, shape
 
 log = logging.getLogger("bookbridge.graphql.compiled")
 

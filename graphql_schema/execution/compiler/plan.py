@@ -9,7 +9,7 @@ only valid for the variables' *shape* it was compiled for (`shape`), which the c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,8 @@ from graphql.execution.collect_fields import (
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
+from graphql_schema.execution.compiler.base import Fallback, Site, Unsupported, Values
+from graphql_schema.execution.compiler.connection import connection_sql
 from graphql_schema.execution.compiler.jsonsql import concat, json_lit, lit, value_json
 from graphql_schema.execution.compiler.mapping import (
     All,
@@ -42,27 +44,6 @@ from graphql_schema.execution.compiler.mapping import (
     Ref,
     Table,
 )
-
-
-class Unsupported(Exception):
-    """The operation (for these variables' shape) cannot be compiled: normal execution."""
-
-
-class Fallback(Exception):
-    """This request cannot use the plan (an argument error, ...): normal execution says why."""
-
-
-Values = Callable[[dict[str, Any]], tuple[Hashable, list[Any]]]
-
-
-@dataclass(frozen=True, slots=True)
-class Site:
-    """A field whose arguments give bind parameters: `values(args)` -> (shape, parameters)."""
-
-    field: GraphQLField
-    node: FieldNode
-    values: Values
-    shape: Hashable
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +129,7 @@ class Compiler:
         columns: list[str] = []
         table = self.mapping["Query"]
         for key, details in collected.grouped_field_set.items():
-            self._plain(details)
+            self.plain(details)
             name = details[0].node.name.value
             if name == "__typename":
                 columns.append(json_lit("Query"))
@@ -168,7 +149,7 @@ class Compiler:
         if collected.new_defer_usages or collected.forbidden_directive_instances:
             raise Unsupported("@defer")
 
-    def _plain(self, details: list[FieldDetails]) -> None:
+    def plain(self, details: list[FieldDetails]) -> None:
         for d in details:
             if d.defer_usage is not None or d.fragment_variable_values is not None:
                 raise Unsupported("fragment arguments or @defer")
@@ -194,8 +175,6 @@ class Compiler:
             obj = self.object(spec.target, alias, details)
             return self.array(obj, self.table(spec.target).table, alias, spec.order, None)
         if isinstance(spec, Connection):
-            from graphql_schema.execution.compiler.connection import connection_sql
-
             return connection_sql(self, spec, field, details, None)
         raise Unsupported(node.name.value)
 
@@ -214,7 +193,7 @@ class Compiler:
         table = self.table(type_name)
         parts: list[str] = []
         for i, (key, sub) in enumerate(self.subfields(gql, details).items()):
-            self._plain(sub)
+            self.plain(sub)
             parts.append(lit(("," if i else "{") + f'"{key}":'))
             parts.append(self.value(gql, table, alias, sub))
         parts.append("'}'" if parts else "'{}'")
@@ -244,8 +223,6 @@ class Compiler:
             where = f"{inner}.{spec.key} = {alias}.id"
             return self.array(obj, self.table(spec.target).table, inner, spec.order, where)
         if isinstance(spec, Connection):
-            from graphql_schema.execution.compiler.connection import connection_sql
-
             return connection_sql(self, spec, field, details, alias)
         raise Unsupported(f"{gql.name}.{name}")
 
