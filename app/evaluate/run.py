@@ -15,6 +15,7 @@ from typing import Any
 from app.evaluate import dataset
 from app.evaluate.metrics import Baselines, Result, percentiles, score_lists
 from app.ingest.service import ingest
+from app.reco import data as reco_data
 from app.reco import service as reco_service
 from app.reco.strategies import STRATEGIES, recommend_all
 from app.runtime.services import Services
@@ -121,9 +122,8 @@ async def _service_lists(services: Services, users: list[str]) -> dict[str, dict
     async def run(chunk: list[str]) -> None:
         async with services.read_engine.connect() as conn:
             await conn.exec_driver_sql("SET work_mem = '64MB'")  # 500 study sets per query
-            found = await recommend_all(
-                conn, services.settings.reco, [f"ss-{u}" for u in chunk], 10
-            )
+            settings = await reco_data.effective_settings(conn, services.settings.reco)
+            found = await recommend_all(conn, settings, [f"ss-{u}" for u in chunk], 10)
         for strategy, lists in found.items():
             for user in chunk:
                 rec = lists.get(f"ss-{user}")

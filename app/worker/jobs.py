@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import text
 
 from app.observability import metrics
-from app.reco import jobs, neighbours
+from app.reco import jobs, neighbours, selection
 from app.runtime.services import Services
 
 log = logging.getLogger("bookbridge.worker")
@@ -31,7 +31,8 @@ Job = Callable[[Services], Awaitable[dict[str, Any]]]
 
 
 async def job_lists(services: Services) -> dict[str, Any]:
-    """Popularity rollup, trend lists and both neighbour lists, then invalidate cached lists."""
+    """Popularity rollup, trend lists and both neighbour lists (the collab model and HYBRID's
+    weights chosen by validation, `app/reco/selection.py`), then invalidate cached lists."""
     s = services.settings.reco
     out: dict[str, Any] = {}
     async with services.engine.begin() as conn:
@@ -41,13 +42,16 @@ async def job_lists(services: Services) -> dict[str, Any]:
         out["trending"] = await jobs.refresh_trending(conn, s.trending_size)
         out["topic_top"] = await jobs.refresh_topic_top(conn, s.candidates_per_topic)
     async with services.engine.begin() as conn:
-        collab = await neighbours.compute_collab(
-            conn, s.neighbours_k, s.ease_lambda, s.ease_max_items
-        )
-        out["collab"] = await neighbours.replace_neighbours(conn, "collab", collab)
-    async with services.engine.begin() as conn:
         content = await neighbours.compute_content(conn, s.neighbours_k)
         out["content"] = await neighbours.replace_neighbours(conn, "content", content)
+    async with services.engine.begin() as conn:
+        collab, chosen = await selection.compute_collab(conn, s, content)
+        out["collab"] = await neighbours.replace_neighbours(conn, "collab", collab)
+        await selection.store(conn, chosen)
+    out["selection"] = chosen.to_json()
+    metrics.observe_selection(
+        chosen.model, chosen.validation_ndcg, chosen.fit_seconds, chosen.weights
+    )
     await services.reco_cache.invalidate_lists()
     return out
 
