@@ -24,7 +24,6 @@ from app.worker.jobs import job_lists
 log = logging.getLogger("bookbridge.evaluate")
 BATCH = 10_000
 CHUNK = 500
-BASELINES = ("POPULARITY_BASELINE", "ITEMKNN_BASELINE")
 
 
 async def load(services: Services, entity: str, records: Sequence[dict[str, Any]]) -> None:
@@ -70,7 +69,7 @@ async def evaluate(
         )
     timings["ingest_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    await job_lists(services)
+    lists_job = await job_lists(services)
     timings["worker_lists_s"] = time.perf_counter() - mark
     ev = for_evaluation(services)
     users = sorted(data.test)
@@ -87,8 +86,8 @@ async def evaluate(
         results.append(Result(strategy, *scores, p50, p99))
     timings["latency_samples_s"] = time.perf_counter() - mark - timings["service_lists_s"]
     mark = time.perf_counter()
-    base = Baselines(data.train)
-    for name in BASELINES:
+    base = Baselines(data.train, ease_max_items=services.settings.reco.ease_max_items)
+    for name in base.methods:
         samples, lists = [], {}
         for start in range(0, len(users), CHUNK):
             chunk = users[start : start + CHUNK]
@@ -110,6 +109,8 @@ async def evaluate(
             "topics": len(cat.topics),
         },
         "timings": {k: round(v, 2) for k, v in timings.items()},
+        # chosen on a validation split of the training events (the held-out ones never load)
+        "selection": lists_job["selection"],
     }
 
 
@@ -161,4 +162,26 @@ def table(report: dict[str, Any]) -> str:
         f"training events {d['training_events']}, held out {d['held_out']}, topics {d['topics']}"
     )
     lines.append("timings (s): " + ", ".join(f"{k} {v}" for k, v in t.items()))
+    if report.get("selection"):
+        lines.extend(selection_lines(report["selection"]))
     return "\n".join(lines)
+
+
+def selection_lines(chosen: dict[str, Any]) -> list[str]:
+    """The lists job's choice: model, validation NDCG@10 and fit time per candidate, weights."""
+    params = ", ".join(f"{k} {v:g}" for k, v in chosen["params"].items())
+    lines = [
+        f"collab model: {chosen['model']} ({params}); {chosen['reason']}, "
+        f"{chosen['validation_users']} validation users, refit {chosen['refit_seconds']} s"
+    ]
+    lines.extend(
+        f"  candidate {name:<40} validation ndcg@10 {score:.4f}  fit {chosen['fit_seconds'][name]} s"
+        for name, score in chosen["validation_ndcg"].items()
+    )
+    lines.extend(f"  skipped {name}: {why}" for name, why in chosen["skipped"].items())
+    if chosen.get("weights"):
+        weights = ", ".join(f"{k} {v:g}" for k, v in chosen["weights"].items())
+        lines.append(f"HYBRID weights: {weights} (validation ndcg@10 {chosen['weights_ndcg']})")
+    else:
+        lines.append("HYBRID weights: the configured defaults (not validated)")
+    return lines

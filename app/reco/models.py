@@ -100,14 +100,21 @@ def rp3beta(x: sp.csr_matrix, k: int, alpha: float = 0.75, beta: float = 0.5) ->
     return _assemble(parts, n)
 
 
-def ease(x: sp.csr_matrix, k: int, lam: float = 200.0) -> sp.csr_matrix:
-    """Dense EASE: B = I - P / diag(P), P = (X'X + lam I)^-1; top k of each row."""
-    n = x.shape[1]
+def ease_weights(x: sp.csr_matrix, lam: float = 200.0) -> np.ndarray:
+    """Dense EASE's whole B = I - P / diag(P), P = (X'X + lam I)^-1 (zero diagonal)."""
     gram = (x.T @ x).toarray().astype(np.float64)
     gram[np.diag_indices_from(gram)] += lam
     p = np.linalg.inv(gram)
     del gram
     p /= -np.diag(p)[None, :]
+    p[np.diag_indices_from(p)] = 0.0
+    return p
+
+
+def ease(x: sp.csr_matrix, k: int, lam: float = 200.0) -> sp.csr_matrix:
+    """Dense EASE, the k best positive weights of each row."""
+    n = x.shape[1]
+    p = ease_weights(x, lam)
     parts = [top_k_rows(sp.csr_matrix(p[s : s + CHUNK]), k, s) for s in range(0, n, CHUNK)]
     return _assemble(parts, n)
 

@@ -30,6 +30,8 @@ NAMES = {
     "HYBRID",
     "POPULARITY_BASELINE",
     "ITEMKNN_BASELINE",
+    "RP3BETA_BASELINE",
+    "EASE_BASELINE",
 }
 
 
@@ -139,6 +141,6 @@ def test_cli_writes_the_json_shape(services: Services, database_url: str, tmp_pa
     assert done.returncode == 0, done.stderr
     assert "HYBRID" in done.stdout and "ndcg@10" in done.stdout
     body = json.loads(out.read_text())
-    assert [set(r) for r in body["results"]] == [set(FIELDS)] * 7
+    assert [set(r) for r in body["results"]] == [set(FIELDS)] * len(NAMES)
     assert {r["strategy"] for r in body["results"]} == NAMES
     assert body["dataset"]["evaluated_users"] == 10
