@@ -63,6 +63,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
             await services.close()
 
     records = asyncio.run(main())
+    for record in records:  # the lists job's model selection, readable
+        chosen = (record.get("details") or {}).get("selection")
+        if record.get("job") == "lists" and chosen:
+            from app.reco.selection import describe
+
+            print("\n".join(describe(chosen)))
     return 1 if any(r.get("outcome") == "error" for r in records) else 0
 
 

@@ -16,6 +16,7 @@ from app.evaluate import dataset
 from app.evaluate.metrics import Baselines, Result, percentiles, score_lists
 from app.ingest.service import ingest
 from app.reco import data as reco_data
+from app.reco import selection
 from app.reco import service as reco_service
 from app.reco.strategies import STRATEGIES, recommend_all
 from app.runtime.services import Services
@@ -163,25 +164,5 @@ def table(report: dict[str, Any]) -> str:
     )
     lines.append("timings (s): " + ", ".join(f"{k} {v}" for k, v in t.items()))
     if report.get("selection"):
-        lines.extend(selection_lines(report["selection"]))
+        lines.extend(selection.describe(report["selection"]))
     return "\n".join(lines)
-
-
-def selection_lines(chosen: dict[str, Any]) -> list[str]:
-    """The lists job's choice: model, validation NDCG@10 and fit time per candidate, weights."""
-    params = ", ".join(f"{k} {v:g}" for k, v in chosen["params"].items())
-    lines = [
-        f"collab model: {chosen['model']} ({params}); {chosen['reason']}, "
-        f"{chosen['validation_users']} validation users, refit {chosen['refit_seconds']} s"
-    ]
-    lines.extend(
-        f"  candidate {name:<40} validation ndcg@10 {score:.4f}  fit {chosen['fit_seconds'][name]} s"
-        for name, score in chosen["validation_ndcg"].items()
-    )
-    lines.extend(f"  skipped {name}: {why}" for name, why in chosen["skipped"].items())
-    if chosen.get("weights"):
-        weights = ", ".join(f"{k} {v:g}" for k, v in chosen["weights"].items())
-        lines.append(f"HYBRID weights: {weights} (validation ndcg@10 {chosen['weights_ndcg']})")
-    else:
-        lines.append("HYBRID weights: the configured defaults (not validated)")
-    return lines

@@ -251,3 +251,23 @@ async def store(conn: AsyncConnection, selection: Selection) -> None:
     """Record the choice in the transaction that writes its lists (they change together)."""
     details = orjson.dumps(selection.to_json()).decode()
     await conn.execute(_STORE, {"job": data.SELECTION_ROW, "details": details})
+
+
+def describe(chosen: dict[str, Any]) -> list[str]:
+    """The lists job's choice: model, validation NDCG@10 and fit time per candidate, weights."""
+    params = ", ".join(f"{k} {v:g}" for k, v in chosen["params"].items())
+    lines = [
+        f"collab model: {chosen['model']} ({params}); {chosen['reason']}, "
+        f"{chosen['validation_users']} validation users, refit {chosen['refit_seconds']} s"
+    ]
+    lines.extend(
+        f"  candidate {name:<40} validation ndcg@10 {score:.4f}  fit {chosen['fit_seconds'][name]} s"
+        for name, score in chosen["validation_ndcg"].items()
+    )
+    lines.extend(f"  skipped {name}: {why}" for name, why in chosen["skipped"].items())
+    if chosen.get("weights"):
+        weights = ", ".join(f"{k} {v:g}" for k, v in chosen["weights"].items())
+        lines.append(f"HYBRID weights: {weights} (validation ndcg@10 {chosen['weights_ndcg']})")
+    else:
+        lines.append("HYBRID weights: the configured defaults (not validated)")
+    return lines
