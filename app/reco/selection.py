@@ -62,6 +62,7 @@ class Selection:
     weights: dict[str, float] | None = None
     weights_ndcg: float | None = None
     refit_seconds: float = 0.0
+    weights_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +123,9 @@ async def compute_collab(
         choice.skipped,
     )
     if val is not None and fitted is not None and s.tune_hybrid_weights:
+        started = time.perf_counter()
         out.weights, out.weights_ndcg = await _tune_weights(conn, s, found, val, fitted, content)
+        out.weights_seconds = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
     w = models.refit(cands, choice, found.x, s.neighbours_k).tocoo()
     out.refit_seconds = round(time.perf_counter() - started, 3)
@@ -267,7 +270,10 @@ def describe(chosen: dict[str, Any]) -> list[str]:
     lines.extend(f"  skipped {name}: {why}" for name, why in chosen["skipped"].items())
     if chosen.get("weights"):
         weights = ", ".join(f"{k} {v:g}" for k, v in chosen["weights"].items())
-        lines.append(f"HYBRID weights: {weights} (validation ndcg@10 {chosen['weights_ndcg']})")
+        lines.append(
+            f"HYBRID weights: {weights} (validation ndcg@10 {chosen['weights_ndcg']}, "
+            f"grid {chosen.get('weights_seconds', 0)} s)"
+        )
     else:
         lines.append("HYBRID weights: the configured defaults (not validated)")
     return lines

@@ -35,20 +35,30 @@ async def job_lists(services: Services) -> dict[str, Any]:
     weights chosen by validation, `app/reco/selection.py`), then invalidate cached lists."""
     s = services.settings.reco
     out: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    mark = time.perf_counter()
     async with services.engine.begin() as conn:
         out["popularity"] = await jobs.refresh_popularity(
             conn, s.half_life_days, datetime.now(UTC).date()
         )
         out["trending"] = await jobs.refresh_trending(conn, s.trending_size)
         out["topic_top"] = await jobs.refresh_topic_top(conn, s.candidates_per_topic)
+    seconds["popularity_trending"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     async with services.engine.begin() as conn:
         content = await neighbours.compute_content(conn, s.neighbours_k)
+        seconds["content"] = time.perf_counter() - mark
         out["content"] = await neighbours.replace_neighbours(conn, "content", content)
+    seconds["content_write"] = time.perf_counter() - mark - seconds["content"]
+    mark = time.perf_counter()
     async with services.engine.begin() as conn:
         collab, chosen = await selection.compute_collab(conn, s, content)
+        seconds["collab_selection_refit"] = time.perf_counter() - mark
         out["collab"] = await neighbours.replace_neighbours(conn, "collab", collab)
         await selection.store(conn, chosen)
+    seconds["collab_write"] = time.perf_counter() - mark - seconds["collab_selection_refit"]
     out["selection"] = chosen.to_json()
+    out["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     metrics.observe_selection(
         chosen.model, chosen.validation_ndcg, chosen.fit_seconds, chosen.weights
     )
