@@ -37,6 +37,11 @@ def add_commands(sub: Any) -> None:
     ev.add_argument(
         "--sample", type=int, default=None, help="evaluate this many users (seeded), not all"
     )
+    ev.add_argument(
+        "--reuse",
+        action="store_true",
+        help="--database-url already holds this data set (an earlier run): skip the load",
+    )
     ev.set_defaults(func=cmd_evaluate)
 
 
@@ -88,7 +93,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         server = resolve_database_url(Settings())  # DATABASE_URL, or the embedded server
     report = asyncio.run(
         run_in_database(
-            args.dataset, args.database_url, keep=args.keep, sample=args.sample, server_url=server
+            args.dataset,
+            args.database_url,
+            keep=args.keep,
+            sample=args.sample,
+            server_url=server,
+            reuse=args.reuse,
         )
     )
     report["timings"]["command_wall_s"] = round(time.perf_counter() - started, 2)

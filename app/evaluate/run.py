@@ -45,9 +45,14 @@ def for_evaluation(services: Services) -> Services:
 
 
 async def evaluate(
-    services: Services, directory: Path, latency_samples: int = 200, sample: int | None = None
+    services: Services,
+    directory: Path,
+    latency_samples: int = 200,
+    sample: int | None = None,
+    reuse: bool = False,
 ) -> dict[str, Any]:
-    """The whole run; `sample` evaluates that many users (seeded) instead of all of them."""
+    """The whole run; `sample` evaluates that many users (seeded) instead of all of them;
+    `reuse` skips the load (the database already holds this data set, from an earlier run)."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
     data = dataset.split(directory)
@@ -55,19 +60,20 @@ async def evaluate(
     sets, events = dataset.study_sets_and_events(data, cat, datetime.now(UTC) - timedelta(hours=1))
     timings["read_s"] = time.perf_counter() - started
     mark = time.perf_counter()
-    publishers = sorted({b["publisher_id"] for b in cat.books})
-    await load(services, "publishers", [{"id": p, "name": p} for p in publishers])
-    await load(services, "subjects", [{"id": "books", "name": "Books (goodbooks)"}])
-    await load(services, "topics", cat.topics)
-    await load(services, "books", cat.books)
-    await load(services, "topic_book_mappings", cat.mappings)
-    await load(services, "study_sets", sets)
-    await load(services, "engagement_events", events)
-    async with services.engine.connect() as conn:
-        # planner statistics after a bulk load (autovacuum would get there, later)
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(
-            "ANALYZE"
-        )
+    if not reuse:
+        publishers = sorted({b["publisher_id"] for b in cat.books})
+        await load(services, "publishers", [{"id": p, "name": p} for p in publishers])
+        await load(services, "subjects", [{"id": "books", "name": "Books (goodbooks)"}])
+        await load(services, "topics", cat.topics)
+        await load(services, "books", cat.books)
+        await load(services, "topic_book_mappings", cat.mappings)
+        await load(services, "study_sets", sets)
+        await load(services, "engagement_events", events)
+        async with services.engine.connect() as conn:
+            # planner statistics after a bulk load (autovacuum would get there, later)
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(
+                "ANALYZE"
+            )
     timings["ingest_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     lists_job = await job_lists(services)
