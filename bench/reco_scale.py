@@ -6,7 +6,7 @@ Each size runs in a fresh process: engagement pairs drawn like bench/seed.py's l
 (users pick books uniformly; `--zipf S` draws books with probability ~ 1 / rank^S instead),
 then `app.reco.models.choose` with the lists job's candidates and budgets and the refit of the
 chosen model, exactly as `app/reco/selection.py` runs them. Prints seconds per step and the
-process's peak resident memory.
+process's CPU time (user + system, whole process) and peak resident memory.
 """
 
 from __future__ import annotations
@@ -75,6 +75,11 @@ def one(books: int, events: int, zipf: float) -> dict[str, object]:
         "selection_s": round(selected, 1),
         "refit_s": round(refit, 1),
         "total_s": round(selected + refit, 1),
+        "cpu_s": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_utime
+            + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
+            1,
+        ),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
     }
 
