@@ -341,6 +341,15 @@ async def lists_run(conn: AsyncConnection) -> object:
 
 
 SELECTION_ROW = "lists.model"  # the worker_jobs row of the lists job's model selection
+_SELECTION = text("SELECT last_details FROM worker_jobs WHERE job = :job AND last_status = 'ok'")
+
+
+async def stored_selection(conn: AsyncConnection) -> dict[str, Any] | None:
+    """The last lists job's model selection (app/reco/selection.py), or None before one."""
+    raw = await conn.scalar(_SELECTION, {"job": SELECTION_ROW})
+    return raw if isinstance(raw, dict) else None
+
+
 _TUNED_WEIGHTS = text(
     "SELECT last_details -> 'weights' FROM worker_jobs WHERE job = :job AND last_status = 'ok'"
 )

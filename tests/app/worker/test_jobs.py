@@ -11,6 +11,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 
 from app.cli.main import build_parser
@@ -249,3 +250,29 @@ async def test_lists_job_keeps_the_defaults_on_a_catalog_too_small_to_validate(
             text("SELECT count(*) FROM book_neighbours WHERE kind = 'collab'")
         )
     assert count and count > 0
+
+
+async def test_the_servers_metrics_show_the_stored_model_selection(
+    services: Services, http: httpx.AsyncClient
+) -> None:
+    """Another process's lists job: the server reads the stored choice at scrape time."""
+    stored = {
+        "model": "rp3beta",
+        "validation_ndcg": {"rp3beta:alpha=0.75,beta=0.5": 0.25, "itemknn:shrink=10": 0.125},
+        "fit_seconds": {"rp3beta:alpha=0.75,beta=0.5": 1.5, "itemknn:shrink=10": 0.5},
+        "weights": {"COLLABORATIVE": 1.0, "CONTENT": 0.2},
+    }
+    async with services.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO worker_jobs (job, runs, last_status, last_details) "
+                "VALUES ('lists.model', 1, 'ok', CAST(:d AS jsonb))"
+            ),
+            {"d": json.dumps(stored)},
+        )
+    body = (await http.get("/metrics")).text
+    assert 'bookbridge_reco_model_chosen{model="rp3beta"} 1.0' in body
+    assert 'bookbridge_reco_model_chosen{model="itemknn"} 0.0' in body
+    assert 'bookbridge_reco_validation_ndcg{candidate="itemknn:shrink=10"} 0.125' in body
+    assert 'bookbridge_reco_fit_seconds{candidate="rp3beta:alpha=0.75,beta=0.5"} 1.5' in body
+    assert 'bookbridge_reco_hybrid_weight{component="CONTENT"} 0.2' in body
