@@ -8,9 +8,10 @@ W[i, j] over the books i they engaged with, which is what the service sums from 
 - `rp3beta`: item -> user -> item random walk with its entries raised to alpha, divided by the
   target's popularity^beta (Paudel et al. 2016).
 - `ease`: EASE (Steck 2019), dense closed form; memory items^2 (used up to `ease_max_items`).
-- `ease_local`: EASE restricted to each item's M most co-occurring items: for each item j a
-  ridge regression of X[:, j] on X[:, N(j)], w = (G_NN + lam I)^-1 G_Nj with G = X'X, solved in
-  batches of small dense systems; memory grows with items x M^2 per batch instead of items^2.
+- `ease_local`: EASE restricted to each item's M nearest items (by cosine or by co-count): for
+  each item j a ridge regression of X[:, j] on X[:, N(j)], w = (G_NN + lam I)^-1 G_Nj with
+  G = X'X, solved in batches of small dense systems; memory grows with items x M^2 instead of
+  items^2.
 """
 
 from __future__ import annotations
@@ -120,10 +121,14 @@ def ease(x: sp.csr_matrix, k: int, lam: float = 200.0) -> sp.csr_matrix:
     return _assemble(parts, n)
 
 
-def _gram_blocks(x: sp.csr_matrix, m: int) -> tuple[list[sp.csr_matrix], np.ndarray]:
+def _gram_blocks(
+    x: sp.csr_matrix, m: int, cosine: bool = False
+) -> tuple[list[sp.csr_matrix], np.ndarray]:
     """G = X'X in row blocks of CHUNK items (sorted indices, diagonal kept), and each item's m
-    most co-occurring other items, padded with the index `items` (a dummy item, Gram zero)."""
+    most co-occurring other items (by co-count, or by cosine when `cosine`), padded with the
+    index `items` (a dummy item, Gram zero)."""
     n = x.shape[1]
+    norms = np.sqrt(_counts(x))
     xt = x.T.tocsr().astype(np.float32)
     xc = x.tocsc().astype(np.float32)
     blocks = []
@@ -132,7 +137,12 @@ def _gram_blocks(x: sp.csr_matrix, m: int) -> tuple[list[sp.csr_matrix], np.ndar
         co = (xt[start : start + CHUNK] @ xc).tocsr()
         co.sort_indices()
         blocks.append(co)
-        rows, cols, _ = top_k_rows(co, m, start)
+        rank_by = co
+        if cosine:
+            r = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr))
+            rank_by = co.copy()
+            rank_by.data = co.data / (norms[start + r] * norms[co.indices])
+        rows, cols, _ = top_k_rows(rank_by, m, start)
         rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
         nbr[rows, rank] = cols
     return blocks, nbr
@@ -178,12 +188,13 @@ def _gather(blocks: list[sp.csr_matrix], nbr: np.ndarray) -> tuple[np.ndarray, n
 
 
 def ease_local(
-    x: sp.csr_matrix, k: int, lam: float = 25.0, neighbourhood: int = 100
+    x: sp.csr_matrix, k: int, lam: float = 25.0, neighbourhood: int = 100, cosine: bool = False
 ) -> sp.csr_matrix:
-    """EASE restricted to each item's `neighbourhood` most co-occurring items, top k per row."""
+    """EASE restricted to each item's `neighbourhood` most co-occurring items (by co-count, or
+    by cosine when `cosine`), top k per row."""
     n = x.shape[1]
     m = max(1, min(neighbourhood, n - 1))
-    blocks, nbr = _gram_blocks(x, m)
+    blocks, nbr = _gram_blocks(x, m, cosine)
     a, b = _gather(blocks, nbr)
     del blocks
     a[:, np.arange(m), np.arange(m)] += np.float32(lam)
@@ -316,8 +327,8 @@ def _gram_cells(x: sp.csr_matrix) -> float:
     return float(min(float(x.shape[1]) ** 2, float((deg * deg).sum())))
 
 
-def _ease_local_fit(lam: float, m: int) -> Fit:
-    return lambda x, k: ease_local(x, k, lam=lam, neighbourhood=m)
+def _ease_local_fit(lam: float, m: int, cosine: bool) -> Fit:
+    return lambda x, k: ease_local(x, k, lam=lam, neighbourhood=m, cosine=cosine)
 
 
 def _ease_local_memory(m: int) -> Callable[[sp.csr_matrix], float]:
@@ -345,11 +356,11 @@ def candidates(
     out = [
         Candidate(
             "ease_local",
-            {"lambda": lam, "neighbourhood": float(m)},
-            _ease_local_fit(lam, m),
+            {"lambda": lam, "neighbourhood": float(m), "cosine": float(cosine)},
+            _ease_local_fit(lam, m, cosine),
             _ease_local_memory(m),
         )
-        for lam in (10.0, 50.0)
+        for cosine, lam in ((True, 10.0), (True, 50.0), (False, 50.0))
     ]
     out.append(
         Candidate(

@@ -49,9 +49,9 @@ def test_rp3beta_walks_item_user_item_and_damps_popular_targets() -> None:
     assert w_more[1, 0] / w[1, 0] < w_more[1, 2] / w[1, 2]  # item 0 (3 users) damped more
 
 
-@pytest.mark.parametrize("dense_gram", [True, False])
+@pytest.mark.parametrize(("dense_gram", "cosine"), [(True, False), (False, False), (True, True)])
 def test_local_ease_with_every_item_in_reach_is_ease(
-    dense_gram: bool, monkeypatch: pytest.MonkeyPatch
+    dense_gram: bool, cosine: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """EASE's column j is the ridge regression of item j on all other items, so the local
     variant whose neighbourhood holds every other item gives EASE's weights exactly."""
@@ -60,7 +60,7 @@ def test_local_ease_with_every_item_in_reach_is_ease(
     rng = np.random.default_rng(3)
     x = sp.csr_matrix((rng.random((80, 25)) < 0.6).astype(np.float32))
     dense = models.ease(x, 30, lam=5.0).toarray()
-    local = models.ease_local(x, 30, lam=5.0, neighbourhood=24).toarray()
+    local = models.ease_local(x, 30, lam=5.0, neighbourhood=24, cosine=cosine).toarray()
     np.testing.assert_allclose(local, dense, atol=1e-4)
     assert (dense > 0).sum() > 100
 
@@ -127,7 +127,7 @@ def test_choice_takes_the_better_model_and_respects_budgets() -> None:
 
 def test_candidates_fit_the_catalog_size() -> None:
     names = [c.name for c in models.candidates(12_000, 100, 5_000)]
-    assert names == ["ease_local", "ease_local", "rp3beta", "itemknn", "ease"]
+    assert names == ["ease_local", "ease_local", "ease_local", "rp3beta", "itemknn", "ease"]
     big = models.candidates(12_000, 100, 100_000)
     assert "ease" not in [c.name for c in big]  # dense EASE only where items^2 fits
     assert {c.params["neighbourhood"] for c in big if c.name == "ease_local"} == {38.0}
