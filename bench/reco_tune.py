@@ -4,6 +4,9 @@
     python -m bench.reco_tune --dataset DIR --database-url URL [--users 10000]
 
 Components are computed once per study set by the service's code, then blended per weight set.
+It scores blends on the evaluation's held-out test users: an analysis tool only. The weights the
+service uses come from the worker's `lists` job, chosen on a validation split of the training
+events (app/reco/selection.py, issue 16).
 """
 
 from __future__ import annotations

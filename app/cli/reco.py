@@ -49,6 +49,11 @@ def configure_evaluate(ev: argparse.ArgumentParser) -> None:
     ev.add_argument(
         "--sample", type=int, default=None, help="evaluate this many users (seeded), not all"
     )
+    ev.add_argument(
+        "--reuse",
+        action="store_true",
+        help="--database-url already holds this data set (an earlier run): skip the load",
+    )
     ev.set_defaults(func=cmd_evaluate)
 
 
@@ -81,6 +86,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
             await services.close()
 
     records = asyncio.run(main())
+    for record in records:  # the lists job's model selection, readable
+        chosen = (record.get("details") or {}).get("selection")
+        if record.get("job") == "lists" and chosen:
+            from app.reco.selection import describe
+
+            print("\n".join(describe(chosen)))
     return 1 if any(r.get("outcome") == "error" for r in records) else 0
 
 
@@ -100,7 +111,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         server = resolve_database_url(Settings())  # DATABASE_URL, or the embedded server
     report = asyncio.run(
         run_in_database(
-            args.dataset, args.database_url, keep=args.keep, sample=args.sample, server_url=server
+            args.dataset,
+            args.database_url,
+            keep=args.keep,
+            sample=args.sample,
+            server_url=server,
+            reuse=args.reuse,
         )
     )
     report["timings"]["command_wall_s"] = round(time.perf_counter() - started, 2)

@@ -155,14 +155,38 @@ class RecoSettings(BaseSettings):
         default=100, description="a study set's most recent books used as seeds"
     )
     neighbours_k: int = Field(default=50, description="neighbours kept per book and kind")
-    ease_lambda: float = Field(default=200.0, gt=0, description="EASE L2 regularisation")
+    ease_lambda: float = Field(default=200.0, gt=0, description="dense EASE L2 regularisation")
     ease_max_items: int = Field(
-        default=12_000, description="above this many engaged books, cosine item-kNN replaces EASE"
+        default=12_000, description="dense EASE is a candidate up to this many engaged books"
+    )
+    collab_model: str = Field(
+        default="auto",
+        pattern="^(auto|itemknn|rp3beta|ease_local|ease)$",
+        description="the collab lists' model: 'auto' chooses by validation NDCG@10",
+    )
+    ease_local_neighbourhood: int = Field(
+        default=100, ge=2, description="local EASE: most co-engaged books per regression"
+    )
+    selection_users: int = Field(
+        default=5000, ge=1, description="students validated on (seeded sample) by the lists job"
+    )
+    selection_min_users: int = Field(
+        default=200, ge=1, description="fewer students to validate on: the default model, weights"
+    )
+    selection_seconds: float = Field(
+        default=60.0, gt=0, description="time for fitting candidates on the validation split"
+    )
+    selection_memory_mb: float = Field(
+        default=3000.0, gt=0, description="a candidate estimated to need more is not fitted"
+    )
+    tune_hybrid_weights: bool = Field(
+        default=True, description="HYBRID weights chosen by the lists job's validation"
     )
     trending_size: int = Field(default=200, description="books kept per subject/grade trend list")
     hybrid_weights: dict[str, float] = Field(
         default={"COLLABORATIVE": 1.0, "TOPIC": 0.05, "CONTENT": 0.1, "TRENDING": 0.01},
-        description="HYBRID blend of per-strategy scores, each normalised to its list maximum",
+        description="HYBRID blend of per-strategy scores, each normalised to its list maximum; "
+        "used until the lists job has validated weights (or always without tune_hybrid_weights)",
     )
     topic_match_limit: int = Field(default=5, description="topics matched from a study set title")
     # caching

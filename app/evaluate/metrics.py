@@ -1,4 +1,6 @@
-"""Ranking metrics at 10 and the two in-run baselines (popularity, item-kNN cosine k=50)."""
+"""Ranking metrics at 10 and the in-run baselines: popularity, item-kNN (cosine, k = 50),
+RP3beta (alpha 0.75, beta 0.5) and dense EASE (lambda 200, where the catalog allows it), each
+fitted with numpy on the training pairs with fixed settings."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from app.reco import models
 from app.reco.neighbours import cosine_neighbours
 
 K = 10
@@ -52,9 +55,11 @@ def percentiles(samples_ms: Iterable[float]) -> tuple[float, float]:
 
 
 class Baselines:
-    """Popularity and item-kNN computed from the training pairs with numpy, not the service."""
+    """The baselines computed from the training pairs with numpy, not the service."""
 
-    def __init__(self, train: Mapping[str, Sequence[str]], neighbours: int = 50) -> None:
+    def __init__(
+        self, train: Mapping[str, Sequence[str]], neighbours: int = 50, ease_max_items: int = 12_000
+    ) -> None:
         self.users = list(train)
         self.books = sorted({b for bs in train.values() for b in bs})
         index = {b: i for i, b in enumerate(self.books)}
@@ -64,13 +69,28 @@ class Baselines:
             (np.ones(len(rows), dtype=np.float32), (rows, cols)),
             shape=(len(self.users), len(self.books)),
         )
+        self.matrix.sum_duplicates()
+        self.matrix.data[:] = 1.0
         self.popularity = np.asarray(self.matrix.sum(axis=0)).ravel()
         triples = cosine_neighbours(self.matrix, neighbours)
-        self.knn = sp.csr_matrix(
-            ([s for _, _, s in triples], ([i for i, _, _ in triples], [j for _, j, _ in triples])),
-            shape=(len(self.books), len(self.books)),
-        )
+        self.weights: dict[str, sp.csr_matrix | np.ndarray] = {
+            "ITEMKNN_BASELINE": sp.csr_matrix(
+                (
+                    [s for _, _, s in triples],
+                    ([i for i, _, _ in triples], [j for _, j, _ in triples]),
+                ),
+                shape=(len(self.books), len(self.books)),
+            ),
+            "RP3BETA_BASELINE": models.rp3beta(self.matrix, 200, alpha=0.75, beta=0.5),
+        }
+        if len(self.books) <= ease_max_items:
+            # all of B, negative weights too (the service keeps the best 50 of each row)
+            self.weights["EASE_BASELINE"] = models.ease_weights(self.matrix, lam=200.0)
         self.row = {u: i for i, u in enumerate(self.users)}
+
+    @property
+    def methods(self) -> list[str]:
+        return ["POPULARITY_BASELINE", *self.weights]
 
     def top(self, users: Sequence[str], method: str) -> dict[str, list[str]]:
         idx = [self.row[u] for u in users]
@@ -78,7 +98,8 @@ class Baselines:
         if method == "POPULARITY_BASELINE":
             scores = np.tile(self.popularity.astype(np.float64), (len(idx), 1))
         else:
-            scores = (sub @ self.knn).toarray().astype(np.float64)
+            product = sub @ self.weights[method]
+            scores = np.asarray(product.toarray() if sp.issparse(product) else product, np.float64)
         scores[sub.nonzero()] = -np.inf
         kk = min(K, scores.shape[1] - 1)
         best = (

@@ -15,6 +15,8 @@ from typing import Any
 from app.evaluate import dataset
 from app.evaluate.metrics import Baselines, Result, percentiles, score_lists
 from app.ingest.service import ingest
+from app.reco import data as reco_data
+from app.reco import selection
 from app.reco import service as reco_service
 from app.reco.strategies import STRATEGIES, recommend_all
 from app.runtime.services import Services
@@ -23,7 +25,6 @@ from app.worker.jobs import job_lists
 log = logging.getLogger("bookbridge.evaluate")
 BATCH = 10_000
 CHUNK = 500
-BASELINES = ("POPULARITY_BASELINE", "ITEMKNN_BASELINE")
 
 
 async def load(services: Services, entity: str, records: Sequence[dict[str, Any]]) -> None:
@@ -44,9 +45,14 @@ def for_evaluation(services: Services) -> Services:
 
 
 async def evaluate(
-    services: Services, directory: Path, latency_samples: int = 200, sample: int | None = None
+    services: Services,
+    directory: Path,
+    latency_samples: int = 200,
+    sample: int | None = None,
+    reuse: bool = False,
 ) -> dict[str, Any]:
-    """The whole run; `sample` evaluates that many users (seeded) instead of all of them."""
+    """The whole run; `sample` evaluates that many users (seeded) instead of all of them;
+    `reuse` skips the load (the database already holds this data set, from an earlier run)."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
     data = dataset.split(directory)
@@ -54,22 +60,23 @@ async def evaluate(
     sets, events = dataset.study_sets_and_events(data, cat, datetime.now(UTC) - timedelta(hours=1))
     timings["read_s"] = time.perf_counter() - started
     mark = time.perf_counter()
-    publishers = sorted({b["publisher_id"] for b in cat.books})
-    await load(services, "publishers", [{"id": p, "name": p} for p in publishers])
-    await load(services, "subjects", [{"id": "books", "name": "Books (goodbooks)"}])
-    await load(services, "topics", cat.topics)
-    await load(services, "books", cat.books)
-    await load(services, "topic_book_mappings", cat.mappings)
-    await load(services, "study_sets", sets)
-    await load(services, "engagement_events", events)
-    async with services.engine.connect() as conn:
-        # planner statistics after a bulk load (autovacuum would get there, later)
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(
-            "ANALYZE"
-        )
+    if not reuse:
+        publishers = sorted({b["publisher_id"] for b in cat.books})
+        await load(services, "publishers", [{"id": p, "name": p} for p in publishers])
+        await load(services, "subjects", [{"id": "books", "name": "Books (goodbooks)"}])
+        await load(services, "topics", cat.topics)
+        await load(services, "books", cat.books)
+        await load(services, "topic_book_mappings", cat.mappings)
+        await load(services, "study_sets", sets)
+        await load(services, "engagement_events", events)
+        async with services.engine.connect() as conn:
+            # planner statistics after a bulk load (autovacuum would get there, later)
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(
+                "ANALYZE"
+            )
     timings["ingest_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    await job_lists(services)
+    lists_job = await job_lists(services)
     timings["worker_lists_s"] = time.perf_counter() - mark
     ev = for_evaluation(services)
     users = sorted(data.test)
@@ -86,8 +93,8 @@ async def evaluate(
         results.append(Result(strategy, *scores, p50, p99))
     timings["latency_samples_s"] = time.perf_counter() - mark - timings["service_lists_s"]
     mark = time.perf_counter()
-    base = Baselines(data.train)
-    for name in BASELINES:
+    base = Baselines(data.train, ease_max_items=services.settings.reco.ease_max_items)
+    for name in base.methods:
         samples, lists = [], {}
         for start in range(0, len(users), CHUNK):
             chunk = users[start : start + CHUNK]
@@ -109,6 +116,8 @@ async def evaluate(
             "topics": len(cat.topics),
         },
         "timings": {k: round(v, 2) for k, v in timings.items()},
+        # chosen on a validation split of the training events (the held-out ones never load)
+        "selection": lists_job["selection"],
     }
 
 
@@ -121,9 +130,8 @@ async def _service_lists(services: Services, users: list[str]) -> dict[str, dict
     async def run(chunk: list[str]) -> None:
         async with services.read_engine.connect() as conn:
             await conn.exec_driver_sql("SET work_mem = '64MB'")  # 500 study sets per query
-            found = await recommend_all(
-                conn, services.settings.reco, [f"ss-{u}" for u in chunk], 10
-            )
+            settings = await reco_data.effective_settings(conn, services.settings.reco)
+            found = await recommend_all(conn, settings, [f"ss-{u}" for u in chunk], 10)
         for strategy, lists in found.items():
             for user in chunk:
                 rec = lists.get(f"ss-{user}")
@@ -161,4 +169,6 @@ def table(report: dict[str, Any]) -> str:
         f"training events {d['training_events']}, held out {d['held_out']}, topics {d['topics']}"
     )
     lines.append("timings (s): " + ", ".join(f"{k} {v}" for k, v in t.items()))
+    if report.get("selection"):
+        lines.extend(selection.describe(report["selection"]))
     return "\n".join(lines)

@@ -21,6 +21,7 @@ async def run_in_database(
     database_url: str | None,
     keep: bool = False,
     sample: int | None = None,
+    reuse: bool = False,
     server_url: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate in `database_url`, or else in a fresh scratch database on `server_url`'s server."""
@@ -39,7 +40,7 @@ async def run_in_database(
     await upgrade_async(url)
     services = Services.create(settings.model_copy(update={"database_url": url, "redis_url": None}))
     try:
-        return await evaluate(services, directory, sample=sample)
+        return await evaluate(services, directory, sample=sample, reuse=reuse and not scratch)
     finally:
         await services.close()
         if scratch and not keep:

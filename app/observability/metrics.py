@@ -96,6 +96,30 @@ BUILD_INFO = Gauge(
 )
 BUILD_INFO.labels(__version__).set(1)
 REFUSALS = Counter("bookbridge_refusals_total", "Requests refused cheaply, by reason", ["reason"])
+RECO_VALIDATION_NDCG = Gauge(
+    "bookbridge_reco_validation_ndcg",
+    "Validation NDCG@10 of each collaborative candidate in the last lists job",
+    ["candidate"],
+    multiprocess_mode="max",
+)
+RECO_FIT_SECONDS = Gauge(
+    "bookbridge_reco_fit_seconds",
+    "Validation fit time of each collaborative candidate in the last lists job",
+    ["candidate"],
+    multiprocess_mode="max",
+)
+RECO_MODEL = Gauge(
+    "bookbridge_reco_model_chosen",
+    "1 for the collaborative model the last lists job chose, 0 for the others it tried",
+    ["model"],
+    multiprocess_mode="max",
+)
+RECO_WEIGHT = Gauge(
+    "bookbridge_reco_hybrid_weight",
+    "HYBRID weight of each component chosen by the last lists job's validation",
+    ["component"],
+    multiprocess_mode="max",
+)
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -149,6 +173,23 @@ def observe_recommendation(strategy: str, seconds: float) -> None:
 
 def observe_job(job: str, status: str, seconds: float) -> None:
     JOB_DURATION.labels(job, status).observe(seconds)
+
+
+def observe_selection(
+    model: str,
+    validation_ndcg: Mapping[str, float],
+    fit_seconds: Mapping[str, float],
+    weights: Mapping[str, float] | None,
+) -> None:
+    """The lists job's model selection: candidates' scores and fit times, the choice, weights."""
+    for candidate, value in validation_ndcg.items():
+        RECO_VALIDATION_NDCG.labels(candidate).set(value)
+    for candidate, value in fit_seconds.items():
+        RECO_FIT_SECONDS.labels(candidate).set(value)
+    for name in {c.split(":", 1)[0] for c in validation_ndcg} | {model}:
+        RECO_MODEL.labels(name).set(1.0 if name == model else 0.0)
+    for component, value in (weights or {}).items():
+        RECO_WEIGHT.labels(component).set(value)
 
 
 def refused(reason: str) -> None:

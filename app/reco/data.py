@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.settings import RecoSettings
 from app.core.viewer import StudentScope
 from app.reco.tracing import sql_span
 
@@ -337,3 +338,37 @@ async def lists_run(conn: AsyncConnection) -> object:
     do; "never" before the first run."""
     row = (await conn.execute(_LISTS_RUN)).first()
     return tuple(row) if row is not None else "never"
+
+
+SELECTION_ROW = "lists.model"  # the worker_jobs row of the lists job's model selection
+_SELECTION = text("SELECT last_details FROM worker_jobs WHERE job = :job AND last_status = 'ok'")
+
+
+async def stored_selection(conn: AsyncConnection) -> dict[str, Any] | None:
+    """The last lists job's model selection (app/reco/selection.py), or None before one."""
+    raw = await conn.scalar(_SELECTION, {"job": SELECTION_ROW})
+    return raw if isinstance(raw, dict) else None
+
+
+_TUNED_WEIGHTS = text(
+    "SELECT last_details -> 'weights' FROM worker_jobs WHERE job = :job AND last_status = 'ok'"
+)
+
+
+@sql_span("tuned_weights")
+async def tuned_weights(conn: AsyncConnection) -> dict[str, float] | None:
+    """HYBRID weights the last lists job validated (app/reco/selection.py), or None."""
+    raw = await conn.scalar(_TUNED_WEIGHTS, {"job": SELECTION_ROW})
+    if not isinstance(raw, dict) or not raw:
+        return None
+    return {str(k): float(v) for k, v in raw.items()}
+
+
+async def effective_settings(conn: AsyncConnection, settings: RecoSettings) -> RecoSettings:
+    """The settings with HYBRID's validated weights, when tuning is on and there are some."""
+    if not settings.tune_hybrid_weights:
+        return settings
+    weights = await tuned_weights(conn)
+    if weights is None:
+        return settings
+    return settings.model_copy(update={"hybrid_weights": weights})

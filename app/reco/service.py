@@ -108,15 +108,17 @@ async def _compute(services: Services, keys: Sequence[ListKey]) -> dict[str, Pay
     s = services.settings.reco
     connect = services.read_engine.connect
     ids = sorted({k.study_set_id for k in keys})
-    async with connect() as conn:
-        contexts = await data.study_set_contexts(conn, ids, None, s.topic_match_limit)
     out: dict[str, Payload | None] = {k.cache_key: None for k in keys}
     groups: dict[tuple[str, int], list[tuple[ListKey, _Choice]]] = {}
-    for key in keys:
-        ctx = contexts.get(key.study_set_id)
-        if ctx is not None:
-            choice = _choose(s, key.strategy, ctx.user_id)
-            groups.setdefault((choice.strategy, key.first), []).append((key, choice))
+    async with connect() as conn:
+        contexts = await data.study_set_contexts(conn, ids, None, s.topic_match_limit)
+        for key in keys:
+            ctx = contexts.get(key.study_set_id)
+            if ctx is not None:
+                choice = _choose(s, key.strategy, ctx.user_id)
+                groups.setdefault((choice.strategy, key.first), []).append((key, choice))
+        if any(strategy == "HYBRID" for strategy, _ in groups):
+            s = await data.effective_settings(conn, s)  # the lists job's validated weights
 
     async def compute_group(
         strategy: str, first: int, members: list[tuple[ListKey, _Choice]]

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -23,6 +24,7 @@ from app.db.ops import dead_letter_count
 from app.db.pool import FairAsyncAdaptedQueuePool
 from app.observability import metrics, tracing
 from app.observability.logging import configure_logging
+from app.reco import data as reco_data
 from app.runtime.gc import tune_gc
 from app.runtime.services import Services
 from app.server.body import JsonLimits, RequestBodyMiddleware
@@ -66,6 +68,18 @@ async def readiness(services: Services) -> tuple[bool, dict[str, str]]:
         log.warning("readiness: redis degraded: %s", exc)
         return True, {"database": "ok", "redis": "degraded"}
     return True, {"database": "ok", "redis": "ok"}
+
+
+async def _observe_model_selection(conn: AsyncConnection) -> None:
+    """The worker's model selection (another process), from its row, into the metrics."""
+    chosen = await reco_data.stored_selection(conn)
+    if chosen:
+        metrics.observe_selection(
+            str(chosen.get("model")),
+            chosen.get("validation_ndcg") or {},
+            chosen.get("fit_seconds") or {},
+            chosen.get("weights"),
+        )
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
@@ -134,8 +148,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             try:
                 async with services.read_engine.connect() as conn:
                     metrics.DEAD_LETTERS.set(await dead_letter_count(conn))
+                    await _observe_model_selection(conn)
             except Exception as exc:  # a scrape still answers when the database is down
-                log.warning("metrics: dead-letter count failed: %s", exc)
+                log.warning("metrics: dead-letter count or model selection failed: %s", exc)
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 

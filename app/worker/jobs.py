@@ -24,7 +24,7 @@ from prometheus_client import start_http_server
 from sqlalchemy import text
 
 from app.observability import metrics
-from app.reco import jobs, neighbours
+from app.reco import jobs, neighbours, selection
 from app.runtime.services import Services
 
 log = logging.getLogger("bookbridge.worker")
@@ -32,23 +32,37 @@ Job = Callable[[Services], Awaitable[dict[str, Any]]]
 
 
 async def job_lists(services: Services) -> dict[str, Any]:
-    """Popularity rollup, trend lists and both neighbour lists, then invalidate cached lists."""
+    """Popularity rollup, trend lists and both neighbour lists (the collab model and HYBRID's
+    weights chosen by validation, `app/reco/selection.py`), then invalidate cached lists."""
     s = services.settings.reco
     out: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    mark = time.perf_counter()
     async with services.engine.begin() as conn:
         out["popularity"] = await jobs.refresh_popularity(
             conn, s.half_life_days, datetime.now(UTC).date()
         )
         out["trending"] = await jobs.refresh_trending(conn, s.trending_size)
         out["topic_top"] = await jobs.refresh_topic_top(conn, s.candidates_per_topic)
-    async with services.engine.begin() as conn:
-        collab = await neighbours.compute_collab(
-            conn, s.neighbours_k, s.ease_lambda, s.ease_max_items
-        )
-        out["collab"] = await neighbours.replace_neighbours(conn, "collab", collab)
+    seconds["popularity_trending"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     async with services.engine.begin() as conn:
         content = await neighbours.compute_content(conn, s.neighbours_k)
+        seconds["content"] = time.perf_counter() - mark
         out["content"] = await neighbours.replace_neighbours(conn, "content", content)
+    seconds["content_write"] = time.perf_counter() - mark - seconds["content"]
+    mark = time.perf_counter()
+    async with services.engine.begin() as conn:
+        collab, chosen = await selection.compute_collab(conn, s, content)
+        seconds["collab_selection_refit"] = time.perf_counter() - mark
+        out["collab"] = await neighbours.replace_neighbours(conn, "collab", collab)
+        await selection.store(conn, chosen)
+    seconds["collab_write"] = time.perf_counter() - mark - seconds["collab_selection_refit"]
+    out["selection"] = chosen.to_json()
+    out["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
+    metrics.observe_selection(
+        chosen.model, chosen.validation_ndcg, chosen.fit_seconds, chosen.weights
+    )
     await services.reco_cache.invalidate_lists()
     return out
 

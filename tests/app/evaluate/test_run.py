@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app.evaluate.dataset import split
 from app.evaluate.run import evaluate
+from app.reco import selection
 from app.runtime.services import Services
 
 FIELDS = (
@@ -30,6 +31,8 @@ NAMES = {
     "HYBRID",
     "POPULARITY_BASELINE",
     "ITEMKNN_BASELINE",
+    "RP3BETA_BASELINE",
+    "EASE_BASELINE",
 }
 
 
@@ -109,6 +112,16 @@ async def test_evaluate_reports_every_strategy_and_baseline(
     assert rows["COLLABORATIVE"]["ndcg_at_10"] > rows["POPULARITY_BASELINE"]["ndcg_at_10"]
     assert rows["HYBRID"]["ndcg_at_10"] > rows["POPULARITY_BASELINE"]["ndcg_at_10"]
     assert report["dataset"]["evaluated_users"] == 60
+    # the model and weights were chosen on the training events alone: what the lists job
+    # validated on is exactly the training pairs, none of the held-out test pairs
+    data = split(tmp_path / "d")
+    async with services.engine.connect() as conn:
+        seen = await selection.engagement(conn)
+    pairs = {(seen.users[u], seen.books[b]) for u, b in zip(*seen.x.nonzero(), strict=True)}
+    assert pairs == {(f"u-{u}", b) for u, books in data.train.items() for b in books}
+    assert not pairs & {(f"u-{u}", b) for u, books in data.test.items() for b in books}
+    chosen = report["selection"]
+    assert chosen["model"] in {"itemknn", "rp3beta", "ease_local", "ease"}
 
 
 async def test_evaluate_without_tags(services: Services, tmp_path: Path) -> None:
@@ -138,7 +151,8 @@ def test_cli_writes_the_json_shape(services: Services, database_url: str, tmp_pa
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert "HYBRID" in done.stdout and "ndcg@10" in done.stdout
+    assert "collab model:" in done.stdout and "HYBRID weights:" in done.stdout
     body = json.loads(out.read_text())
-    assert [set(r) for r in body["results"]] == [set(FIELDS)] * 7
+    assert [set(r) for r in body["results"]] == [set(FIELDS)] * len(NAMES)
     assert {r["strategy"] for r in body["results"]} == NAMES
     assert body["dataset"]["evaluated_users"] == 10

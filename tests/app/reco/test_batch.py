@@ -134,9 +134,9 @@ async def test_a_page_of_lists_costs_fixed_sql_cold_and_none_warm(
         last, redis[n] = await page(client, sql, n)  # Redis hits
         assert first == again == last
         assert not [s for s in reads + sql.statements if any(t in s for t in RECO_TABLES)]
-    # page + contexts, title-matched topics, own books, topic candidates, collab, content,
-    # trending, names + books
-    assert cold == {3: 10, SETS: 10}, cold
+    # page + contexts, the lists job's HYBRID weights, title-matched topics, own books, topic
+    # candidates, collab, content, trending, names + books
+    assert cold == {3: 11, SETS: 11}, cold
     assert local == redis == {3: 2, SETS: 2}, (local, redis)
 
 

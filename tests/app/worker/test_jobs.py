@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import sys
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 
 from app.cli.main import build_parser
 from app.db import models
+from app.observability.metrics import exposition
+from app.reco import data as reco_data
 from app.runtime.services import Services
-from app.worker.jobs import JOBS, job_reconcile, job_report, run_job, run_worker
+from app.worker.jobs import JOBS, job_lists, job_reconcile, job_report, run_job, run_worker
 from tests import reco_factories as f
 from tests.conftest import GraphQLClient
 from tests.factories import insert_rows
@@ -43,7 +47,8 @@ async def test_two_replicas_run_each_job_once(services: Services) -> None:
         assert outcomes[0] == "ok" and outcomes[1] in ("skipped_locked", "skipped_fresh"), outcomes
     async with services.engine.connect() as conn:
         runs = dict((await conn.execute(text("SELECT job, runs FROM worker_jobs"))).all())
-    assert runs == dict.fromkeys(names, 1)
+    # the lists job's model selection is recorded beside it, once
+    assert runs == {**dict.fromkeys(names, 1), "lists.model": 1}
 
 
 async def test_worker_processes_log_json_lines(services: Services, database_url: str) -> None:
@@ -52,7 +57,9 @@ async def test_worker_processes_log_json_lines(services: Services, database_url:
     env.pop("REDIS_URL", None)
     cmd = [sys.executable, "-m", "app.cli.main", "worker", "--once", "--jobs", "lists,report"]
     procs = [
-        await asyncio.create_subprocess_exec(*cmd, env=env, stderr=asyncio.subprocess.PIPE)
+        await asyncio.create_subprocess_exec(
+            *cmd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
         for _ in range(2)
     ]
     outputs = [await asyncio.wait_for(p.communicate(), timeout=120) for p in procs]
@@ -67,6 +74,9 @@ async def test_worker_processes_log_json_lines(services: Services, database_url:
         mine = [r for r in records if r["job"] == job]
         assert len(mine) == 2 and sorted(r["outcome"] for r in mine)[0] == "ok"
         assert all("duration_ms" in r and "replica" in r for r in mine)
+    # the replica that ran the lists job prints its model choice
+    printed = [out.decode() for out, _ in outputs]
+    assert sum("collab model: ease_local" in p and "HYBRID weights:" in p for p in printed) == 1
 
 
 async def test_lists_feed_similar_and_trending(services: Services, gql: GraphQLClient) -> None:
@@ -170,3 +180,99 @@ async def test_a_full_run_rebuilds_analytics_even_when_fresh(services: Services)
     assert full[0]["outcome"] == "ok" and full[0]["details"]["full"] is True
     assert full[0]["details"]["days"] == 1  # co_engagement's events are all of today
     assert build_parser().parse_args(["worker", "--once", "--full"]).full is True
+
+
+async def test_lists_job_chooses_the_collab_model_by_validation(services: Services) -> None:
+    """Two clusters of readers: every candidate is fitted on the validation split, the best
+    validation NDCG@10 writes the lists, HYBRID's weights are chosen on the same split, and
+    the choice is stored, served and exported."""
+    await f.taxonomy(services)
+    specs = {f"c{i:02d}": {"t1" if i % 2 == 0 else "t2": 0.5} for i in range(24)}
+    await f.books(services, specs)
+    rng = random.Random(3)
+    for u in range(40):
+        mine = [b for i, b in enumerate(specs) if i % 2 == u % 2]
+        await f.study_set(services, f"ss{u}", f"u{u}", ["t1" if u % 2 == 0 else "t2"])
+        await f.events(services, f"ss{u}", rng.sample(mine, 6), "view")
+    reco = services.settings.reco.model_copy(update={"selection_min_users": 20})
+    tuned = Services(
+        settings=services.settings.model_copy(update={"reco": reco}),
+        engine=services.engine,
+        read_engine=services.read_engine,
+    )
+    chosen = (await job_lists(tuned))["selection"]
+    assert chosen["validation_users"] == 40
+    scores = chosen["validation_ndcg"]
+    assert {name.split(":")[0] for name in scores} == {"itemknn", "rp3beta", "ease_local", "ease"}
+    best = max(scores, key=lambda name: scores[name])
+    assert best.split(":")[0] == chosen["model"] and set(chosen["fit_seconds"]) == set(scores)
+    assert chosen["weights"]["COLLABORATIVE"] == 1.0 and chosen["weights_ndcg"] > 0
+    async with services.engine.connect() as conn:
+        stored = await conn.scalar(
+            text("SELECT last_details FROM worker_jobs WHERE job = 'lists.model'")
+        )
+        assert stored["model"] == chosen["model"] and stored["weights"] == chosen["weights"]
+        assert await reco_data.tuned_weights(conn) == chosen["weights"]
+        used = await reco_data.effective_settings(conn, reco)
+        assert used.hybrid_weights == chosen["weights"]
+        fixed = reco.model_copy(update={"tune_hybrid_weights": False})
+        assert (await reco_data.effective_settings(conn, fixed)).hybrid_weights == (
+            reco.hybrid_weights
+        )
+        # the lists are of the same cluster only
+        pairs = (
+            await conn.execute(
+                text("SELECT book_id, neighbour_id FROM book_neighbours WHERE kind = 'collab'")
+            )
+        ).all()
+    assert pairs and all(int(a[1:]) % 2 == int(b[1:]) % 2 for a, b in pairs)
+    exported = exposition()[0].decode()
+    assert f'bookbridge_reco_model_chosen{{model="{chosen["model"]}"}} 1.0' in exported
+    for name in scores:
+        assert f'bookbridge_reco_validation_ndcg{{candidate="{name}"}}' in exported
+        assert f'bookbridge_reco_fit_seconds{{candidate="{name}"}}' in exported
+    assert 'bookbridge_reco_hybrid_weight{component="COLLABORATIVE"} 1.0' in exported
+
+
+async def test_lists_job_keeps_the_defaults_on_a_catalog_too_small_to_validate(
+    services: Services,
+) -> None:
+    await co_engagement(services)  # 8 students
+    chosen = (await job_lists(services))["selection"]
+    assert chosen["model"] == "ease_local" and chosen["validation_ndcg"] == {}
+    assert "fewer than" in chosen["reason"] and chosen["weights"] is None
+    async with services.engine.connect() as conn:
+        assert await reco_data.tuned_weights(conn) is None
+        assert (
+            await reco_data.effective_settings(conn, services.settings.reco)
+        ).hybrid_weights == (services.settings.reco.hybrid_weights)
+        count = await conn.scalar(
+            text("SELECT count(*) FROM book_neighbours WHERE kind = 'collab'")
+        )
+    assert count and count > 0
+
+
+async def test_the_servers_metrics_show_the_stored_model_selection(
+    services: Services, http: httpx.AsyncClient
+) -> None:
+    """Another process's lists job: the server reads the stored choice at scrape time."""
+    stored = {
+        "model": "rp3beta",
+        "validation_ndcg": {"rp3beta:alpha=0.75,beta=0.5": 0.25, "itemknn:shrink=10": 0.125},
+        "fit_seconds": {"rp3beta:alpha=0.75,beta=0.5": 1.5, "itemknn:shrink=10": 0.5},
+        "weights": {"COLLABORATIVE": 1.0, "CONTENT": 0.2},
+    }
+    async with services.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO worker_jobs (job, runs, last_status, last_details) "
+                "VALUES ('lists.model', 1, 'ok', CAST(:d AS jsonb))"
+            ),
+            {"d": json.dumps(stored)},
+        )
+    body = (await http.get("/metrics")).text
+    assert 'bookbridge_reco_model_chosen{model="rp3beta"} 1.0' in body
+    assert 'bookbridge_reco_model_chosen{model="itemknn"} 0.0' in body
+    assert 'bookbridge_reco_validation_ndcg{candidate="itemknn:shrink=10"} 0.125' in body
+    assert 'bookbridge_reco_fit_seconds{candidate="rp3beta:alpha=0.75,beta=0.5"} 1.5' in body
+    assert 'bookbridge_reco_hybrid_weight{component="CONTENT"} 0.2' in body

@@ -1,0 +1,444 @@
+"""Collaborative models for the `collab` neighbour lists (pure numpy/scipy, no database).
+
+Each model turns a users x items 0/1 matrix X into an items x items weight matrix W, sparse,
+holding the k best positive weights of each row: a student's score for book j is the sum of
+W[i, j] over the books i they engaged with, which is what the service sums from the lists.
+
+- `itemknn`: cosine co-occurrence with shrinkage, co / (n_i^a n_j^(1-a) + shrink).
+- `rp3beta`: item -> user -> item random walk with its entries raised to alpha, divided by the
+  target's popularity^beta (Paudel et al. 2016).
+- `ease`: EASE (Steck 2019), dense closed form; memory items^2 (used up to `ease_max_items`).
+- `ease_local`: EASE restricted to each item's M nearest items (by cosine or by co-count): for
+  each item j a ridge regression of X[:, j] on X[:, N(j)], w = (G_NN + lam I)^-1 G_Nj with
+  G = X'X, solved in batches of small dense systems; memory grows with items x M^2 instead of
+  items^2.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+CHUNK = 1024  # rows of a co-occurrence block
+SOLVE_BATCH_CELLS = 8_000_000  # cells of the batched M x M systems solved at once
+DENSE_GRAM_MAX_ITEMS = 12_000  # up to here (576 MB) the Gram cells are read from a dense copy
+
+
+def top_k_rows(
+    block: sp.spmatrix, k: int, offset: int = 0, diagonal: bool = False
+) -> tuple[np.ndarray, ...]:
+    """The k largest positive entries of each row of a sparse block (the diagonal, column ==
+    row + offset, skipped unless `diagonal`; ties go to the lower column), as (rows, cols,
+    values) arrays."""
+    block = sp.csr_matrix(block)
+    block.sum_duplicates()
+    rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+    keep = block.data > 0
+    if not diagonal:
+        keep &= block.indices != rows + offset
+    rows, cols, vals = rows[keep], block.indices[keep], block.data[keep]
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.searchsorted(rows, np.arange(block.shape[0]))
+    best = (np.arange(len(rows)) - starts[rows]) < k
+    return rows[best] + offset, cols[best], vals[best]
+
+
+def _assemble(parts: list[tuple[np.ndarray, ...]], n: int) -> sp.csr_matrix:
+    if not parts:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    rows = np.concatenate([p[0] for p in parts])
+    cols = np.concatenate([p[1] for p in parts])
+    vals = np.concatenate([p[2] for p in parts]).astype(np.float32)
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+
+
+def _counts(x: sp.csr_matrix) -> np.ndarray:
+    counts = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
+    counts[counts == 0] = 1.0
+    return counts
+
+
+def itemknn(x: sp.csr_matrix, k: int, shrink: float = 10.0, alpha: float = 0.5) -> sp.csr_matrix:
+    """Cosine item-kNN with shrinkage: co-count / (n_i^a x n_j^(1-a) + shrink), top k."""
+    n = x.shape[1]
+    counts = _counts(x)
+    left, right = np.power(counts, alpha), np.power(counts, 1 - alpha)
+    xt = x.T.tocsr().astype(np.float32)
+    xc = x.tocsc().astype(np.float32)
+    parts = []
+    for start in range(0, n, CHUNK):
+        co = (xt[start : start + CHUNK] @ xc).tocsr()
+        rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr))
+        co.data = co.data / (left[start + rows] * right[co.indices] + shrink)
+        parts.append(top_k_rows(co, k, start))
+    return _assemble(parts, n)
+
+
+def rp3beta(x: sp.csr_matrix, k: int, alpha: float = 0.75, beta: float = 0.5) -> sp.csr_matrix:
+    """RP3beta: W = (P_iu^a P_ui^a)_ij / pop_j^beta, P row-stochastic, top k per row."""
+    n = x.shape[1]
+    x = sp.csr_matrix(x, dtype=np.float32)
+    user_deg = np.asarray(x.sum(axis=1)).ravel()
+    user_deg[user_deg == 0] = 1.0
+    counts = _counts(x)
+    p_ui = sp.diags((1.0 / user_deg).astype(np.float32)) @ x
+    p_iu = (sp.diags((1.0 / counts).astype(np.float32)) @ x.T.tocsr()).tocsr()
+    if alpha != 1.0:
+        p_ui.data = np.power(p_ui.data, alpha)
+        p_iu.data = np.power(p_iu.data, alpha)
+    p_ui = p_ui.tocsc()
+    damp = np.power(counts, -beta)
+    parts = []
+    for start in range(0, n, CHUNK):
+        block = (p_iu[start : start + CHUNK] @ p_ui).tocsr()
+        block.data = block.data * damp[block.indices]
+        parts.append(top_k_rows(block, k, start))
+    return _assemble(parts, n)
+
+
+def ease_weights(x: sp.csr_matrix, lam: float = 200.0) -> np.ndarray:
+    """Dense EASE's whole B = I - P / diag(P), P = (X'X + lam I)^-1 (zero diagonal)."""
+    gram = (x.T @ x).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += lam
+    p = np.linalg.inv(gram)
+    del gram
+    p /= -np.diag(p)[None, :]
+    p[np.diag_indices_from(p)] = 0.0
+    return p
+
+
+def ease(x: sp.csr_matrix, k: int, lam: float = 200.0) -> sp.csr_matrix:
+    """Dense EASE, the k best positive weights of each row."""
+    n = x.shape[1]
+    p = ease_weights(x, lam)
+    parts = [top_k_rows(sp.csr_matrix(p[s : s + CHUNK]), k, s) for s in range(0, n, CHUNK)]
+    return _assemble(parts, n)
+
+
+def _gram_blocks(
+    x: sp.csr_matrix, m: int, cosine: bool = False
+) -> tuple[list[sp.csr_matrix], np.ndarray]:
+    """G = X'X in row blocks of CHUNK items (sorted indices, diagonal kept), and each item's m
+    most co-occurring other items (by co-count, or by cosine when `cosine`), padded with the
+    index `items` (a dummy item, Gram zero)."""
+    n = x.shape[1]
+    norms = np.sqrt(_counts(x))
+    xt = x.T.tocsr().astype(np.float32)
+    xc = x.tocsc().astype(np.float32)
+    blocks = []
+    nbr = np.full((n, m), n, dtype=np.int64)
+    for start in range(0, n, CHUNK):
+        co = (xt[start : start + CHUNK] @ xc).tocsr()
+        co.sort_indices()
+        blocks.append(co)
+        rank_by = co
+        if cosine:
+            r = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr))
+            rank_by = co.copy()
+            rank_by.data = co.data / (norms[start + r] * norms[co.indices])
+        rows, cols, _ = top_k_rows(rank_by, m, start)
+        rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+        nbr[rows, rank] = cols
+    return blocks, nbr
+
+
+def _gather(blocks: list[sp.csr_matrix], nbr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A[j] = G[N(j), N(j)] and b[j] = G[N(j), j] for every item j, read block by block of G's
+    rows: each block's (row, col) keys are searched while they are small enough to stay in
+    cache, for every neighbourhood that holds one of its rows."""
+    n, m = nbr.shape
+    if n <= DENSE_GRAM_MAX_ITEMS:
+        dense = np.zeros((n + 1, n + 1), dtype=np.float32)
+        dense[:n, :n] = sp.vstack(blocks, format="csr").toarray()
+        step = max(1, SOLVE_BATCH_CELLS // (m * m))
+        a = np.empty((n, m, m), dtype=np.float32)
+        for s in range(0, n, step):
+            idx = nbr[s : s + step]
+            a[s : s + step] = dense[idx[:, :, None], idx[:, None, :]]
+        b = dense[nbr, np.arange(n)[:, None]]
+        return a, b
+    a = np.zeros((n, m, m), dtype=np.float32)
+    b = np.zeros((n, m), dtype=np.float32)
+    flat = nbr.ravel()
+    order = np.argsort(flat, kind="stable")  # (item, slot) pairs grouped by neighbour row
+    bounds = np.searchsorted(flat[order], np.arange(0, n + CHUNK, CHUNK))
+    for number, co in enumerate(blocks):
+        start = number * CHUNK
+        pairs = order[bounds[number] : bounds[number + 1]]
+        if len(pairs) == 0 or co.nnz == 0:
+            continue
+        items, slots = pairs // m, pairs % m
+        rows = flat[pairs] - start  # local row of G for each pair
+        keys = np.repeat(np.arange(co.shape[0], dtype=np.int64), np.diff(co.indptr))
+        keys = keys * (n + 1) + co.indices
+        cols = np.concatenate([nbr[items], items[:, None]], axis=1)  # the m columns, then j
+        want = rows[:, None] * (n + 1) + cols
+        pos = np.searchsorted(keys, want)
+        pos[pos >= len(keys)] = len(keys) - 1
+        vals = np.where(keys[pos] == want, co.data[pos], np.float32(0))
+        a[items, slots] = vals[:, :m]
+        b[items, slots] = vals[:, m]
+    return a, b
+
+
+def ease_local(
+    x: sp.csr_matrix, k: int, lam: float = 25.0, neighbourhood: int = 100, cosine: bool = False
+) -> sp.csr_matrix:
+    """EASE restricted to each item's `neighbourhood` most co-occurring items (by co-count, or
+    by cosine when `cosine`), top k per row."""
+    n = x.shape[1]
+    m = max(1, min(neighbourhood, n - 1))
+    blocks, nbr = _gram_blocks(x, m, cosine)
+    a, b = _gather(blocks, nbr)
+    del blocks
+    a[:, np.arange(m), np.arange(m)] += np.float32(lam)
+    batch = max(1, SOLVE_BATCH_CELLS // (m * m))
+    weights = np.empty((n, m), dtype=np.float32)
+    # many small systems: a threaded BLAS spends more on waking its threads than on the work
+    # (19 s instead of 0.5 s for 800 systems of 100 on 2 busy cores)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, n, batch):
+            stop = start + batch
+            weights[start:stop] = np.linalg.solve(a[start:stop], b[start:stop, :, None])[:, :, 0]
+    del a, b
+    real = nbr < n
+    # column j of B holds item j's regression weights; row i (a seed's list) is its transpose
+    owner = np.broadcast_to(np.arange(n)[:, None], nbr.shape)
+    w = sp.csr_matrix((weights[real], (nbr[real], owner[real])), shape=(n, n))
+    parts = [top_k_rows(w[s : s + CHUNK], k, s) for s in range(0, n, CHUNK)]
+    return _assemble(parts, n)
+
+
+# --- validation ---------------------------------------------------------------------------
+
+K = 10
+
+
+@dataclass(slots=True)
+class Validation:
+    """A users x items matrix with some users' entries held out: `fit` is what models train
+    on, `users` the validated rows (sorted) and `held` their held-out items."""
+
+    fit: sp.csr_matrix
+    users: np.ndarray
+    held: list[np.ndarray]
+
+
+def validation_split(
+    x: sp.csr_matrix,
+    share: float = 0.2,
+    min_items: int = 5,
+    max_users: int = 5000,
+    seed: int = 16,
+) -> Validation:
+    """Per user, seeded: up to `max_users` users with `min_items` or more items each hold out
+    `share` of them (rounded, at least one) at random; everyone else keeps all."""
+    x = sp.csr_matrix(x, dtype=np.float32)
+    x.sum_duplicates()
+    rng = np.random.default_rng(seed)
+    sizes = np.diff(x.indptr)
+    eligible = np.flatnonzero(sizes >= min_items)
+    if len(eligible) > max_users:
+        eligible = np.sort(rng.choice(eligible, max_users, replace=False))
+    keep = np.ones(x.nnz, dtype=bool)
+    held = []
+    for u in eligible:
+        lo, hi = x.indptr[u], x.indptr[u + 1]
+        size = hi - lo
+        take = rng.choice(size, max(1, round(share * size)), replace=False)
+        keep[lo + take] = False
+        held.append(np.sort(x.indices[lo + take]))
+    rows = np.repeat(np.arange(x.shape[0]), sizes)
+    fit = sp.csr_matrix(
+        (x.data[keep], (rows[keep], x.indices[keep])), shape=x.shape, dtype=np.float32
+    )
+    return Validation(fit, eligible, held)
+
+
+def top_lists(scores: sp.csr_matrix, seen: sp.csr_matrix, k: int = K) -> list[np.ndarray]:
+    """Each row's k best positive-scored columns outside `seen` (ties to the lower column)."""
+    scores = sp.csr_matrix(scores, dtype=np.float64)
+    seen = sp.csr_matrix(seen)
+    masked = scores - scores.multiply(seen.astype(bool))
+    masked.eliminate_zeros()
+    rows, cols, _ = top_k_rows(masked, k, diagonal=True)
+    starts = np.searchsorted(rows, np.arange(scores.shape[0] + 1))
+    return [cols[starts[r] : starts[r + 1]] for r in range(scores.shape[0])]
+
+
+def ndcg(lists: list[np.ndarray], held: list[np.ndarray], k: int = K) -> float:
+    """Mean NDCG@k, binary relevance (as app.evaluate.metrics.score_lists)."""
+    if not held:
+        return 0.0
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    total = 0.0
+    for top, truth in zip(lists, held, strict=True):
+        rel = np.isin(top[:k], truth)
+        total += float(discount[: len(rel)][rel].sum()) / float(
+            discount[: min(k, len(truth))].sum()
+        )
+    return total / len(held)
+
+
+def validation_ndcg(val: Validation, w: sp.csr_matrix, batch: int = 1000) -> float:
+    """NDCG@10 of the lists `w` gives the validated users from their fitting rows."""
+    lists: list[np.ndarray] = []
+    for start in range(0, len(val.users), batch):
+        seeds = val.fit[val.users[start : start + batch]]
+        lists.extend(top_lists(seeds @ w, seeds))
+    return ndcg(lists, val.held)
+
+
+# --- choice ---------------------------------------------------------------------------------
+
+Fit = Callable[[sp.csr_matrix, int], sp.csr_matrix]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A model with its settings, and what fitting it costs for a catalog (bytes)."""
+
+    name: str
+    params: dict[str, float]
+    fit: Fit
+    memory: Callable[[sp.csr_matrix], float]  # peak bytes for this matrix, roughly
+
+
+@dataclass(slots=True)
+class Choice:
+    model: str
+    params: dict[str, float]
+    validation_ndcg: dict[str, float] = field(default_factory=dict)
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    validation_users: int = 0
+    reason: str = "validated"
+
+
+def _gram_cells(x: sp.csr_matrix) -> float:
+    """An upper bound of X'X's non-zero cells: sum of squared user degrees, at most items^2."""
+    deg = np.diff(sp.csr_matrix(x).indptr).astype(np.float64)
+    return float(min(float(x.shape[1]) ** 2, float((deg * deg).sum())))
+
+
+def _ease_local_fit(lam: float, m: int, cosine: bool) -> Fit:
+    return lambda x, k: ease_local(x, k, lam=lam, neighbourhood=m, cosine=cosine)
+
+
+def _ease_local_memory(m: int) -> Callable[[sp.csr_matrix], float]:
+    def need(x: sp.csr_matrix) -> float:
+        n = int(x.shape[1])
+        dense = 4.0 * (n + 1) ** 2 if n <= DENSE_GRAM_MAX_ITEMS else 0.0
+        return 8.0 * _gram_cells(x) + dense + 4.0 * n * (m + 2) ** 2 + 24.0 * n * m
+
+    return need
+
+
+def _knn_memory(x: sp.csr_matrix) -> float:
+    n = int(x.shape[1])
+    return 24.0 * n * 60 + 24.0 * CHUNK * n + 40.0 * int(x.nnz)
+
+
+def candidates(
+    ease_max_items: int, neighbourhood: int, items: int, ease_lambda: float = 200.0
+) -> list[Candidate]:
+    """The candidate grid, the likeliest winners first (the local EASE led on both data sets of
+    issue 16; when the time budget runs out, what is left is skipped). The local EASE's
+    neighbourhood shrinks with the catalog so that items x M^2 (the Gram cells it gathers and
+    solves) stays near 1.5e8; dense EASE (items^3 time, items^2 memory) comes last."""
+    m = int(max(20, min(neighbourhood, np.sqrt(1.5e8 / max(items, 1)))))
+    out = [
+        Candidate(
+            "ease_local",
+            {"lambda": lam, "neighbourhood": float(m), "cosine": float(cosine)},
+            _ease_local_fit(lam, m, cosine),
+            _ease_local_memory(m),
+        )
+        for cosine, lam in ((True, 10.0), (True, 50.0), (False, 50.0))
+    ]
+    out.append(
+        Candidate(
+            "rp3beta",
+            {"alpha": 0.75, "beta": 0.5},
+            lambda x, k: rp3beta(x, k, alpha=0.75, beta=0.5),
+            _knn_memory,
+        )
+    )
+    out.append(
+        Candidate("itemknn", {"shrink": 10.0}, lambda x, k: itemknn(x, k, shrink=10.0), _knn_memory)
+    )
+    if items <= ease_max_items:
+        out.append(
+            Candidate(
+                "ease",
+                {"lambda": ease_lambda},
+                lambda x, k: ease(x, k, lam=ease_lambda),
+                lambda x: 3 * 8.0 * float(x.shape[1]) ** 2,
+            )
+        )
+    return out
+
+
+def choose(
+    x: sp.csr_matrix,
+    k: int,
+    cands: list[Candidate],
+    default: str,
+    memory_budget: float,
+    time_budget: float,
+    min_users: int,
+    max_users: int = 5000,
+) -> tuple[Choice, Validation | None, sp.csr_matrix | None]:
+    """Fit each candidate on the validation split's fitting rows, within the memory budget
+    (bytes, estimated before fitting) and the time budget (seconds: once spent, the remaining
+    candidates are skipped), and keep the best validation NDCG@10. Returns the choice, the
+    split and the chosen model's validation fit (for blending), or the `default` candidate and
+    None when too few users can be validated."""
+    by_name = {f"{c.name}:{_tag(c.params)}": c for c in cands}
+    val = validation_split(x, max_users=max_users)
+    fallback = next(c for c in cands if c.name == default)
+    if len(val.users) < min_users:
+        choice = Choice(default, fallback.params, validation_users=len(val.users))
+        choice.reason = f"fewer than {min_users} users to validate on: the default"
+        return choice, None, None
+    started = time.perf_counter()
+    best: tuple[float, str, sp.csr_matrix] | None = None
+    scores: dict[str, float] = {}
+    fits: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    for key, cand in by_name.items():
+        need = cand.memory(x)
+        if need > memory_budget:
+            skipped[key] = f"needs ~{need / 2**30:.1f} GiB"
+            continue
+        if time.perf_counter() - started > time_budget:
+            skipped[key] = "time budget spent"
+            continue
+        t = time.perf_counter()
+        w = cand.fit(val.fit, k)
+        fits[key] = round(time.perf_counter() - t, 3)
+        scores[key] = round(validation_ndcg(val, w), 5)
+        if best is None or scores[key] > best[0]:
+            best = (scores[key], key, w)
+    if best is None:
+        choice = Choice(default, fallback.params, skipped=skipped, reason="nothing fitted")
+        return choice, None, None
+    chosen = by_name[best[1]]
+    choice = Choice(chosen.name, chosen.params, scores, fits, skipped, len(val.users))
+    return choice, val, best[2]
+
+
+def _tag(params: dict[str, float]) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in params.items())
+
+
+def refit(cands: list[Candidate], choice: Choice, x: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """The chosen candidate fitted on every interaction."""
+    cand = next(c for c in cands if c.name == choice.model and c.params == choice.params)
+    return cand.fit(x, k)

@@ -1,0 +1,336 @@
+"""The lists job's model selection: which collaborative model writes the `collab` lists, and
+HYBRID's weights, both chosen on a validation split of the training interactions.
+
+The split (per student, seeded; `models.validation_split`) holds out a fifth of the books of up
+to `selection_users` students. Each candidate model that fits the catalog's size within the
+memory and time budgets is fitted on the rest and scored by NDCG@10 of its lists for those
+students; the best is refitted on everything. With the chosen model's validation fit, HYBRID's
+weights are picked from a small grid on the same students, blending the components as the
+service does (each component's top `candidates_per_strategy`, normalised to its maximum). Fewer
+than `selection_min_users` students to validate on: the default model and weights.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import scipy.sparse as sp
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.settings import RecoSettings
+from app.reco import data, models
+
+DEFAULT_MODEL = "ease_local"
+WEIGHT_GRID = {
+    "TOPIC": (0.0, 0.05, 0.15),
+    "CONTENT": (0.0, 0.05, 0.1, 0.2),
+    "TRENDING": (0.0, 0.01, 0.05),
+}
+
+_PAIRS = text(
+    """
+    SELECT s.user_id, e.book_id FROM engagement_events e
+    JOIN study_sets s ON s.id = e.study_set_id
+    WHERE e.book_id IS NOT NULL GROUP BY s.user_id, e.book_id
+    """
+)
+_USER_TOPICS = text(
+    "SELECT DISTINCT s.user_id, st.topic_id FROM study_set_topics st "
+    "JOIN study_sets s ON s.id = st.study_set_id WHERE s.user_id = ANY(:users)"
+)
+_TOPIC_BOOKS = text("SELECT topic_id, book_id, weight * base_score FROM topic_top_books")
+
+
+@dataclass(slots=True)
+class Selection:
+    """What the lists job chose, on what evidence; stored and exported as metrics."""
+
+    model: str
+    params: dict[str, float]
+    reason: str
+    validation_users: int = 0
+    validation_ndcg: dict[str, float] = field(default_factory=dict)
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, float] | None = None
+    weights_ndcg: float | None = None
+    refit_seconds: float = 0.0
+    weights_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Matrix:
+    """Engagement as users x books (0/1), with the ids of rows and columns."""
+
+    x: sp.csr_matrix
+    users: list[str]
+    books: list[str]
+
+
+async def engagement(conn: AsyncConnection) -> Matrix:
+    pairs = (await conn.execute(_PAIRS)).all()
+    users: dict[str, int] = {}
+    books: dict[str, int] = {}
+    ui = [users.setdefault(u, len(users)) for u, _ in pairs]
+    bi = [books.setdefault(b, len(books)) for _, b in pairs]
+    x = sp.csr_matrix(
+        (np.ones(len(pairs), dtype=np.float32), (ui, bi)), shape=(len(users), len(books))
+    )
+    return Matrix(x, list(users), list(books))
+
+
+async def compute_collab(
+    conn: AsyncConnection,
+    s: RecoSettings,
+    content: Sequence[tuple[str, str, float]] = (),
+) -> tuple[list[tuple[str, str, float]], Selection]:
+    """The `collab` lists (book, neighbour, score) of the chosen model, and the choice."""
+    found = await engagement(conn)
+    if found.x.nnz == 0:
+        return [], Selection(DEFAULT_MODEL, {}, "no engagement yet")
+    items = found.x.shape[1]
+    cands = models.candidates(s.ease_max_items, s.ease_local_neighbourhood, items, s.ease_lambda)
+    if s.collab_model != "auto":
+        cands = [c for c in cands if c.name == s.collab_model] or cands
+    default = cands[0].name if s.collab_model != "auto" else DEFAULT_MODEL
+    choice, val, fitted = models.choose(
+        found.x,
+        s.neighbours_k,
+        cands,
+        default,
+        memory_budget=s.selection_memory_mb * 2**20,
+        time_budget=s.selection_seconds,
+        min_users=s.selection_min_users,
+        max_users=s.selection_users,
+    )
+    out = Selection(
+        choice.model,
+        choice.params,
+        choice.reason,
+        choice.validation_users,
+        choice.validation_ndcg,
+        choice.fit_seconds,
+        choice.skipped,
+    )
+    if val is not None and fitted is not None and s.tune_hybrid_weights:
+        started = time.perf_counter()
+        out.weights, out.weights_ndcg = await _tune_weights(conn, s, found, val, fitted, content)
+        out.weights_seconds = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    w = models.refit(cands, choice, found.x, s.neighbours_k).tocoo()
+    out.refit_seconds = round(time.perf_counter() - started, 3)
+    names = found.books
+    rows = [
+        (names[i], names[j], v)
+        for i, j, v in zip(w.row.tolist(), w.col.tolist(), w.data.tolist(), strict=True)
+    ]
+    return rows, out
+
+
+# --- HYBRID weights ------------------------------------------------------------------------
+
+
+def _top_normalised(scores: sp.csr_matrix, seen: sp.csr_matrix, limit: int) -> sp.csr_matrix:
+    """Each row's best `limit` scores outside `seen`, divided by the row's maximum."""
+    scores = sp.csr_matrix(scores, dtype=np.float64)
+    masked = scores - scores.multiply(seen.astype(bool))
+    masked.eliminate_zeros()
+    rows, cols, vals = models.top_k_rows(masked, limit, diagonal=True)
+    top = np.zeros(scores.shape[0])
+    np.maximum.at(top, rows, vals)
+    vals = vals / np.where(top[rows] > 0, top[rows], 1.0)
+    return sp.csr_matrix((vals, (rows, cols)), shape=scores.shape)
+
+
+async def _tune_weights(
+    conn: AsyncConnection,
+    s: RecoSettings,
+    matrix: Matrix,
+    val: models.Validation,
+    fitted: sp.csr_matrix,
+    content: Sequence[tuple[str, str, float]],
+) -> tuple[dict[str, float], float]:
+    """HYBRID's weights from WEIGHT_GRID (COLLABORATIVE fixed at 1) by validation NDCG@10."""
+    index = {b: i for i, b in enumerate(matrix.books)}
+    for a, b, _ in content:
+        index.setdefault(a, len(index))
+        index.setdefault(b, len(index))
+    topic_rows = (await conn.execute(_TOPIC_BOOKS)).all()
+    for _, b, _ in topic_rows:
+        index.setdefault(b, len(index))
+    n, n_e = len(index), len(matrix.books)
+    seeds = sp.csr_matrix(val.fit[val.users], dtype=np.float32)
+    seeds.resize((seeds.shape[0], n))
+    limit = s.candidates_per_strategy
+    collab = fitted.tocoo()
+    comps: dict[str, sp.csr_matrix] = {
+        "COLLABORATIVE": _top_normalised(
+            seeds @ sp.csr_matrix((collab.data, (collab.row, collab.col)), shape=(n, n)),
+            seeds,
+            limit,
+        )
+    }
+    if content:
+        w = sp.csr_matrix(
+            (
+                np.array([v for _, _, v in content], dtype=np.float32),
+                ([index[a] for a, _, _ in content], [index[b] for _, b, _ in content]),
+            ),
+            shape=(n, n),
+        )
+        comps["CONTENT"] = _top_normalised(seeds @ w, seeds, limit)
+    counts = np.asarray(val.fit.sum(axis=0)).ravel()
+    best = np.argsort(-counts, kind="stable")[: s.trending_size]
+    best = best[counts[best] > 0]
+    trend = np.zeros(n)
+    trend[best] = counts[best] / max(counts[best].max(initial=0.0), 1.0)
+    comps["TRENDING"] = sp.csr_matrix(np.ones((seeds.shape[0], 1))) @ sp.csr_matrix(trend)
+    users = [matrix.users[u] for u in val.users]
+    pairs = (await conn.execute(_USER_TOPICS, {"users": users})).all()
+    if pairs and topic_rows:
+        topics: dict[str, int] = {}
+        row_of = {u: i for i, u in enumerate(users)}
+        ut = sp.csr_matrix(
+            (
+                np.ones(len(pairs)),
+                (
+                    [row_of[u] for u, _ in pairs],
+                    [topics.setdefault(t, len(topics)) for _, t in pairs],
+                ),
+            ),
+            shape=(len(users), len(topics) + 1),
+        )
+        kept = [(t, b, v) for t, b, v in topic_rows if t in topics]
+        tb = sp.csr_matrix(
+            (
+                np.array([float(v or 0.0) for _, _, v in kept]),
+                ([topics[t] for t, _, _ in kept], [index[b] for _, b, _ in kept]),
+            ),
+            shape=(len(topics) + 1, n),
+        )
+        comps["TOPIC"] = _top_normalised(ut @ tb, seeds, limit)
+    assert n_e <= n
+    grid = [
+        dict(zip(WEIGHT_GRID, combo, strict=True))
+        for combo in itertools.product(*WEIGHT_GRID.values())
+    ]
+    scored = _score_blends(comps, seeds, val.held, grid)
+    ndcg, weights = max(scored, key=lambda sw: sw[0])  # first best: the grid's order
+    return {"COLLABORATIVE": 1.0, **weights}, round(ndcg, 5)
+
+
+def _score_blends(
+    comps: dict[str, sp.csr_matrix],
+    seen: sp.csr_matrix,
+    held: list[np.ndarray],
+    grid: list[dict[str, float]],
+) -> list[tuple[float, dict[str, float]]]:
+    """Validation NDCG@10 of each weight set. The candidates of a student are the union of the
+    components' lists (a few hundred books), laid out once as a dense students x slots array
+    per component, so each weight set costs one weighted sum and one top-10 of that array."""
+    union = sum(
+        (c.astype(bool).astype(np.float32) for c in comps.values()), sp.csr_matrix(seen.shape)
+    )
+    union = sp.csr_matrix(union)
+    union.sum_duplicates()
+    users, n = union.shape
+    lengths = np.diff(union.indptr)
+    width = max(1, int(lengths.max(initial=0)))
+    rows = np.repeat(np.arange(users), lengths)
+    slots = np.arange(union.nnz) - union.indptr[rows]
+    keys = rows.astype(np.int64) * n + union.indices
+
+    def laid_out(m: sp.csr_matrix) -> np.ndarray:
+        m = sp.csr_matrix(m)
+        m.sum_duplicates()
+        r = np.repeat(np.arange(users), np.diff(m.indptr))
+        want = r.astype(np.int64) * n + m.indices
+        pos = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
+        inside = keys[pos] == want if len(keys) else np.zeros(len(want), dtype=bool)
+        out = np.zeros((users, width))
+        out[rows[pos[inside]], slots[pos[inside]]] = m.data[inside]
+        return out
+
+    values = {name: laid_out(c) for name, c in comps.items()}
+    cols = np.full((users, width), -1, dtype=np.int64)
+    cols[rows, slots] = union.indices
+    excluded = (cols < 0) | (laid_out(seen) > 0)
+    truth = sp.csr_matrix(
+        (
+            np.ones(sum(len(h) for h in held)),
+            (np.repeat(np.arange(users), [len(h) for h in held]), np.concatenate(held)),
+        ),
+        shape=(users, n),
+    )
+    relevant = laid_out(truth) > 0
+    discount = 1.0 / np.log2(np.arange(2, models.K + 2))
+    ideal = np.array([discount[: min(models.K, len(h))].sum() for h in held])
+    k = min(models.K, width)
+    out = []
+    for weights in grid:
+        score = values["COLLABORATIVE"].copy()
+        for name, w in weights.items():
+            if w > 0 and name in values:
+                score += w * values[name]
+        score[excluded | (score <= 0)] = -np.inf
+        top = np.argpartition(-score, k - 1, axis=1)[:, :k]
+        # best first, ties to the lower book id (as models.top_lists)
+        order = np.lexsort((np.take_along_axis(cols, top, 1), -np.take_along_axis(score, top, 1)))
+        top = np.take_along_axis(top, order, 1)
+        hit = np.take_along_axis(relevant, top, 1) & np.isfinite(np.take_along_axis(score, top, 1))
+        dcg = (hit * discount[:k]).sum(axis=1)
+        out.append((float((dcg / ideal).mean()), weights))
+    return out
+
+
+# --- storage --------------------------------------------------------------------------------
+
+_STORE = text(
+    """
+    INSERT INTO worker_jobs (job, runs, last_started_at, last_finished_at, last_status,
+                             last_details)
+    VALUES (:job, 1, now(), clock_timestamp(), 'ok', CAST(:details AS jsonb))
+    ON CONFLICT (job) DO UPDATE SET runs = worker_jobs.runs + 1,
+        last_started_at = EXCLUDED.last_started_at, last_finished_at = clock_timestamp(),
+        last_status = 'ok', last_details = EXCLUDED.last_details
+    """
+)
+
+
+async def store(conn: AsyncConnection, selection: Selection) -> None:
+    """Record the choice in the transaction that writes its lists (they change together)."""
+    details = orjson.dumps(selection.to_json()).decode()
+    await conn.execute(_STORE, {"job": data.SELECTION_ROW, "details": details})
+
+
+def describe(chosen: dict[str, Any]) -> list[str]:
+    """The lists job's choice: model, validation NDCG@10 and fit time per candidate, weights."""
+    params = ", ".join(f"{k} {v:g}" for k, v in chosen["params"].items())
+    lines = [
+        f"collab model: {chosen['model']} ({params}); {chosen['reason']}, "
+        f"{chosen['validation_users']} validation users, refit {chosen['refit_seconds']} s"
+    ]
+    lines.extend(
+        f"  candidate {name:<40} validation ndcg@10 {score:.4f}  fit {chosen['fit_seconds'][name]} s"
+        for name, score in chosen["validation_ndcg"].items()
+    )
+    lines.extend(f"  skipped {name}: {why}" for name, why in chosen["skipped"].items())
+    if chosen.get("weights"):
+        weights = ", ".join(f"{k} {v:g}" for k, v in chosen["weights"].items())
+        lines.append(
+            f"HYBRID weights: {weights} (validation ndcg@10 {chosen['weights_ndcg']}, "
+            f"grid {chosen.get('weights_seconds', 0)} s)"
+        )
+    else:
+        lines.append("HYBRID weights: the configured defaults (not validated)")
+    return lines

@@ -1,0 +1,155 @@
+"""Collaborative models and their choice by validation (pure numpy/scipy, no database)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from app.reco import models
+
+
+def _matrix(rows: list[list[int]]) -> sp.csr_matrix:
+    return sp.csr_matrix(np.array(rows, dtype=np.float32))
+
+
+def _clustered(users: int, items: int, clusters: int, per_user: int, seed: int) -> sp.csr_matrix:
+    """Each user reads `per_user` books of one cluster (books i with i % clusters == c)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = [], []
+    for u in range(users):
+        mine = np.arange(u % clusters, items, clusters)
+        for b in rng.choice(mine, per_user, replace=False):
+            rows.append(u)
+            cols.append(b)
+    return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(users, items))
+
+
+# users x items: items 0 and 1 share two users, item 2 shares one with each of them
+SMALL = [[1, 1, 0], [1, 1, 1], [0, 0, 1], [1, 0, 0]]
+
+
+def test_itemknn_divides_co_counts_by_shrunk_cosine_norms() -> None:
+    w = models.itemknn(_matrix(SMALL), 5, shrink=1.0).toarray()
+    # items have 3, 2 and 2 users; co-counts (0,1) = 2, (0,2) = 1, (1,2) = 1
+    assert w[0, 1] == pytest.approx(2 / (np.sqrt(3 * 2) + 1))
+    assert w[2, 0] == pytest.approx(1 / (np.sqrt(2 * 3) + 1))
+    assert w[1, 2] == pytest.approx(1 / (2 + 1))
+    assert np.all(np.diag(w) == 0)
+
+
+def test_rp3beta_walks_item_user_item_and_damps_popular_targets() -> None:
+    x = _matrix(SMALL)
+    w = models.rp3beta(x, 5, alpha=1.0, beta=0.5).toarray()
+    # 0 -> users {0, 1, 3} (1/3 each) -> item 1: user 0 (1/2), user 1 (1/3); / sqrt(n_1 = 2)
+    assert w[0, 1] == pytest.approx((1 / 3) * (1 / 2 + 1 / 3) / np.sqrt(2))
+    # 2 -> users {1, 2} (1/2 each) -> item 0 only through user 1 (1/3); / sqrt(3)
+    assert w[2, 0] == pytest.approx((1 / 2) * (1 / 3) / np.sqrt(3))
+    w_more = models.rp3beta(x, 5, alpha=1.0, beta=1.0).toarray()
+    assert w_more[1, 0] / w[1, 0] < w_more[1, 2] / w[1, 2]  # item 0 (3 users) damped more
+
+
+@pytest.mark.parametrize(("dense_gram", "cosine"), [(True, False), (False, False), (True, True)])
+def test_local_ease_with_every_item_in_reach_is_ease(
+    dense_gram: bool, cosine: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EASE's column j is the ridge regression of item j on all other items, so the local
+    variant whose neighbourhood holds every other item gives EASE's weights exactly."""
+    monkeypatch.setattr(models, "DENSE_GRAM_MAX_ITEMS", 10**6 if dense_gram else 0)
+    monkeypatch.setattr(models, "CHUNK", 7)  # several Gram blocks
+    rng = np.random.default_rng(3)
+    x = sp.csr_matrix((rng.random((80, 25)) < 0.6).astype(np.float32))
+    dense = models.ease(x, 30, lam=5.0).toarray()
+    local = models.ease_local(x, 30, lam=5.0, neighbourhood=24, cosine=cosine).toarray()
+    np.testing.assert_allclose(local, dense, atol=1e-4)
+    assert (dense > 0).sum() > 100
+
+
+def test_local_ease_keeps_within_neighbourhoods_and_top_k() -> None:
+    x = _clustered(200, 60, 3, 6, seed=1)
+    w = models.ease_local(x, 5, lam=10.0, neighbourhood=10)
+    assert np.diff(w.indptr).max() <= 5
+    rows, cols = w.nonzero()
+    assert np.all(rows % 3 == cols % 3)  # only books of the same cluster co-occur
+    assert np.all(w.data > 0)
+
+
+def test_validation_split_is_seeded_and_holds_out_a_fifth() -> None:
+    x = _clustered(300, 60, 3, 8, seed=2)
+    val = models.validation_split(x, max_users=100, seed=5)
+    again = models.validation_split(x, max_users=100, seed=5)
+    assert np.array_equal(val.users, again.users)
+    assert all(np.array_equal(a, b) for a, b in zip(val.held, again.held, strict=True))
+    assert len(val.users) == 100
+    assert all(len(h) == 2 for h in val.held)  # round(0.2 x 8)
+    # the fitting rows plus the held-out items are the original, and never overlap
+    for u, held in zip(val.users, val.held, strict=True):
+        assert not set(held) & set(val.fit[u].indices)
+        assert set(held) | set(val.fit[u].indices) == set(x[u].indices)
+    others = np.setdiff1d(np.arange(300), val.users)
+    assert (val.fit[others] != x[others]).nnz == 0
+
+
+def _candidate(name: str, fit: models.Fit, memory: float = 0.0) -> models.Candidate:
+    return models.Candidate(name, {}, fit, lambda x: memory)
+
+
+def test_choice_takes_the_better_model_and_respects_budgets() -> None:
+    """Clustered data: item-kNN finds the cluster; a model that recommends the other
+    clusters' books cannot. The choice is the better one, whatever the candidates' order."""
+    x = _clustered(400, 90, 3, 10, seed=4)
+
+    def wrong_cluster(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+        n = m.shape[1]
+        i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        mask = (i % 3) != (j % 3)
+        return sp.csr_matrix((np.ones(mask.sum()), (i[mask], j[mask])), shape=(n, n))
+
+    good = _candidate("itemknn", models.itemknn)
+    bad = _candidate("wrong", wrong_cluster)
+    huge = _candidate("huge", wrong_cluster, memory=1e12)
+    for cands in ([bad, good, huge], [good, bad, huge]):
+        choice, val, fitted = models.choose(
+            x, 20, cands, "wrong", memory_budget=1e9, time_budget=60, min_users=50
+        )
+        assert choice.model == "itemknn"
+        assert choice.validation_ndcg["itemknn:"] > 0.1 > choice.validation_ndcg["wrong:"] == 0
+        assert set(choice.fit_seconds) == {"itemknn:", "wrong:"}
+        assert "huge:" in choice.skipped  # over the memory budget: never fitted
+        assert val is not None and fitted is not None
+    # too few users to validate on: the default, unfitted
+    choice, val, _ = models.choose(
+        x, 20, [bad, good], "wrong", memory_budget=1e9, time_budget=60, min_users=10_000
+    )
+    assert (choice.model, val, choice.validation_ndcg) == ("wrong", None, {})
+    assert "fewer than" in choice.reason
+
+
+def test_candidates_fit_the_catalog_size() -> None:
+    names = [c.name for c in models.candidates(12_000, 100, 5_000)]
+    assert names == ["ease_local", "ease_local", "ease_local", "rp3beta", "itemknn", "ease"]
+    big = models.candidates(12_000, 100, 100_000)
+    assert "ease" not in [c.name for c in big]  # dense EASE only where items^2 fits
+    assert {c.params["neighbourhood"] for c in big if c.name == "ease_local"} == {38.0}
+
+
+def test_blend_scoring_equals_ranking_each_blend() -> None:
+    """The weight grid's laid-out scoring gives the NDCG@10 of ranking each blend in full (no
+    ties here: a tie at the 10th place may break differently)."""
+    from app.reco.selection import _score_blends
+
+    rng = np.random.default_rng(9)
+    users, n = 60, 80
+
+    def comp(density: float) -> sp.csr_matrix:
+        return sp.random(users, n, density=density, format="csr", random_state=rng)
+
+    comps = {"COLLABORATIVE": comp(0.2), "CONTENT": comp(0.1), "TRENDING": comp(0.05)}
+    seen = sp.csr_matrix((rng.random((users, n)) < 0.1).astype(np.float32))
+    held = [rng.choice(n, 3, replace=False) for _ in range(users)]
+    grid = [{"CONTENT": c, "TRENDING": t} for c in (0.0, 0.3, 1.0) for t in (0.0, 0.5)]
+    fast = _score_blends(comps, seen, held, grid)
+    for (score, weights), expected in zip(fast, grid, strict=True):
+        blend = comps["COLLABORATIVE"] + sum(w * comps[k] for k, w in weights.items())
+        slow = models.ndcg(models.top_lists(blend, seen), held)
+        assert weights == expected and score == pytest.approx(slow, abs=1e-9)
