@@ -163,7 +163,7 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
     cost_schema = CostSchema()
     limiter = RateLimiter(retry_seconds=security.rate_limit_redis_retry_seconds)
     retry_after = security.unavailable_retry_after_seconds
-    plans = PlanCache(SQL_MAPPING)
+    plans = PlanCache(SQL_MAPPING, driver=settings.compiled_reads_driver)
 
     async def compiled(ec: ExecutionContext) -> None:
         await answer_compiled(plans, ec)

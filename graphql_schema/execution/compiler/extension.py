@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Sequence
 from typing import Any
 
 import orjson
 from graphql import ExecutionResult, GraphQLSchema, OperationType, get_operation_ast
 from graphql.execution.values import get_variable_values
+from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
@@ -35,11 +36,20 @@ class PlanCache:
     `schema` is graphql-core's schema built from the Strawberry schema's SDL (the same types,
     reached without Strawberry's private attributes): fields are collected and arguments
     coerced against it.
+
+    `driver`: run the statement on the pooled asyncpg connection itself (SQLAlchemy's public
+    `AsyncEngine.raw_connection()` and `driver_connection`; asyncpg's own prepared-statement
+    cache) instead of `AsyncConnection.exec_driver_sql`: about 30% less CPU for a small read,
+    but SQLAlchemy's cursor events (statement counters, the OpenTelemetry SQLAlchemy span) do
+    not see that statement; the `graphql.compiled_read` span still covers it.
     """
 
-    def __init__(self, mapping: dict[str, Table], maxsize: int = 512) -> None:
+    def __init__(
+        self, mapping: dict[str, Table], maxsize: int = 512, *, driver: bool = False
+    ) -> None:
         self.schema: GraphQLSchema | None = None
         self.mapping = mapping
+        self.driver = driver
         self.maxsize = maxsize
         self.plans: OrderedDict[Hashable, Plan | None] = OrderedDict()
 
@@ -118,16 +128,21 @@ async def _answer(cache: PlanCache, ec: ExecutionContext) -> ExecutionResult | N
         params = plan.parameters(variables)
     except Fallback:
         return None
-    return await _run(ec, plan, params)
+    return await _run(ec, plan, params, driver=cache.driver)
 
 
-async def _run(ec: ExecutionContext, plan: Plan, params: list[Any]) -> ExecutionResult | None:
+async def _run(
+    ec: ExecutionContext, plan: Plan, params: list[Any], *, driver: bool = False
+) -> ExecutionResult | None:
     engine = ec.context.services.read_engine
     tracer = spans.tracer("bookbridge.graphql")
     with spans.span(tracer, "graphql.compiled_read") as span:
         try:
-            async with engine.connect() as conn:
-                row = (await conn.exec_driver_sql(plan.sql, tuple(params))).one()
+            if driver:
+                row = await _on_driver(engine, plan.sql, params)
+            else:
+                async with engine.connect() as conn:
+                    row = (await conn.exec_driver_sql(plan.sql, tuple(params))).one()
         except Exception as exc:  # e.g. a non-finite float (see jsonsql): normal execution
             if span.is_recording():
                 span.set_attribute("bookbridge.compiled.fallback", type(exc).__name__)
@@ -137,3 +152,23 @@ async def _run(ec: ExecutionContext, plan: Plan, params: list[Any]) -> Execution
         return None
     data = {key: orjson.Fragment(value) for key, value in zip(plan.keys, row, strict=True)}
     return ExecutionResult(data=data)
+
+
+async def _on_driver(engine: AsyncEngine, sql: str, params: list[Any]) -> Sequence[Any]:
+    """One row from the pooled asyncpg connection, outside any transaction (as the autocommit
+    read engine runs it); a connection the failure closed is invalidated, not pooled again."""
+    raw = await engine.raw_connection()
+    driver = raw.driver_connection
+    try:
+        if driver is None:  # an invalidated proxy: not usable
+            raise LookupError("no driver connection")
+        row: Sequence[Any] | None = await driver.fetchrow(sql, *params)
+    except BaseException:
+        if driver is None or driver.is_closed():
+            raw.invalidate()
+        raise
+    finally:
+        raw.close()
+    if row is None:
+        raise LookupError("the compiled statement returned no row")
+    return row
