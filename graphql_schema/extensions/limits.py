@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import ASTValidationRule, GraphQLError, GraphQLSchema
 from graphql import ExecutionResult as GraphQLExecutionResult
-from strawberry.extensions import AddValidationRules, DisableIntrospection, SchemaExtension
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import SchemaExtension
 
 from app.auth.ratelimit import RateLimiter
 from graphql_schema.extensions.cost import operation_cost
@@ -45,14 +46,14 @@ def limit_extensions(
     security = settings.security
     # The rule classes are made once: new classes per request would defeat cached validation.
     rules: list[type[ASTValidationRule]] = [shape_rule(security.max_depth, security.max_aliases)]
-    factories: list[Callable[[], SchemaExtension]] = [
-        lambda: CachedDocuments(documents),
-        lambda: AddValidationRules(rules),
-    ]
     if not security.switch("introspection", production=settings.production):
-        factories.append(DisableIntrospection)
-    factories.append(lambda: CostLimiter(settings, limiter, documents, cost_schema, then))
-    return factories
+        rules.append(NoSchemaIntrospectionCustomRule)  # what DisableIntrospection adds
+    # CachedDocuments adds the rules at validation, as AddValidationRules / DisableIntrospection
+    # did from an on_operation hook of their own (Strawberry wraps every hook on each request)
+    return [
+        lambda: CachedDocuments(documents, rules),
+        lambda: CostLimiter(settings, limiter, documents, cost_schema, then),
+    ]
 
 
 class CostLimiter(SchemaExtension):
