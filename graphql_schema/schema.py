@@ -17,14 +17,14 @@ from app.core.errors import ClientError
 from app.core.settings import Settings
 from app.db.errors import is_bad_text, is_transient
 from app.observability.metrics import OperationNames
-from graphql_schema.execution.compiler.extension import CompiledReads, PlanCache
+from graphql_schema.execution.compiler.extension import PlanCache, answer_compiled
 from graphql_schema.execution.compiler.mapping import Table
 from graphql_schema.execution.context import ExecutionContext as CoreExecutionContext
 from graphql_schema.extensions.documents import DocumentCache
 from graphql_schema.extensions.limits import CostSchema, limit_extensions
-from graphql_schema.extensions.masking import MaskUnexpectedErrors
-from graphql_schema.extensions.tracing import OperationTelemetry
-from graphql_schema.extensions.unavailable import UNAVAILABLE, ServiceUnavailableStatus
+from graphql_schema.extensions.masking import mask_unexpected_errors
+from graphql_schema.extensions.tracing import Finish, OperationTelemetry
+from graphql_schema.extensions.unavailable import UNAVAILABLE, mark_unavailable
 from graphql_schema.types import catalog as catalog_t
 from graphql_schema.types import taxonomy as taxonomy_t
 from graphql_schema.types.analytics import PublisherAnalytics
@@ -163,18 +163,23 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
     cost_schema = CostSchema()
     limiter = RateLimiter(retry_seconds=security.rate_limit_redis_retry_seconds)
     retry_after = security.unavailable_retry_after_seconds
-    extensions: list[Any] = [
-        lambda: ServiceUnavailableStatus(retry_after),
-        *limit_extensions(settings, limiter, documents, cost_schema),
-    ]
+    plans = PlanCache(SQL_MAPPING, driver=settings.compiled_reads_driver)
+
+    async def compiled(ec: ExecutionContext) -> None:
+        await answer_compiled(plans, ec)
+
+    # last step of the cost limiter's on_execute: after every limit, cost and rate-limit check
+    then = compiled if settings.compiled_reads else None
+    # Once the operation is complete, inside its span: the 503 status, then masking (these were
+    # on_operation hooks of their own, nested in the same order; one hook is cheaper)
+    finish: list[Finish] = [lambda ec: mark_unavailable(ec, retry_after)]
     if security.masking(production=settings.production):
-        extensions.insert(0, MaskUnexpectedErrors)
+        finish.append(mask_unexpected_errors)
     names = OperationNames(settings.observability.metrics_max_operations)
-    extensions.insert(0, lambda: OperationTelemetry(names))
-    plans = PlanCache(SQL_MAPPING)
-    if settings.compiled_reads:
-        # last: after every limit, cost and rate-limit extension has had its say
-        extensions.append(lambda: CompiledReads(plans))
+    extensions: list[Any] = [
+        lambda: OperationTelemetry(names, finish),
+        *limit_extensions(settings, limiter, documents, cost_schema, then),
+    ]
     schema = BookbridgeSchema(
         query=Query,
         mutation=Mutation,

@@ -265,6 +265,12 @@ class Settings(BaseSettings):
         validation_alias="BOOKBRIDGE_COMPILED_READS",
         description="answer catalog reads with one compiled SQL statement (off: field resolvers)",
     )
+    compiled_reads_driver: bool = Field(
+        default=False,
+        validation_alias="BOOKBRIDGE_COMPILED_READS_DRIVER",
+        description="run the compiled statement on the asyncpg connection itself (less CPU; "
+        "SQLAlchemy's cursor events and its OpenTelemetry span do not see it)",
+    )
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="tokens, limits, trusted documents"
     )

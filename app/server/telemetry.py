@@ -72,7 +72,7 @@ class TelemetryMiddleware:
                 span.set_attribute("http.response.status_code", status)
                 metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
                 metrics.HTTP_LATENCY.labels(route).observe(elapsed)
-                if route not in ("/healthz", "/metrics"):
+                if route not in ("/healthz", "/metrics") and access.isEnabledFor(logging.INFO):
                     access.info(
                         "%s %s %d",
                         method,

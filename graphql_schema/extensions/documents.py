@@ -8,10 +8,11 @@ entry) and validated once per schema (the validation errors live in the entry to
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     GraphQLError,
     NameNode,
@@ -142,8 +143,9 @@ class CachedDocuments(SchemaExtension):
     """Parse through the cache (refusing over-long or over-token documents first), and keep
     the validation errors of each document, so that neither is done twice."""
 
-    def __init__(self, cache: DocumentCache) -> None:
+    def __init__(self, cache: DocumentCache, rules: Sequence[type[ASTValidationRule]] = ()) -> None:
         self.cache = cache
+        self.rules = tuple(rules)  # added to Strawberry's validation rules, in order
         self.document: Document | None = None
 
     def on_parse(self) -> Iterator[None]:
@@ -155,6 +157,8 @@ class CachedDocuments(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
+        if self.rules:
+            context.validation_rules = (*context.validation_rules, *self.rules)
         document = self.document
         if document is not None and document.error is not None:
             error = document.error  # a fresh error each time: clients' errors are not shared
