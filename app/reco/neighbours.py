@@ -16,6 +16,9 @@ BLOCK_CELLS = 2_000_000
 COMMON_TERM_SHARE = 0.01  # a term in more than this share of documents is "common" ...
 MAX_COMMON_TERMS = 256  # ... up to this many of the most frequent
 DENSE_ABOVE = 0.2  # a block denser than this is ranked densely (argpartition)
+EXACT_UP_TO = 20_000  # content lists: up to this many books every pair is compared (exact) ...
+POSTING_CAP = 64  # ... above it a common term proposes only its this many best-weighted books
+PAIR_CHUNK = 65_536  # candidate pairs whose common-term part is summed at once
 STOPWORDS = frozenset(
     [
         "a",
@@ -144,8 +147,9 @@ def tokens(
     ]
 
 
-def tfidf_neighbours(docs: Sequence[list[str]], k: int) -> Triples:
-    """Cosine neighbours over sublinear TF-IDF vectors (rows with no terms get none)."""
+def tfidf_neighbours(docs: Sequence[list[str]], k: int, exact_up_to: int = EXACT_UP_TO) -> Triples:
+    """Cosine neighbours over sublinear TF-IDF vectors (rows with no terms get none): every
+    pair up to `exact_up_to` documents, candidate pairs only above it (`_candidate_top_k`)."""
     vocab: dict[str, int] = {}
     rows, cols, vals = [], [], []
     for i, doc in enumerate(docs):
@@ -164,8 +168,21 @@ def tfidf_neighbours(docs: Sequence[list[str]], k: int) -> Triples:
     m = m @ sp.diags(np.log((1 + len(docs)) / (1 + df)) + 1.0)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
-    m = sp.diags(1.0 / norms) @ m
-    return _cosine_top_k(m.tocsr(), df, k)
+    m = (sp.diags(1.0 / norms) @ m).tocsr()
+    if len(docs) <= exact_up_to:
+        return _cosine_top_k(m, df, k)
+    return _candidate_top_k(m, df, k)
+
+
+def _common_terms(m: sp.csr_matrix, df: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The columns of the most frequent terms (over `COMMON_TERM_SHARE` of the documents, up
+    to `MAX_COMMON_TERMS`) and M without them."""
+    n = m.shape[0]
+    common = np.flatnonzero(df > COMMON_TERM_SHARE * n)
+    common = common[np.argsort(-df[common], kind="stable")[:MAX_COMMON_TERMS]]
+    keep = np.ones(m.shape[1], dtype=bool)
+    keep[common] = False
+    return m[:, np.flatnonzero(keep)].tocsr(), common
 
 
 def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
@@ -174,15 +191,8 @@ def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
     the square of their document counts; their part of every score is one small dense BLAS
     product instead (M = rare terms + common terms, M M' = R R' + C C')."""
     n = m.shape[0]
-    common = np.flatnonzero(df > COMMON_TERM_SHARE * n)
-    common = common[np.argsort(-df[common], kind="stable")[:MAX_COMMON_TERMS]]
-    if len(common) == 0:
-        rare, dense = m, None
-    else:
-        keep = np.ones(m.shape[1], dtype=bool)
-        keep[common] = False
-        rare = m[:, np.flatnonzero(keep)].tocsr()
-        dense = m[:, common].toarray().astype(np.float32)
+    rare, common = _common_terms(m, df)
+    dense = m[:, common].toarray().astype(np.float32) if len(common) else None
     rare_t = rare.T.tocsr()
     out: Triples = []
     step = _rows_per_block(n)
@@ -194,6 +204,59 @@ def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
         scores = dense[start : start + step] @ dense.T
         scores += block.toarray().astype(np.float32, copy=False)
         out.extend(top_k(scores, k, start))
+    return out
+
+
+def _candidate_top_k(m: sp.csr_matrix, df: np.ndarray, k: int, cap: int = POSTING_CAP) -> Triples:
+    """Top-k of M M' over candidate pairs only, so that time grows with books x candidates
+    rather than books^2. Candidates of a book: every book sharing a rare term with it (the
+    sparse product R R', exact as in `_cosine_top_k`), and for each of its common terms the
+    `cap` books that term weighs most in (an inverted index whose long posting lists are cut
+    to their best entries). A candidate's score is exact: R R' plus its common-term part C C',
+    summed for that pair alone. Missed: pairs sharing only common terms, neither among the
+    other's term's best books; such pairs score low, as common terms carry little IDF."""
+    n = m.shape[0]
+    rare, common = _common_terms(m, df)
+    if len(common) == 0:
+        return _cosine_top_k(m, df, k)
+    cm = m[:, common].tocsc()
+    picked_docs, picked_terms = [], []
+    for j in range(len(common)):
+        lo, hi = cm.indptr[j], cm.indptr[j + 1]
+        best = np.argsort(-cm.data[lo:hi], kind="stable")[:cap]
+        picked_docs.append(cm.indices[lo:hi][best])
+        picked_terms.append(np.full(len(best), j))
+    docs_, terms_ = np.concatenate(picked_docs), np.concatenate(picked_terms)
+    postings = sp.csr_matrix(
+        (np.ones(len(docs_), dtype=np.float32), (terms_, docs_)), shape=(len(common), n)
+    )
+    has = cm.tocsr()
+    has.data = np.ones_like(has.data, dtype=np.float32)
+    dense = cm.toarray().astype(np.float32)
+    rare_t = rare.T.tocsr()
+    out: Triples = []
+    for start in range(0, n, CHUNK):
+        stop = min(start + CHUNK, n)
+        exact = (rare[start:stop] @ rare_t).tocoo()
+        proposed = (has[start:stop] @ postings).tocoo()
+        block = sp.csr_matrix(
+            (
+                np.concatenate([exact.data, np.zeros(proposed.nnz)]),
+                (
+                    np.concatenate([exact.row, proposed.row]),
+                    np.concatenate([exact.col, proposed.col]),
+                ),
+            ),
+            shape=(stop - start, n),
+        )
+        block.sum_duplicates()
+        rows = np.repeat(np.arange(stop - start), np.diff(block.indptr)) + start
+        for lo in range(0, block.nnz, PAIR_CHUNK):
+            hi = min(lo + PAIR_CHUNK, block.nnz)
+            block.data[lo:hi] += np.einsum(
+                "ij,ij->i", dense[rows[lo:hi]], dense[block.indices[lo:hi]]
+            )
+        out.extend(sparse_top_k(block, k, start))
     return out
 
 
