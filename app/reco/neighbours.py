@@ -17,7 +17,8 @@ COMMON_TERM_SHARE = 0.01  # a term in more than this share of documents is "comm
 MAX_COMMON_TERMS = 256  # ... up to this many of the most frequent
 DENSE_ABOVE = 0.2  # a block denser than this is ranked densely (argpartition)
 EXACT_UP_TO = 20_000  # content lists: up to this many books every pair is compared (exact) ...
-POSTING_CAP = 64  # ... above it a common term proposes only its this many best-weighted books
+TOP_TERMS = 30  # ... above it a book's candidates come from its this many best terms' postings
+POSTING_CAP = 32  # ... each cut to the this many books the term weighs most in
 PAIR_CHUNK = 65_536  # candidate pairs whose common-term part is summed at once
 STOPWORDS = frozenset(
     [
@@ -207,57 +208,59 @@ def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
     return out
 
 
-def _candidate_top_k(m: sp.csr_matrix, df: np.ndarray, k: int, cap: int = POSTING_CAP) -> Triples:
+def _candidate_top_k(
+    m: sp.csr_matrix, df: np.ndarray, k: int, terms: int = TOP_TERMS, cap: int = POSTING_CAP
+) -> Triples:
     """Top-k of M M' over candidate pairs only, so that time grows with books x candidates
-    rather than books^2. Candidates of a book: every book sharing a rare term with it (the
-    sparse product R R', exact as in `_cosine_top_k`), and for each of its common terms the
-    `cap` books that term weighs most in (an inverted index whose long posting lists are cut
-    to their best entries). A candidate's score is exact: R R' plus its common-term part C C',
-    summed for that pair alone. Missed: pairs sharing only common terms, neither among the
-    other's term's best books; such pairs score low, as common terms carry little IDF."""
+    rather than books^2. Candidates come from an inverted index of each book's `terms`
+    highest-weighted terms (its rarest, by IDF) whose posting lists are cut to the `cap` books
+    the term weighs most in: a book's candidates are the books in the postings of its own top
+    terms, at most `terms` x `cap`. A candidate's score is its exact cosine (the dot product of
+    the two rows, over every term). Missed: pairs sharing none of the first's top terms in the
+    kept postings; they are the pairs that share only frequent, low-IDF terms."""
     n = m.shape[0]
-    rare, common = _common_terms(m, df)
-    if len(common) == 0:
-        return _cosine_top_k(m, df, k)
-    cm = m[:, common].tocsc()
-    picked_docs, picked_terms = [], []
-    for j in range(len(common)):
-        lo, hi = cm.indptr[j], cm.indptr[j + 1]
-        best = np.argsort(-cm.data[lo:hi], kind="stable")[:cap]
-        picked_docs.append(cm.indices[lo:hi][best])
-        picked_terms.append(np.full(len(best), j))
-    docs_, terms_ = np.concatenate(picked_docs), np.concatenate(picked_terms)
+    top = _row_top(m, terms)  # the book's top terms (1 where kept)
+    cols = top.tocsc()
+    keep_rows, keep_cols = [], []
+    for j in np.flatnonzero(np.diff(cols.indptr) > 0):
+        lo, hi = cols.indptr[j], cols.indptr[j + 1]
+        best = np.argsort(-cols.data[lo:hi], kind="stable")[:cap]
+        keep_rows.append(cols.indices[lo:hi][best])
+        keep_cols.append(np.full(len(best), j))
     postings = sp.csr_matrix(
-        (np.ones(len(docs_), dtype=np.float32), (terms_, docs_)), shape=(len(common), n)
+        (
+            np.ones(sum(len(r) for r in keep_rows), dtype=np.float32),
+            (np.concatenate(keep_cols), np.concatenate(keep_rows)),
+        ),
+        shape=(m.shape[1], n),
     )
-    has = cm.tocsr()
+    has = top.copy()
     has.data = np.ones_like(has.data, dtype=np.float32)
-    dense = cm.toarray().astype(np.float32)
-    rare_t = rare.T.tocsr()
+    m32 = m.astype(np.float32)
     out: Triples = []
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
-        exact = (rare[start:stop] @ rare_t).tocoo()
-        proposed = (has[start:stop] @ postings).tocoo()
-        block = sp.csr_matrix(
-            (
-                np.concatenate([exact.data, np.zeros(proposed.nnz)]),
-                (
-                    np.concatenate([exact.row, proposed.row]),
-                    np.concatenate([exact.col, proposed.col]),
-                ),
-            ),
-            shape=(stop - start, n),
-        )
+        block = (has[start:stop] @ postings).tocsr()
         block.sum_duplicates()
         rows = np.repeat(np.arange(stop - start), np.diff(block.indptr)) + start
+        data = np.empty(block.nnz, dtype=np.float64)
         for lo in range(0, block.nnz, PAIR_CHUNK):
             hi = min(lo + PAIR_CHUNK, block.nnz)
-            block.data[lo:hi] += np.einsum(
-                "ij,ij->i", dense[rows[lo:hi]], dense[block.indices[lo:hi]]
-            )
+            pair = m32[rows[lo:hi]].multiply(m32[block.indices[lo:hi]])
+            data[lo:hi] = np.asarray(pair.sum(axis=1)).ravel()
+        block.data = data
         out.extend(sparse_top_k(block, k, start))
     return out
+
+
+def _row_top(m: sp.csr_matrix, terms: int) -> sp.csr_matrix:
+    """Each row's `terms` largest entries (ties to the lower column)."""
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((m.indices, -m.data, rows))
+    rows, cols, vals = rows[order], m.indices[order], m.data[order]
+    rank = np.arange(len(rows)) - m.indptr[rows]
+    keep = rank < terms
+    return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=m.shape)
 
 
 _CO_ENGAGEMENT = text(
