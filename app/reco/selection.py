@@ -112,6 +112,7 @@ async def compute_collab(
         time_budget=s.selection_seconds,
         min_users=s.selection_min_users,
         max_users=s.selection_users,
+        ids=(found.users, found.books),
     )
     out = Selection(
         choice.model,

@@ -153,3 +153,18 @@ def test_blend_scoring_equals_ranking_each_blend() -> None:
         blend = comps["COLLABORATIVE"] + sum(w * comps[k] for k, w in weights.items())
         slow = models.ndcg(models.top_lists(blend, seen), held)
         assert weights == expected and score == pytest.approx(slow, abs=1e-9)
+
+
+def test_split_by_ids_holds_out_what_held_out_names() -> None:
+    """With ids, the held-out books depend on the ids alone: the offline evaluation derives
+    study-set topics from the same user's books minus exactly these."""
+    x = _clustered(300, 60, 3, 8, seed=2)
+    users = [f"u-{i}" for i in range(300)]
+    books = [f"b{j}" for j in range(60)]
+    val = models.validation_split(x, max_users=100, ids=(users, books))
+    assert len(val.users) == 100
+    for u, held in zip(val.users, val.held, strict=True):
+        mine = [books[j] for j in x[u].indices]
+        assert {books[j] for j in held} == models.held_out(users[u], mine)
+        assert models.held_out(users[u], list(reversed(mine))) == models.held_out(users[u], mine)
+        assert not set(held) & set(val.fit[u].indices)
