@@ -418,8 +418,8 @@ def choose(
     ids: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> tuple[Choice, Validation | None, sp.csr_matrix | None]:
     """Fit each candidate on the validation split's fitting rows, within the memory budget
-    (bytes, estimated before fitting) and the time budget (seconds: once spent, the remaining
-    candidates are skipped), and keep the best validation NDCG@10. Returns the choice, the
+    (bytes, estimated before fitting) and the time budget (seconds: once spent, or when the
+    last candidate's time would overrun it, the remaining candidates are skipped), and keep the best validation NDCG@10. Returns the choice, the
     split and the chosen model's validation fit (for blending), or the `default` candidate and
     None when too few users can be validated."""
     by_name = {f"{c.name}:{_tag(c.params)}": c for c in cands}
@@ -434,18 +434,24 @@ def choose(
     scores: dict[str, float] = {}
     fits: dict[str, float] = {}
     skipped: dict[str, str] = {}
+    last = 0.0  # seconds of the last candidate's fit and scoring
     for key, cand in by_name.items():
         need = cand.memory(x)
         if need > memory_budget:
             skipped[key] = f"needs ~{need / 2**30:.1f} GiB"
             continue
-        if time.perf_counter() - started > time_budget:
+        spent = time.perf_counter() - started
+        if spent > time_budget:
             skipped[key] = "time budget spent"
+            continue
+        if spent + last > time_budget:  # the candidates cost alike: this one would overrun
+            skipped[key] = f"would overrun the time budget (the last took {last:.0f} s)"
             continue
         t = time.perf_counter()
         w = cand.fit(val.fit, k)
         fits[key] = round(time.perf_counter() - t, 3)
         scores[key] = round(validation_ndcg(val, w), 5)
+        last = time.perf_counter() - t
         if best is None or scores[key] > best[0]:
             best = (scores[key], key, w)
     if best is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -168,3 +170,18 @@ def test_split_by_ids_holds_out_what_held_out_names() -> None:
         assert {books[j] for j in held} == models.held_out(users[u], mine)
         assert models.held_out(users[u], list(reversed(mine))) == models.held_out(users[u], mine)
         assert not set(held) & set(val.fit[u].indices)
+
+
+def test_a_candidate_that_would_overrun_the_time_budget_is_not_started() -> None:
+    x = _clustered(400, 90, 3, 10, seed=4)
+
+    def slow(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+        time.sleep(0.4)
+        return models.itemknn(m, k)
+
+    cands = [_candidate("a", slow), _candidate("b", slow)]
+    choice, _, _ = models.choose(
+        x, 20, cands, "a", memory_budget=1e9, time_budget=0.6, min_users=50
+    )
+    assert set(choice.fit_seconds) == {"a:"}
+    assert "would overrun" in choice.skipped["b:"]
