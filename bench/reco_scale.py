@@ -1,12 +1,18 @@
 """How the lists job's model selection grows with books and events (no database, no server).
 
     python -m bench.reco_scale [--sizes 25000:250000,50000:500000,100000:1000000] [--zipf 0]
+    python -m bench.reco_scale --content [--copies 50]
 
 Each size runs in a fresh process: engagement pairs drawn like bench/seed.py's large scale
 (users pick books uniformly; `--zipf S` draws books with probability ~ 1 / rank^S instead),
 then `app.reco.models.choose` with the lists job's candidates and budgets and the refit of the
 chosen model, exactly as `app/reco/selection.py` runs them. Prints seconds per step and the
 process's CPU time (user + system, whole process) and peak resident memory.
+
+`--content`: the content (TF-IDF) lists of the demo catalog, all pairs against the candidate
+pairs used above 20,000 books (overlap@10 and @50), then the candidate path's time on the demo
+catalog repeated `--copies` times (each copy with a token of its own, as bench/seed.py's large
+scale repeats the demo books with a number in the title).
 """
 
 from __future__ import annotations
@@ -84,12 +90,59 @@ def one(books: int, events: int, zipf: float) -> dict[str, object]:
     }
 
 
+def content(copies: int) -> dict[str, object]:
+    import gzip
+    from collections import defaultdict
+
+    import orjson
+
+    from app.reco import neighbours as nb
+
+    def read(name: str) -> list[dict[str, object]]:
+        with gzip.open(f"app/demo/data/{name}.jsonl.gz", "rb") as fh:
+            return [orjson.loads(line) for line in fh if line.strip()]
+
+    labels = {str(t["id"]): str(t["label"]) for t in read("topics")}
+    by_book: dict[str, list[str]] = defaultdict(list)
+    for m in read("topic_book_mappings"):
+        by_book[str(m["bookId"])].append(labels.get(str(m["topicId"]), ""))
+    docs = [
+        nb.tokens(str(b["title"]), b.get("description"), b.get("tags") or [], by_book[str(b["id"])])  # type: ignore[arg-type]
+        for b in read("books")
+    ]
+
+    def lists(triples: nb.Triples) -> dict[int, list[int]]:
+        out: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        for i, j, v in triples:
+            out[i].append((-v, j))
+        return {i: [j for _, j in sorted(v)] for i, v in out.items()}
+
+    exact, approx = lists(nb.tfidf_neighbours(docs, 50)), lists(nb.tfidf_neighbours(docs, 50, 0))
+    result: dict[str, object] = {"books": len(docs)}
+    for k in (10, 50):
+        hits = sum(len(set(exact[i][:k]) & set(approx.get(i, [])[:k])) for i in exact)
+        result[f"overlap@{k}"] = round(hits / sum(min(k, len(v)) for v in exact.values()), 4)
+    many = [[*d, f"copy{c}"] for c in range(copies) for d in docs]
+    started = time.perf_counter()
+    nb.tfidf_neighbours(many, 50, exact_up_to=0)
+    result[f"candidate_s_{len(many)}_books"] = round(time.perf_counter() - started, 1)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
+    result["peak_mb"] = usage.ru_maxrss // 1024
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.reco_scale", description=__doc__)
     p.add_argument("--sizes", default="25000:250000,50000:500000,100000:1000000")
     p.add_argument("--zipf", type=float, default=0.0)
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--content", action="store_true")
+    p.add_argument("--copies", type=int, default=50)
     args = p.parse_args(argv)
+    if args.content:
+        print(json.dumps(content(args.copies)))
+        return 0
     if args.one:
         books, events = (int(v) for v in args.one.split(":"))
         print(json.dumps(one(books, events, args.zipf)))

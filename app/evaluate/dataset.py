@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from app.reco.models import held_out
+
 SEED = 42
 HOLDOUT = 0.2
 MIN_INTERACTIONS = 5
@@ -185,6 +187,17 @@ def topic_idf(book_topics: dict[str, dict[str, float]]) -> dict[str, float]:
     return {t: math.log(n / (1 + c)) for t, c in df.items()}
 
 
+def profile(user: str, books: list[str], known: set[str]) -> list[str]:
+    """The training books a study set's topics are made from: all but those the lists job
+    would hold out if it validated on this user (`held_out` of the ingested pairs, by id), so
+    the validation split hides its held-out books from TOPIC too, as the test split does."""
+    mine = list(dict.fromkeys(b for b in books if b in known))
+    if len(mine) < MIN_INTERACTIONS:
+        return books
+    hidden = held_out(f"u-{user}", mine)
+    return [b for b in books if b not in hidden]
+
+
 def study_sets_and_events(
     data: Split, cat: Catalog, now: datetime
 ) -> tuple[list[Record], list[Record]]:
@@ -202,7 +215,7 @@ def study_sets_and_events(
                 "subject_id": "books",
                 "title": "Reading list",
                 "created_at": created,
-                "topic_ids": user_topics(books, cat.book_topics, idf),
+                "topic_ids": user_topics(profile(user, books, known), cat.book_topics, idf),
             }
         )
         for book in books:

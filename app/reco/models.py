@@ -16,8 +16,9 @@ W[i, j] over the books i they engaged with, which is what the service sums from 
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -230,15 +231,30 @@ class Validation:
     held: list[np.ndarray]
 
 
+def held_out(user: str, items: Sequence[str], share: float = 0.2, seed: int = 16) -> set[str]:
+    """The items a user holds out when validated by id: the `share` of them (rounded, at
+    least one) with the lowest seeded hash of (user, item). It depends on nothing but the ids,
+    so whoever makes data from a user's interactions (the offline evaluation's study-set
+    topics) can leave out exactly what the lists job will hide from its candidates."""
+
+    def rank(item: str) -> bytes:
+        return hashlib.blake2b(f"{seed}:{user}:{item}".encode(), digest_size=8).digest()
+
+    chosen = sorted(items, key=rank)[: max(1, round(share * len(items)))]
+    return set(chosen)
+
+
 def validation_split(
     x: sp.csr_matrix,
     share: float = 0.2,
     min_items: int = 5,
     max_users: int = 5000,
     seed: int = 16,
+    ids: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> Validation:
     """Per user, seeded: up to `max_users` users with `min_items` or more items each hold out
-    `share` of them (rounded, at least one) at random; everyone else keeps all."""
+    `share` of them (rounded, at least one) at random; everyone else keeps all. With `ids`
+    (the user and item ids of the rows and columns) the held-out items are `held_out`'s."""
     x = sp.csr_matrix(x, dtype=np.float32)
     x.sum_duplicates()
     rng = np.random.default_rng(seed)
@@ -251,7 +267,12 @@ def validation_split(
     for u in eligible:
         lo, hi = x.indptr[u], x.indptr[u + 1]
         size = hi - lo
-        take = rng.choice(size, max(1, round(share * size)), replace=False)
+        if ids is None:
+            take = rng.choice(size, max(1, round(share * size)), replace=False)
+        else:
+            mine = [ids[1][j] for j in x.indices[lo:hi]]
+            hide = held_out(ids[0][int(u)], mine, share, seed)
+            take = np.array([i for i, item in enumerate(mine) if item in hide], dtype=np.int64)
         keep[lo + take] = False
         held.append(np.sort(x.indices[lo + take]))
     rows = np.repeat(np.arange(x.shape[0]), sizes)
@@ -394,14 +415,15 @@ def choose(
     time_budget: float,
     min_users: int,
     max_users: int = 5000,
+    ids: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> tuple[Choice, Validation | None, sp.csr_matrix | None]:
     """Fit each candidate on the validation split's fitting rows, within the memory budget
-    (bytes, estimated before fitting) and the time budget (seconds: once spent, the remaining
-    candidates are skipped), and keep the best validation NDCG@10. Returns the choice, the
+    (bytes, estimated before fitting) and the time budget (seconds: once spent, or when the
+    last candidate's time would overrun it, the remaining candidates are skipped), and keep the best validation NDCG@10. Returns the choice, the
     split and the chosen model's validation fit (for blending), or the `default` candidate and
     None when too few users can be validated."""
     by_name = {f"{c.name}:{_tag(c.params)}": c for c in cands}
-    val = validation_split(x, max_users=max_users)
+    val = validation_split(x, max_users=max_users, ids=ids)
     fallback = next(c for c in cands if c.name == default)
     if len(val.users) < min_users:
         choice = Choice(default, fallback.params, validation_users=len(val.users))
@@ -412,18 +434,24 @@ def choose(
     scores: dict[str, float] = {}
     fits: dict[str, float] = {}
     skipped: dict[str, str] = {}
+    last = 0.0  # seconds of the last candidate's fit and scoring
     for key, cand in by_name.items():
         need = cand.memory(x)
         if need > memory_budget:
             skipped[key] = f"needs ~{need / 2**30:.1f} GiB"
             continue
-        if time.perf_counter() - started > time_budget:
+        spent = time.perf_counter() - started
+        if spent > time_budget:
             skipped[key] = "time budget spent"
+            continue
+        if spent + last > time_budget:  # the candidates cost alike: this one would overrun
+            skipped[key] = f"would overrun the time budget (the last took {last:.0f} s)"
             continue
         t = time.perf_counter()
         w = cand.fit(val.fit, k)
         fits[key] = round(time.perf_counter() - t, 3)
         scores[key] = round(validation_ndcg(val, w), 5)
+        last = time.perf_counter() - t
         if best is None or scores[key] > best[0]:
             best = (scores[key], key, w)
     if best is None:

@@ -16,6 +16,10 @@ BLOCK_CELLS = 2_000_000
 COMMON_TERM_SHARE = 0.01  # a term in more than this share of documents is "common" ...
 MAX_COMMON_TERMS = 256  # ... up to this many of the most frequent
 DENSE_ABOVE = 0.2  # a block denser than this is ranked densely (argpartition)
+EXACT_UP_TO = 20_000  # content lists: up to this many books every pair is compared (exact) ...
+TOP_TERMS = 30  # ... above it a book's candidates come from its this many best terms' postings
+POSTING_CAP = 32  # ... each cut to the this many books the term weighs most in
+PAIR_CHUNK = 65_536  # candidate pairs whose common-term part is summed at once
 STOPWORDS = frozenset(
     [
         "a",
@@ -144,8 +148,9 @@ def tokens(
     ]
 
 
-def tfidf_neighbours(docs: Sequence[list[str]], k: int) -> Triples:
-    """Cosine neighbours over sublinear TF-IDF vectors (rows with no terms get none)."""
+def tfidf_neighbours(docs: Sequence[list[str]], k: int, exact_up_to: int = EXACT_UP_TO) -> Triples:
+    """Cosine neighbours over sublinear TF-IDF vectors (rows with no terms get none): every
+    pair up to `exact_up_to` documents, candidate pairs only above it (`_candidate_top_k`)."""
     vocab: dict[str, int] = {}
     rows, cols, vals = [], [], []
     for i, doc in enumerate(docs):
@@ -164,8 +169,21 @@ def tfidf_neighbours(docs: Sequence[list[str]], k: int) -> Triples:
     m = m @ sp.diags(np.log((1 + len(docs)) / (1 + df)) + 1.0)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
-    m = sp.diags(1.0 / norms) @ m
-    return _cosine_top_k(m.tocsr(), df, k)
+    m = (sp.diags(1.0 / norms) @ m).tocsr()
+    if len(docs) <= exact_up_to:
+        return _cosine_top_k(m, df, k)
+    return _candidate_top_k(m, df, k)
+
+
+def _common_terms(m: sp.csr_matrix, df: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The columns of the most frequent terms (over `COMMON_TERM_SHARE` of the documents, up
+    to `MAX_COMMON_TERMS`) and M without them."""
+    n = m.shape[0]
+    common = np.flatnonzero(df > COMMON_TERM_SHARE * n)
+    common = common[np.argsort(-df[common], kind="stable")[:MAX_COMMON_TERMS]]
+    keep = np.ones(m.shape[1], dtype=bool)
+    keep[common] = False
+    return m[:, np.flatnonzero(keep)].tocsr(), common
 
 
 def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
@@ -174,15 +192,8 @@ def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
     the square of their document counts; their part of every score is one small dense BLAS
     product instead (M = rare terms + common terms, M M' = R R' + C C')."""
     n = m.shape[0]
-    common = np.flatnonzero(df > COMMON_TERM_SHARE * n)
-    common = common[np.argsort(-df[common], kind="stable")[:MAX_COMMON_TERMS]]
-    if len(common) == 0:
-        rare, dense = m, None
-    else:
-        keep = np.ones(m.shape[1], dtype=bool)
-        keep[common] = False
-        rare = m[:, np.flatnonzero(keep)].tocsr()
-        dense = m[:, common].toarray().astype(np.float32)
+    rare, common = _common_terms(m, df)
+    dense = m[:, common].toarray().astype(np.float32) if len(common) else None
     rare_t = rare.T.tocsr()
     out: Triples = []
     step = _rows_per_block(n)
@@ -195,6 +206,61 @@ def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
         scores += block.toarray().astype(np.float32, copy=False)
         out.extend(top_k(scores, k, start))
     return out
+
+
+def _candidate_top_k(
+    m: sp.csr_matrix, df: np.ndarray, k: int, terms: int = TOP_TERMS, cap: int = POSTING_CAP
+) -> Triples:
+    """Top-k of M M' over candidate pairs only, so that time grows with books x candidates
+    rather than books^2. Candidates come from an inverted index of each book's `terms`
+    highest-weighted terms (its rarest, by IDF) whose posting lists are cut to the `cap` books
+    the term weighs most in: a book's candidates are the books in the postings of its own top
+    terms, at most `terms` x `cap`. A candidate's score is its exact cosine (the dot product of
+    the two rows, over every term). Missed: pairs sharing none of the first's top terms in the
+    kept postings; they are the pairs that share only frequent, low-IDF terms."""
+    n = m.shape[0]
+    top = _row_top(m, terms)  # the book's top terms (1 where kept)
+    cols = top.tocsc()
+    keep_rows, keep_cols = [], []
+    for j in np.flatnonzero(np.diff(cols.indptr) > 0):
+        lo, hi = cols.indptr[j], cols.indptr[j + 1]
+        best = np.argsort(-cols.data[lo:hi], kind="stable")[:cap]
+        keep_rows.append(cols.indices[lo:hi][best])
+        keep_cols.append(np.full(len(best), j))
+    postings = sp.csr_matrix(
+        (
+            np.ones(sum(len(r) for r in keep_rows), dtype=np.float32),
+            (np.concatenate(keep_cols), np.concatenate(keep_rows)),
+        ),
+        shape=(m.shape[1], n),
+    )
+    has = top.copy()
+    has.data = np.ones_like(has.data, dtype=np.float32)
+    m32 = m.astype(np.float32)
+    out: Triples = []
+    for start in range(0, n, CHUNK):
+        stop = min(start + CHUNK, n)
+        block = (has[start:stop] @ postings).tocsr()
+        block.sum_duplicates()
+        rows = np.repeat(np.arange(stop - start), np.diff(block.indptr)) + start
+        data = np.empty(block.nnz, dtype=np.float64)
+        for lo in range(0, block.nnz, PAIR_CHUNK):
+            hi = min(lo + PAIR_CHUNK, block.nnz)
+            pair = m32[rows[lo:hi]].multiply(m32[block.indices[lo:hi]])
+            data[lo:hi] = np.asarray(pair.sum(axis=1)).ravel()
+        block.data = data
+        out.extend(sparse_top_k(block, k, start))
+    return out
+
+
+def _row_top(m: sp.csr_matrix, terms: int) -> sp.csr_matrix:
+    """Each row's `terms` largest entries (ties to the lower column)."""
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((m.indices, -m.data, rows))
+    rows, cols, vals = rows[order], m.indices[order], m.data[order]
+    rank = np.arange(len(rows)) - m.indptr[rows]
+    keep = rank < terms
+    return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=m.shape)
 
 
 _CO_ENGAGEMENT = text(

@@ -112,6 +112,7 @@ async def compute_collab(
         time_budget=s.selection_seconds,
         min_users=s.selection_min_users,
         max_users=s.selection_users,
+        ids=(found.users, found.books),
     )
     out = Selection(
         choice.model,
@@ -162,6 +163,9 @@ async def _tune_weights(
 ) -> tuple[dict[str, float], float]:
     """HYBRID's weights from WEIGHT_GRID (COLLABORATIVE fixed at 1) by validation NDCG@10."""
     index = {b: i for i, b in enumerate(matrix.books)}
+    # only the lists of the validation students' own books reach their scores (seeds @ w)
+    seed_books = {matrix.books[j] for j in np.unique(val.fit[val.users].indices)}
+    content = [row for row in content if row[0] in seed_books]
     for a, b, _ in content:
         index.setdefault(a, len(index))
         index.setdefault(b, len(index))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -153,3 +155,33 @@ def test_blend_scoring_equals_ranking_each_blend() -> None:
         blend = comps["COLLABORATIVE"] + sum(w * comps[k] for k, w in weights.items())
         slow = models.ndcg(models.top_lists(blend, seen), held)
         assert weights == expected and score == pytest.approx(slow, abs=1e-9)
+
+
+def test_split_by_ids_holds_out_what_held_out_names() -> None:
+    """With ids, the held-out books depend on the ids alone: the offline evaluation derives
+    study-set topics from the same user's books minus exactly these."""
+    x = _clustered(300, 60, 3, 8, seed=2)
+    users = [f"u-{i}" for i in range(300)]
+    books = [f"b{j}" for j in range(60)]
+    val = models.validation_split(x, max_users=100, ids=(users, books))
+    assert len(val.users) == 100
+    for u, held in zip(val.users, val.held, strict=True):
+        mine = [books[j] for j in x[u].indices]
+        assert {books[j] for j in held} == models.held_out(users[u], mine)
+        assert models.held_out(users[u], list(reversed(mine))) == models.held_out(users[u], mine)
+        assert not set(held) & set(val.fit[u].indices)
+
+
+def test_a_candidate_that_would_overrun_the_time_budget_is_not_started() -> None:
+    x = _clustered(400, 90, 3, 10, seed=4)
+
+    def slow(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+        time.sleep(0.4)
+        return models.itemknn(m, k)
+
+    cands = [_candidate("a", slow), _candidate("b", slow)]
+    choice, _, _ = models.choose(
+        x, 20, cands, "a", memory_budget=1e9, time_budget=0.6, min_users=50
+    )
+    assert set(choice.fit_seconds) == {"a:"}
+    assert "would overrun" in choice.skipped["b:"]

@@ -54,3 +54,28 @@ def test_sparse_ranking_breaks_ties_to_the_lower_column() -> None:
         (7, 99, 2.0),
         (7, 20, 1.0),
     ]
+
+
+def test_candidate_content_lists_match_the_all_pairs_lists() -> None:
+    """Above `exact_up_to` books only candidate pairs are compared: the lists stay (nearly)
+    those of every pair, and each kept score is the exact cosine."""
+    rng = np.random.default_rng(7)
+    common = [f"c{i}" for i in range(12)]  # in most documents: common terms
+    docs = [
+        [*rng.choice(common, 4, replace=False), *(f"r{x}" for x in rng.integers(0, 300, 3))]
+        for _ in range(600)
+    ]
+    exact = neighbours.tfidf_neighbours(docs, 10)
+    approx = neighbours.tfidf_neighbours(docs, 10, exact_up_to=0)
+    scores = {(i, j): s for i, j, s in exact}
+    assert all(abs(scores.get((i, j), s) - s) < 1e-5 for i, j, s in approx)
+
+    def lists(triples: list[tuple[int, int, float]]) -> dict[int, set[int]]:
+        out: dict[int, set[int]] = {}
+        for i, j, _ in triples:
+            out.setdefault(i, set()).add(j)
+        return out
+
+    a, b = lists(exact), lists(approx)
+    overlap = sum(len(a[i] & b.get(i, set())) for i in a) / sum(len(v) for v in a.values())
+    assert overlap > 0.9
