@@ -90,7 +90,6 @@ def connection_sql(
     needs: set[str] = set()  # what the selection reads: "cursor", "end"
     parts: list[str] = []
     for i, (key, sub) in enumerate(c.subfields(conn_type, details).items()):
-        c.plain(sub)
         parts.append(lit(("," if i else "{") + f'"{key}":'))
         name = sub[0].node.name.value
         if name == "__typename":
@@ -190,7 +189,6 @@ def _page_info(
     assert isinstance(type_, GraphQLObjectType)
     parts: list[str] = []
     for i, (key, sub) in enumerate(c.subfields(type_, details).items()):
-        c.plain(sub)
         parts.append(lit(("," if i else "{") + f'"{key}":'))
         name = sub[0].node.name.value
         if name == "__typename":
@@ -218,7 +216,6 @@ def _edge(
     """The JSON of one edge, built over the inner row `e`; row-dependent parts become columns."""
     parts: list[str] = []
     for i, (key, sub) in enumerate(c.subfields(edge_type, details).items()):
-        c.plain(sub)
         parts.append(lit(("," if i else "{") + f'"{key}":'))
         name = sub[0].node.name.value
         if name == "__typename":

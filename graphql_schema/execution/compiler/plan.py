@@ -129,7 +129,6 @@ class Compiler:
         columns: list[str] = []
         table = self.mapping["Query"]
         for key, details in collected.grouped_field_set.items():
-            self.plain(details)
             name = details[0].node.name.value
             if name == "__typename":
                 columns.append(json_lit("Query"))
@@ -146,13 +145,13 @@ class Compiler:
         return Plan(f"SELECT {select}", tuple(keys), tuple(self.sites))
 
     def _check(self, collected: Any) -> None:
+        """Every collected field plain: no @defer, no fragment arguments."""
         if collected.new_defer_usages or collected.forbidden_directive_instances:
             raise Unsupported("@defer")
-
-    def plain(self, details: list[FieldDetails]) -> None:
-        for d in details:
-            if d.defer_usage is not None or d.fragment_variable_values is not None:
-                raise Unsupported("fragment arguments or @defer")
+        for details in collected.grouped_field_set.values():
+            for d in details:
+                if d.defer_usage is not None or d.fragment_variable_values is not None:
+                    raise Unsupported("fragment arguments or @defer")
 
     def subfields(self, type_: GraphQLObjectType, details: list[FieldDetails]) -> Any:
         collected = collect_subfields(
@@ -193,7 +192,6 @@ class Compiler:
         table = self.table(type_name)
         parts: list[str] = []
         for i, (key, sub) in enumerate(self.subfields(gql, details).items()):
-            self.plain(sub)
             parts.append(lit(("," if i else "{") + f'"{key}":'))
             parts.append(self.value(gql, table, alias, sub))
         parts.append("'}'" if parts else "'{}'")
