@@ -18,6 +18,7 @@ from app.core.settings import Settings
 from app.db.errors import is_bad_text, is_transient
 from app.observability.metrics import OperationNames
 from graphql_schema.execution.compiler.extension import PlanCache, answer_compiled
+from graphql_schema.execution.compiler.fast import FastReads
 from graphql_schema.execution.compiler.mapping import Table
 from graphql_schema.execution.context import ExecutionContext as CoreExecutionContext
 from graphql_schema.extensions.documents import DocumentCache
@@ -111,6 +112,7 @@ class Mutation:
 
 class BookbridgeSchema(strawberry.Schema):
     documents: DocumentCache  # parsed and validated documents (the response cache reads it)
+    fast: FastReads | None  # compiled reads of documents seen before, without the pipeline
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -192,12 +194,15 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
         ),
     )
     schema.documents = documents
+    schema.fast = None
     # The same types rebuilt from the printed schema (public API only), for the cost walk and
     # the compiled read path's field collection.
     printed = build_graphql_schema(schema.as_str())
     cost_schema.schema = printed
     if settings.compiled_reads:
         plans.bind(printed)
+        if settings.compiled_reads_fast_path:
+            schema.fast = FastReads(settings, documents, plans, limiter, names)
     return schema
 
 

@@ -271,6 +271,12 @@ class Settings(BaseSettings):
         description="run the compiled statement on the asyncpg connection itself (less CPU; "
         "SQLAlchemy's cursor events and its OpenTelemetry span do not see it)",
     )
+    compiled_reads_fast_path: bool = Field(
+        default=True,
+        validation_alias="BOOKBRIDGE_COMPILED_READS_FAST_PATH",
+        description="answer compiled reads of documents already parsed, validated, costed and "
+        "planned without Strawberry's per-request pipeline (same bytes, errors, spans, metrics)",
+    )
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="tokens, limits, trusted documents"
     )

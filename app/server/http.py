@@ -26,6 +26,7 @@ from app.server.trusted_documents import (
     TrustedDocuments,
     document_id_of,
 )
+from graphql_schema.execution.compiler.fast import FastReads
 from graphql_schema.types.context import Context
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,20 @@ class GraphQLApp(GraphQL[Context, None]):
         self._documents: TrustedDocuments | None = None
         self.json_limits = json_limits or JsonLimits()
         self.retry_after = retry_after
+        self._fast: FastReads | None = getattr(self.schema, "fast", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         # the body middleware parsed the body already (to refuse bad JSON with a 400)
-        token = _parsed.set(scope.get(PARSED_JSON))
+        parsed = scope.get(PARSED_JSON)
+        token = _parsed.set(parsed)
         try:
-            response = await self._run(Request(scope=scope, receive=receive))
+            response = None
+            if self._fast is not None and parsed is not None and scope["method"] == "POST":
+                response = await self._try_fast(self._fast, parsed[1], scope, receive)
+            if response is None:
+                response = await self._run(Request(scope=scope, receive=receive))
         except HTTPException as exc:  # every refusal is a JSON GraphQL error with a code
             code = exc.code if isinstance(exc, Refusal) else CODES.get(exc.status_code)
             headers = exc.headers if isinstance(exc, Refusal) else {}
@@ -74,6 +81,55 @@ class GraphQLApp(GraphQL[Context, None]):
             _parsed.reset(token)
         await response(scope, receive, send)
         return None
+
+    async def _try_fast(
+        self, fast: FastReads, payload: object, scope: Scope, receive: Receive
+    ) -> Response | None:
+        """A compiled read of a document seen before, without Strawberry's pipeline
+        (graphql_schema/execution/compiler/fast.py); None: the request is the pipeline's."""
+        ticket = fast.prepare(payload)
+        if ticket is None:
+            return None
+        authorization = content_type = accept = None
+        for key, value in scope["headers"]:
+            # the first of each, as Starlette's Headers.get reads them
+            if key == b"authorization" and authorization is None:
+                authorization = value
+            elif key == b"content-type" and content_type is None:
+                content_type = value
+            elif key == b"accept" and accept is None:
+                accept = value
+        # what Strawberry's parse_http_body takes as JSON; streamed answers are its own
+        if content_type is None or b"application/json" not in content_type.split(b";", 1)[0]:
+            return None
+        if accept is not None and (b"multipart/mixed" in accept or b"event-stream" in accept):
+            return None
+        services: Services = self._services_of()
+        if services.settings.security.trusted_documents == "enforce":
+            return None  # (off, allow: a document's text with no hash runs as it is)
+        header = authorization.decode("latin-1") if authorization is not None else None
+        try:
+            viewer = await authenticate(header, services.read_engine, self._jwt(services))
+        except Exception:  # refused or failed: the pipeline authenticates and answers as it does
+            return None
+        request = Request(scope=scope, receive=receive)
+        client = scope.get("client")
+        answer = await fast.answer(
+            ticket,
+            viewer,
+            client[0] if client else None,
+            services.redis,
+            services.read_engine,
+            lambda: self._run(request),
+        )
+        if isinstance(answer, bytes):
+            return Response(answer, media_type="application/json")
+        return answer
+
+    def _jwt(self, services: Services) -> JwtVerifier:
+        if self._verifier is None or self._verifier.settings is not services.settings.security:
+            self._verifier = JwtVerifier(services.settings.security)
+        return self._verifier
 
     async def _run(self, request: Request) -> Response:
         """Strawberry's run; a database that cannot be reached before execution (the API key
@@ -98,11 +154,9 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> Context:
         services: Services = self._services_of()
         assert isinstance(request, Request) and isinstance(response, Response)
-        if self._verifier is None or self._verifier.settings is not services.settings.security:
-            self._verifier = JwtVerifier(services.settings.security)
         try:
             viewer = await authenticate(
-                request.headers.get("authorization"), services.read_engine, self._verifier
+                request.headers.get("authorization"), services.read_engine, self._jwt(services)
             )
         except Unauthenticated as exc:
             raise Refusal(401, str(exc)) from None

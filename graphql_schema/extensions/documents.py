@@ -65,6 +65,13 @@ class DocumentCache:
     def __len__(self) -> int:
         return len(self._documents)
 
+    def cached(self, query: str) -> Document | None:
+        """The document of `query` if it is kept (nothing parsed otherwise)."""
+        found = self._documents.get(query)
+        if found is not None:
+            self._documents.move_to_end(query)
+        return found
+
     def get(self, query: str) -> Document:
         """The document of `query`: parsed within the limits, or carrying the refusal."""
         found = self._documents.get(query)

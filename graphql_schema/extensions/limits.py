@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from graphql import ASTValidationRule, GraphQLError, GraphQLSchema
@@ -10,7 +12,7 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 
-from app.auth.ratelimit import RateLimiter
+from app.auth.ratelimit import RateLimiter, Verdict
 from graphql_schema.extensions.cost import operation_cost
 from graphql_schema.extensions.documents import CachedDocuments, DocumentCache
 from graphql_schema.extensions.shape import shape_rule
@@ -25,6 +27,44 @@ if TYPE_CHECKING:
 
 
 Then = Callable[["ExecutionContext"], "Awaitable[None]"]
+
+
+@dataclass(slots=True)
+class Begun:
+    """An operation the compiled fast path (graphql_schema/execution/compiler/fast.py) began and
+    hands to normal execution: its `graphql.operation` span is open (OperationTelemetry uses it
+    instead of starting a second one) and its rate-limit verdict is known (CostLimiter uses it
+    instead of charging the caller twice); `verdict` None: nothing was charged."""
+
+    span: Any
+    started: float
+    verdict: Verdict | None
+
+
+BEGUN: ContextVar[Begun | None] = ContextVar("bookbridge_begun", default=None)
+
+
+def cost_key(operation_name: str | None, variables: Mapping[str, Any]) -> object:
+    """The key of an operation's cost in its document's cache: the operation and the integer
+    (or null) variables, which `first` may read."""
+    return (
+        operation_name,
+        tuple(sorted((k, v) for k, v in variables.items() if v is None or type(v) is int)),
+    )
+
+
+def charge_subject(security: Any, viewer: Any, host: str | None) -> tuple[str, int] | None:
+    """Whose budget an operation is charged to and its limit per minute; None: not charged
+    (no viewer, an admin, or a limit of 0)."""
+    if viewer is None or viewer.is_admin:
+        return None
+    if viewer.authenticated:
+        subject, limit = viewer.subject, security.rate_limit_cost_per_minute
+    else:
+        subject, limit = f"ip:{host or 'local'}", security.rate_limit_anonymous_cost_per_minute
+    if limit <= 0:
+        return None
+    return subject, limit
 
 
 class CostSchema:
@@ -104,10 +144,7 @@ class CostLimiter(SchemaExtension):
         ec = self.execution_context
         assert ec.graphql_document is not None and self.cost_schema.schema is not None
         variables = ec.variables or {}
-        key = (
-            ec.operation_name,
-            tuple(sorted((k, v) for k, v in variables.items() if v is None or type(v) is int)),
-        )
+        key = cost_key(ec.operation_name, variables)
         document = self.documents.get(ec.query) if self.documents and ec.query else None
         if document is not None and document.node is not ec.graphql_document:
             document = None  # not the document this operation runs
@@ -126,19 +163,20 @@ class CostLimiter(SchemaExtension):
         return cost
 
     async def _charge(self, context: Context | Any, cost: int) -> None:
-        security = self.settings.security
-        viewer = getattr(context, "viewer", None)
-        if viewer is None or viewer.is_admin:
-            return
-        if viewer.authenticated:
-            subject, limit = viewer.subject, security.rate_limit_cost_per_minute
+        begun = BEGUN.get()
+        if begun is not None:  # the fast path charged this operation already (or not at all)
+            if begun.verdict is None or begun.verdict.allowed:
+                return
+            verdict = begun.verdict
+            limit = verdict.limit
         else:
-            request = context.request
-            host = request.client.host if request is not None and request.client else "local"
-            subject, limit = f"ip:{host}", security.rate_limit_anonymous_cost_per_minute
-        if limit <= 0:
-            return
-        verdict = await self.limiter.hit(context.services.redis, subject, max(cost, 1), limit)
+            request = getattr(context, "request", None)
+            host = request.client.host if request is not None and request.client else None
+            chosen = charge_subject(self.settings.security, getattr(context, "viewer", None), host)
+            if chosen is None:
+                return
+            subject, limit = chosen
+            verdict = await self.limiter.hit(context.services.redis, subject, max(cost, 1), limit)
         if verdict.allowed:
             return
         self.execution_context.result = _refusal(

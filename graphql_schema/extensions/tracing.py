@@ -8,12 +8,14 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from opentelemetry.trace import Status, StatusCode
+from graphql import GraphQLError
+from opentelemetry.trace import Span, Status, StatusCode
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
 from app.observability import metrics, spans
 from app.observability.logging import note_request
+from graphql_schema.extensions.limits import BEGUN
 
 Finish = Callable[[ExecutionContext], None]
 
@@ -30,29 +32,51 @@ class OperationTelemetry(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         ec = self.execution_context
+        begun = BEGUN.get()
+        if begun is not None:  # the fast path's operation, handed over: its span, its clock
+            yield
+            self._complete(ec, begun.span, begun.started)
+            return
         started = time.perf_counter()
         with spans.span(spans.tracer("bookbridge.graphql"), "graphql.operation") as span:
             yield
-            for step in self.finish:
-                step(ec)
-            label = self.names.label(ec.operation_name)
-            note_request(operation=label)
-            try:
-                kind = ec.operation_type.value
-            except RuntimeError:  # the document did not parse
-                kind = "unknown"
-            errors = ec.result.errors if ec.result is not None else None
-            if span.is_recording():
-                span.update_name(f"graphql.{kind} {label}")
-                span.set_attribute("graphql.operation.name", label)
-                span.set_attribute("graphql.operation.type", kind)
-                if ec.query:
-                    digest = hashlib.sha256(ec.query.encode()).hexdigest()
-                    span.set_attribute("graphql.document.sha256", digest)
-                if errors:
-                    span.set_status(Status(StatusCode.ERROR))
-                    span.set_attribute("graphql.error.count", len(errors))
-            for error in errors or ():
-                code = str((error.extensions or {}).get("code", "UNKNOWN"))
-                metrics.OPERATION_ERRORS.labels(label, code).inc()
-            metrics.OPERATION_LATENCY.labels(label, kind).observe(time.perf_counter() - started)
+            self._complete(ec, span, started)
+
+    def _complete(self, ec: ExecutionContext, span: Span, started: float) -> None:
+        for step in self.finish:
+            step(ec)
+        try:
+            kind = ec.operation_type.value
+        except RuntimeError:  # the document did not parse
+            kind = "unknown"
+        errors = ec.result.errors if ec.result is not None else None
+        complete(self.names, span, ec.operation_name, kind, ec.query, errors, started)
+
+
+def complete(
+    names: metrics.OperationNames,
+    span: Span,
+    operation_name: str | None,
+    kind: str,
+    query: str | None,
+    errors: Sequence[GraphQLError] | None,
+    started: float,
+) -> None:
+    """What every operation leaves once complete: its access-log name, its span's name and
+    attributes (when recorded), its error and latency metrics."""
+    label = names.label(operation_name)
+    note_request(operation=label)
+    if span.is_recording():
+        span.update_name(f"graphql.{kind} {label}")
+        span.set_attribute("graphql.operation.name", label)
+        span.set_attribute("graphql.operation.type", kind)
+        if query:
+            digest = hashlib.sha256(query.encode()).hexdigest()
+            span.set_attribute("graphql.document.sha256", digest)
+        if errors:
+            span.set_status(Status(StatusCode.ERROR))
+            span.set_attribute("graphql.error.count", len(errors))
+    for error in errors or ():
+        code = str((error.extensions or {}).get("code", "UNKNOWN"))
+        metrics.OPERATION_ERRORS.labels(label, code).inc()
+    metrics.OPERATION_LATENCY.labels(label, kind).observe(time.perf_counter() - started)

@@ -134,7 +134,15 @@ async def _answer(cache: PlanCache, ec: ExecutionContext) -> ExecutionResult | N
 async def _run(
     ec: ExecutionContext, plan: Plan, params: list[Any], *, driver: bool = False
 ) -> ExecutionResult | None:
-    engine = ec.context.services.read_engine
+    data = await run_plan(ec.context.services.read_engine, plan, params, driver=driver)
+    return None if data is None else ExecutionResult(data=data)
+
+
+async def run_plan(
+    engine: AsyncEngine, plan: Plan, params: list[Any], *, driver: bool = False
+) -> dict[str, orjson.Fragment] | None:
+    """The operation's data, `{response key: orjson.Fragment(json text)}`, from its one
+    statement (in a `graphql.compiled_read` span); None: normal execution must answer."""
     tracer = spans.tracer("bookbridge.graphql")
     with spans.span(tracer, "graphql.compiled_read") as span:
         try:
@@ -150,8 +158,7 @@ async def _run(
             return None
     if any(value is None for value in row):
         return None
-    data = {key: orjson.Fragment(value) for key, value in zip(plan.keys, row, strict=True)}
-    return ExecutionResult(data=data)
+    return {key: orjson.Fragment(value) for key, value in zip(plan.keys, row, strict=True)}
 
 
 async def _on_driver(engine: AsyncEngine, sql: str, params: list[Any]) -> Sequence[Any]:
