@@ -81,8 +81,10 @@ def count_driver(record: Any) -> None:
         box[0] += 1
 
 
-def on_checkout(*_: Any) -> None:
-    """The request took a pooled connection: its driver statements may still be logged."""
+def on_checkout(dbapi_connection: Any, *_: Any) -> None:
+    """The request took a pooled connection: its driver statements may still be logged (the
+    logger is added here too, for connections made before `create_app` listened)."""
+    on_connect(dbapi_connection, None)
     box = _counter.get()
     if box is not None:
         box[1] += 1

@@ -3,6 +3,7 @@ tables emptied after each test; the app driven in-process over HTTP (httpx ASGI 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import tempfile
@@ -87,13 +88,39 @@ async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 
 
 class StatementCounter:
+    """Statements run on `engine`: SQLAlchemy's cursor executions, and statements run on the
+    asyncpg connection itself (the compiled read path's driver statement), which asyncpg's
+    public query logger reports (it does not log the prepared-statement executions SQLAlchemy's
+    cursor runs, so nothing is counted twice). Transaction control is not counted. asyncpg
+    calls its loggers with `loop.call_soon`: read `count` after the request's await."""
+
+    CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "START", "END")
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.statements: list[str] = []
         self._engine = engine.sync_engine
+        self._closed = False
         event.listen(self._engine, "before_cursor_execute", self._on_execute)
+        event.listen(self._engine.pool, "checkout", self._on_checkout)
+        event.listen(self._engine.pool, "checkin", self._on_checkin)
 
     def _on_execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.statements.append(statement)
+
+    def _on_driver(self, record: Any) -> None:
+        words = record.query.lstrip().split(None, 1)
+        if not self._closed and words and words[0].upper().rstrip(";") not in self.CONTROL:
+            self.statements.append(record.query)
+
+    def _on_checkout(self, dbapi_connection: Any, *_: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None:
+            driver.add_query_logger(self._on_driver)
+
+    def _on_checkin(self, dbapi_connection: Any, *_: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and not driver.is_closed():
+            driver.remove_query_logger(self._on_driver)
 
     def reset(self) -> None:
         self.statements.clear()
@@ -103,7 +130,21 @@ class StatementCounter:
         return len(self.statements)
 
     def close(self) -> None:
+        self._closed = True
         event.remove(self._engine, "before_cursor_execute", self._on_execute)
+        event.remove(self._engine.pool, "checkout", self._on_checkout)
+        event.remove(self._engine.pool, "checkin", self._on_checkin)
+
+
+class SettledTransport(httpx.ASGITransport):
+    """httpx's ASGI transport, giving the event loop one turn after each response: asyncpg
+    calls its query loggers (StatementCounter) with `loop.call_soon`, so a request's driver
+    statements are counted before the test reads the count."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        await asyncio.sleep(0)
+        return response
 
 
 async def cyclic_garbage(run: Callable[[], Awaitable[None]], times: int = 3) -> list[str]:
@@ -166,7 +207,7 @@ class GraphQLClient:
 @pytest.fixture
 async def http(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(services=services)
-    transport = httpx.ASGITransport(app=app)
+    transport = SettledTransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
 

@@ -266,10 +266,11 @@ class Settings(BaseSettings):
         description="answer catalog reads with one compiled SQL statement (off: field resolvers)",
     )
     compiled_reads_driver: bool = Field(
-        default=False,
+        default=True,
         validation_alias="BOOKBRIDGE_COMPILED_READS_DRIVER",
         description="run the compiled statement on the asyncpg connection itself (less CPU; "
-        "SQLAlchemy's cursor events and its OpenTelemetry span do not see it)",
+        "SQLAlchemy's cursor events and its OpenTelemetry span do not see it, asyncpg's query "
+        "loggers and the graphql.compiled_read span do)",
     )
     compiled_reads_fast_path: bool = Field(
         default=True,

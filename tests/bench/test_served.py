@@ -14,7 +14,7 @@ from app.runtime.services import Services
 from app.server.factory import create_app
 from bench import scenarios, served
 from tests import factories
-from tests.conftest import StatementCounter
+from tests.conftest import SettledTransport, StatementCounter
 
 
 @pytest.fixture
@@ -45,9 +45,10 @@ async def test_every_response_says_how_many_statements_it_ran(
 ) -> None:
     await factories.catalog(services, books=3)
     event.listen(services.engine.sync_engine, "before_cursor_execute", served.count_cursor)
+    event.listen(services.engine.sync_engine.pool, "checkout", served.on_checkout)
     try:
         app = served.SqlCounter(create_app(services=services))
-        transport = httpx.ASGITransport(app=app)
+        transport = SettledTransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             sql.reset()
             body = scenarios.body(scenarios.BOOK_BY_ID, {"id": "b0001"})
@@ -60,3 +61,4 @@ async def test_every_response_says_how_many_statements_it_ran(
             assert busy.text == "0"
     finally:
         event.remove(services.engine.sync_engine, "before_cursor_execute", served.count_cursor)
+        event.remove(services.engine.sync_engine.pool, "checkout", served.on_checkout)

@@ -12,7 +12,7 @@ from app.db import models
 from app.runtime.services import Services
 from app.server.factory import create_app
 from tests import factories
-from tests.conftest import GraphQLClient, StatementCounter, cyclic_garbage
+from tests.conftest import GraphQLClient, SettledTransport, StatementCounter, cyclic_garbage
 
 BOOKS_PAGE = """
 query($first: Int, $after: String, $filter: BookFilter) {
@@ -175,7 +175,7 @@ async def test_topic_books_by_weight_and_taxonomy(services: Services, gql: Graph
 async def loader_gql(services: Services) -> AsyncIterator[GraphQLClient]:
     """Field resolvers and dataloaders only (BOOKBRIDGE_COMPILED_READS off): what they batch."""
     off = services.settings.model_copy(update={"compiled_reads": False})
-    transport = httpx.ASGITransport(app=create_app(settings=off, services=services))
+    transport = SettledTransport(app=create_app(settings=off, services=services))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield GraphQLClient(http)
 

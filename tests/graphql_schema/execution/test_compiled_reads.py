@@ -20,7 +20,7 @@ from app.server.factory import create_app
 from graphql_schema.execution.compiler.jsonsql import float_json
 from graphql_schema.schema import SQL_MAPPING, build_schema
 from tests import factories
-from tests.conftest import StatementCounter
+from tests.conftest import SettledTransport, StatementCounter
 from tests.graphql_schema.execution import compiled_data
 from tests.graphql_schema.execution.differential import Paths
 from tests.resolvers.test_catalog import BOOKS_PAGE
@@ -144,7 +144,7 @@ async def test_a_compiled_operation_is_one_statement_and_the_same_response(
     bodies = {}
     for name, settings in (("compiled", services.settings), ("normal", off)):
         app = create_app(settings=settings, services=services)
-        transport = httpx.ASGITransport(app=app)
+        transport = SettledTransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             sql.reset()
             response = await http.post("/graphql", json={"query": CATALOG_PAGE})
