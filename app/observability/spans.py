@@ -22,11 +22,15 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import ParentBased
 from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
 
 Tracer = trace.Tracer
 
 _tracers: dict[str, tuple[trace.TracerProvider, Tracer | None]] = {}
+# tracers whose provider's sampler is parent-based and never samples a child of a sampled-out
+# local parent (every `parentbased_*` OTEL_TRACES_SAMPLER): such a child is not started at all
+_skips_children: dict[int, bool] = {}
 _chosen: trace.TracerProvider | None = None
 
 
@@ -47,8 +51,20 @@ def tracer(scope: str, provider: trace.TracerProvider | None = None) -> Tracer |
     found = None if isinstance(provider, ProxyTracerProvider) else provider.get_tracer(scope)
     if isinstance(found, trace.NoOpTracer):
         found = None
+    if found is not None:
+        _skips_children[id(found)] = _parent_based(provider)
     _tracers[scope] = (provider, found)
     return found
+
+
+def _parent_based(provider: trace.TracerProvider) -> bool:
+    """True when `provider` (the SDK's) samples as ParentBased with its default for a local
+    parent that was sampled out: never a child of it."""
+    sampler = getattr(provider, "sampler", None)
+    if not isinstance(sampler, ParentBased):
+        return False
+    description: str = sampler.get_description()  # type: ignore[no-untyped-call]
+    return "localParentNotSampled:AlwaysOffSampler" in description
 
 
 class span:  # used like a function: `with span(tracer, "name"):`
@@ -56,9 +72,10 @@ class span:  # used like a function: `with span(tracer, "name"):`
 
     `context` is the parent's context (an incoming traceparent); default: the current one."""
 
-    __slots__ = ("span", "token")
+    __slots__ = ("shared", "span", "token")
     span: trace.Span
     token: Token[Context] | None
+    shared: bool  # the sampled-out parent's span, current already
 
     def __init__(
         self,
@@ -69,14 +86,23 @@ class span:  # used like a function: `with span(tracer, "name"):`
         context: Context | None = None,
     ) -> None:
         self.token = None
+        self.shared = False
         if tracer is None:
             self.span = trace.INVALID_SPAN
-        else:
-            self.span = tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+            return
+        if context is None and _skips_children.get(id(tracer)):
+            parent = trace.get_current_span()
+            if not parent.is_recording() and parent.get_span_context().is_valid:
+                # sampled out: the sampler would drop the child; the parent stands for it (its
+                # trace id in log lines), with no span, ids or context switch made for it
+                self.span = parent
+                self.shared = True
+                return
+        self.span = tracer.start_span(name, context=context, kind=kind, attributes=attributes)
 
     def __enter__(self) -> trace.Span:
         found = self.span
-        if found is not trace.INVALID_SPAN:
+        if found is not trace.INVALID_SPAN and not self.shared:
             # also when sampled out: children then see a sampled-out parent and stay out too
             self.token = context_api.attach(trace.set_span_in_context(found))
         return found

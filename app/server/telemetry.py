@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from opentelemetry import propagate
 from opentelemetry.context import Context
@@ -19,6 +20,7 @@ access = logging.getLogger("bookbridge.access")
 
 
 _fields: tuple[object, frozenset[bytes]] = (None, frozenset())
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 def caller_context(headers: list[tuple[bytes, bytes]]) -> Context | None:
@@ -70,8 +72,14 @@ class TelemetryMiddleware:
             finally:
                 elapsed = time.perf_counter() - started
                 span.set_attribute("http.response.status_code", status)
-                metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-                metrics.HTTP_LATENCY.labels(route).observe(elapsed)
+                counted = _children.get((method, route, status))
+                if counted is None:  # the labelled children, looked up once (as metrics keep them)
+                    counted = _children[(method, route, status)] = (
+                        metrics.HTTP_REQUESTS.labels(method, route, str(status)),
+                        metrics.HTTP_LATENCY.labels(route),
+                    )
+                counted[0].inc()
+                counted[1].observe(elapsed)
                 if route not in ("/healthz", "/metrics") and access.isEnabledFor(logging.INFO):
                     access.info(
                         "%s %s %d",

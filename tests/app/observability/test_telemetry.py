@@ -376,3 +376,29 @@ async def test_access_log_lines_carry_request_operation_and_trace(
     assert fields["status"] == 200 and fields["duration_ms"] > 0
     assert fields["operation"] == "Shelf" and fields["trace_id"] == TRACE_ID
     assert fields["message"] == "POST /graphql 200"
+
+
+def test_children_of_a_sampled_out_span_cost_no_span_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a parent-based sampler (every `parentbased_*`), a child of a sampled-out span would
+    be dropped by the sampler: the parent stands for it (no ids made, no context switch); a
+    sampler that is not parent-based still decides each child itself."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    from app.observability.spans import span
+
+    provider, _, tracer_ = _ratio_tracer(monkeypatch, "0", "tests.children")
+    with span(tracer_, "root") as root, span(tracer_, "child") as child:
+        assert child is root and trace.get_current_span() is root
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    provider.shutdown()
+    exporter = InMemorySpanExporter()
+    always = TracerProvider(sampler=ALWAYS_ON)
+    always.add_span_processor(SimpleSpanProcessor(exporter))
+    independent = tracer("tests.children.always", always)
+    assert independent is not None
+    with span(independent, "root") as root, span(independent, "child") as child:
+        assert child is not root and child.is_recording()
+    assert [s.name for s in exporter.get_finished_spans()] == ["child", "root"]
+    always.shutdown()
