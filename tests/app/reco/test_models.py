@@ -157,6 +157,32 @@ def test_blend_scoring_equals_ranking_each_blend() -> None:
         assert weights == expected and score == pytest.approx(slow, abs=1e-9)
 
 
+def test_the_second_models_weight_is_the_smallest_within_one_error_of_the_best() -> None:
+    """A partner that only adds noise gets weight 0; one that clearly helps gets a weight, and
+    never one validating below weight 0 (the chosen model alone)."""
+    from app.reco.selection import _score_blends, _within_one_error
+
+    rng = np.random.default_rng(5)
+    users, n = 400, 60
+    held = [rng.choice(n, 3, replace=False) for _ in range(users)]
+    truth = sp.csr_matrix(
+        (np.ones(3 * users), (np.repeat(np.arange(users), 3), np.concatenate(held))),
+        shape=(users, n),
+    )
+    seen = sp.csr_matrix((users, n), dtype=np.float32)
+    noise = sp.random(users, n, density=0.5, format="csr", random_state=rng)
+    collab = sp.csr_matrix(noise + 0.3 * truth.multiply(rng.random((users, n)) < 0.5))
+    grid = [{"COLLABORATIVE_ALT": w} for w in (0.0, 0.1, 0.2, 0.35, 0.5)]
+    useless = sp.random(users, n, density=0.5, format="csr", random_state=rng)
+    helpful = sp.csr_matrix(useless + truth.multiply(rng.random((users, n)) < 0.7))
+    for alt, gains in ((useless, False), (helpful, True)):
+        comps = {"COLLABORATIVE": collab, "COLLABORATIVE_ALT": alt}
+        chosen = _within_one_error(comps, seen, held, grid)
+        scores = {w["COLLABORATIVE_ALT"]: s for s, w in _score_blends(comps, seen, held, grid)}
+        assert (chosen["COLLABORATIVE_ALT"] > 0) == gains
+        assert scores[chosen["COLLABORATIVE_ALT"]] >= scores[0.0]
+
+
 def test_split_by_ids_holds_out_what_held_out_names() -> None:
     """With ids, the held-out books depend on the ids alone: the offline evaluation derives
     study-set topics from the same user's books minus exactly these."""
