@@ -370,11 +370,12 @@ def candidates(
     ease_max_items: int, neighbourhood: int, items: int, ease_lambda: float = 200.0
 ) -> list[Candidate]:
     """The candidate grid, the likeliest winners first (the local EASE led on both data sets of
-    issue 16; when the time budget runs out, what is left is skipped). The local EASE's
+    issue 16; when the time budget runs out, what is left is skipped), RP3beta second (the
+    partner HYBRID blends with it). The local EASE's
     neighbourhood shrinks with the catalog so that items x M^2 (the Gram cells it gathers and
     solves) stays near 1.5e8; dense EASE (items^3 time, items^2 memory) comes last."""
     m = int(max(20, min(neighbourhood, np.sqrt(1.5e8 / max(items, 1)))))
-    out = [
+    local = [
         Candidate(
             "ease_local",
             {"lambda": lam, "neighbourhood": float(m), "cosine": float(cosine)},
@@ -383,14 +384,15 @@ def candidates(
         )
         for cosine, lam in ((True, 10.0), (True, 50.0), (False, 50.0))
     ]
-    out.append(
-        Candidate(
-            "rp3beta",
-            {"alpha": 0.75, "beta": 0.5},
-            lambda x, k: rp3beta(x, k, alpha=0.75, beta=0.5),
-            _knn_memory,
-        )
+    # RP3beta second: HYBRID blends the chosen model with the best of another family, and
+    # RP3beta is the one that adds to local EASE (the other local EASE variants do not)
+    rp3 = Candidate(
+        "rp3beta",
+        {"alpha": 0.75, "beta": 0.5},
+        lambda x, k: rp3beta(x, k, alpha=0.75, beta=0.5),
+        _knn_memory,
     )
+    out = [local[0], rp3, *local[1:]]
     out.append(
         Candidate("itemknn", {"shrink": 10.0}, lambda x, k: itemknn(x, k, shrink=10.0), _knn_memory)
     )
@@ -416,13 +418,15 @@ def choose(
     min_users: int,
     max_users: int = 5000,
     ids: tuple[Sequence[str], Sequence[str]] | None = None,
+    keep_fits: dict[str, sp.csr_matrix] | None = None,
 ) -> tuple[Choice, Validation | None, sp.csr_matrix | None]:
     """Fit each candidate on the validation split's fitting rows, within the memory budget
     (bytes, estimated before fitting) and the time budget (seconds: once spent, or when the
     last candidate's time would overrun it, the remaining candidates are skipped), and keep the best validation NDCG@10. Returns the choice, the
     split and the chosen model's validation fit (for blending), or the `default` candidate and
-    None when too few users can be validated."""
-    by_name = {f"{c.name}:{_tag(c.params)}": c for c in cands}
+    None when too few users can be validated. `keep_fits`, when given, receives every fitted
+    candidate's validation fit by `candidate_key`, for blending a second model."""
+    by_name = {candidate_key(c): c for c in cands}
     val = validation_split(x, max_users=max_users, ids=ids)
     fallback = next(c for c in cands if c.name == default)
     if len(val.users) < min_users:
@@ -452,6 +456,8 @@ def choose(
         fits[key] = round(time.perf_counter() - t, 3)
         scores[key] = round(validation_ndcg(val, w), 5)
         last = time.perf_counter() - t
+        if keep_fits is not None:
+            keep_fits[key] = w
         if best is None or scores[key] > best[0]:
             best = (scores[key], key, w)
     if best is None:
@@ -460,6 +466,11 @@ def choose(
     chosen = by_name[best[1]]
     choice = Choice(chosen.name, chosen.params, scores, fits, skipped, len(val.users))
     return choice, val, best[2]
+
+
+def candidate_key(cand: Candidate) -> str:
+    """A candidate's name in the choice's figures: model and settings."""
+    return f"{cand.name}:{_tag(cand.params)}"
 
 
 def _tag(params: dict[str, float]) -> str:

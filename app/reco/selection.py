@@ -6,8 +6,13 @@ to `selection_users` students. Each candidate model that fits the catalog's size
 memory and time budgets is fitted on the rest and scored by NDCG@10 of its lists for those
 students; the best is refitted on everything. With the chosen model's validation fit, HYBRID's
 weights are picked from a small grid on the same students, blending the components as the
-service does (each component's top `candidates_per_strategy`, normalised to its maximum). Fewer
-than `selection_min_users` students to validate on: the default model and weights.
+service does (each component's top `candidates_per_strategy`, normalised to its maximum). One
+of those components is a second collaborative model (`SECOND`: the best-validating candidate
+of another family than the chosen one: RP3beta beside local or dense EASE), whose lists (kind
+`collab_alt`) are written only when the grid gives it a weight. Every grid holds the weight 0
+for every component and ties go to the first, so HYBRID's validation NDCG@10 is never below
+the chosen model's. Fewer than `selection_min_users` students to validate on: the default
+model and weights.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from app.core.settings import RecoSettings
 from app.reco import data, models
 
 DEFAULT_MODEL = "ease_local"
+SECOND = "COLLABORATIVE_ALT"  # HYBRID's second collaborative component (lists kind collab_alt)
+SECOND_GRID = (0.0, 0.1, 0.2, 0.35, 0.5)  # its weight, chosen first (COLLABORATIVE 1)
 WEIGHT_GRID = {
     "TOPIC": (0.0, 0.05, 0.15),
     "CONTENT": (0.0, 0.05, 0.1, 0.2),
@@ -63,6 +70,8 @@ class Selection:
     weights_ndcg: float | None = None
     refit_seconds: float = 0.0
     weights_seconds: float = 0.0
+    second: str | None = None  # the candidate writing the `collab_alt` lists, if weighted
+    second_refit_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,20 +98,25 @@ async def engagement(conn: AsyncConnection) -> Matrix:
     return Matrix(x, list(users), list(books))
 
 
+Rows = list[tuple[str, str, float]]
+
+
 async def compute_collab(
     conn: AsyncConnection,
     s: RecoSettings,
     content: Sequence[tuple[str, str, float]] = (),
-) -> tuple[list[tuple[str, str, float]], Selection]:
-    """The `collab` lists (book, neighbour, score) of the chosen model, and the choice."""
+) -> tuple[Rows, Selection, Rows]:
+    """The `collab` lists (book, neighbour, score) of the chosen model, the choice, and the
+    `collab_alt` lists of the second model (empty unless HYBRID's validated weights use it)."""
     found = await engagement(conn)
     if found.x.nnz == 0:
-        return [], Selection(DEFAULT_MODEL, {}, "no engagement yet")
+        return [], Selection(DEFAULT_MODEL, {}, "no engagement yet"), []
     items = found.x.shape[1]
     cands = models.candidates(s.ease_max_items, s.ease_local_neighbourhood, items, s.ease_lambda)
     if s.collab_model != "auto":
         cands = [c for c in cands if c.name == s.collab_model] or cands
     default = cands[0].name if s.collab_model != "auto" else DEFAULT_MODEL
+    fits: dict[str, sp.csr_matrix] = {}
     choice, val, fitted = models.choose(
         found.x,
         s.neighbours_k,
@@ -113,6 +127,7 @@ async def compute_collab(
         min_users=s.selection_min_users,
         max_users=s.selection_users,
         ids=(found.users, found.books),
+        keep_fits=fits,
     )
     out = Selection(
         choice.model,
@@ -123,19 +138,51 @@ async def compute_collab(
         choice.fit_seconds,
         choice.skipped,
     )
+    second = _second(cands, choice, fits)
     if val is not None and fitted is not None and s.tune_hybrid_weights:
         started = time.perf_counter()
-        out.weights, out.weights_ndcg = await _tune_weights(conn, s, found, val, fitted, content)
+        out.weights, out.weights_ndcg = await _tune_weights(
+            conn, s, found, val, fitted, content, fits.get(second) if second else None
+        )
         out.weights_seconds = round(time.perf_counter() - started, 3)
+    fits.clear()
     started = time.perf_counter()
-    w = models.refit(cands, choice, found.x, s.neighbours_k).tocoo()
+    rows = _rows(models.refit(cands, choice, found.x, s.neighbours_k), found.books)
     out.refit_seconds = round(time.perf_counter() - started, 3)
-    names = found.books
-    rows = [
+    alt: Rows = []
+    if second and out.weights and out.weights.get(SECOND, 0.0) > 0:
+        started = time.perf_counter()
+        cand = next(c for c in cands if models.candidate_key(c) == second)
+        alt = _rows(cand.fit(found.x, s.neighbours_k), found.books)
+        out.second = second
+        out.second_refit_seconds = round(time.perf_counter() - started, 3)
+    return rows, out, alt
+
+
+def _rows(w: sp.csr_matrix, names: list[str]) -> Rows:
+    coo = w.tocoo()
+    return [
         (names[i], names[j], v)
-        for i, j, v in zip(w.row.tolist(), w.col.tolist(), w.data.tolist(), strict=True)
+        for i, j, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True)
     ]
-    return rows, out
+
+
+def _family(model: str) -> str:
+    return "ease" if model.startswith("ease") else model
+
+
+def _second(
+    cands: list[models.Candidate], choice: models.Choice, fits: dict[str, sp.csr_matrix]
+) -> str | None:
+    """HYBRID's second collaborative model: the best-validating fitted candidate of another
+    family than the chosen one (EASE, dense or local, agrees too closely with itself to add
+    anything; RP3beta's random walk is what adds to it)."""
+    others = [
+        models.candidate_key(c)
+        for c in cands
+        if _family(c.name) != _family(choice.model) and models.candidate_key(c) in fits
+    ]
+    return max(others, key=lambda k: choice.validation_ndcg[k], default=None)
 
 
 # --- HYBRID weights ------------------------------------------------------------------------
@@ -160,8 +207,11 @@ async def _tune_weights(
     val: models.Validation,
     fitted: sp.csr_matrix,
     content: Sequence[tuple[str, str, float]],
+    second: sp.csr_matrix | None = None,
 ) -> tuple[dict[str, float], float]:
-    """HYBRID's weights from WEIGHT_GRID (COLLABORATIVE fixed at 1) by validation NDCG@10."""
+    """HYBRID's weights by validation NDCG@10, COLLABORATIVE fixed at 1: first the second
+    collaborative model's from SECOND_GRID (the smallest within one standard error of the best),
+    then the others' from WEIGHT_GRID with it."""
     index = {b: i for i, b in enumerate(matrix.books)}
     # only the lists of the validation students' own books reach their scores (seeds @ w)
     seed_books = {matrix.books[j] for j in np.unique(val.fit[val.users].indices)}
@@ -176,14 +226,17 @@ async def _tune_weights(
     seeds = sp.csr_matrix(val.fit[val.users], dtype=np.float32)
     seeds.resize((seeds.shape[0], n))
     limit = s.candidates_per_strategy
-    collab = fitted.tocoo()
-    comps: dict[str, sp.csr_matrix] = {
-        "COLLABORATIVE": _top_normalised(
-            seeds @ sp.csr_matrix((collab.data, (collab.row, collab.col)), shape=(n, n)),
-            seeds,
-            limit,
-        )
-    }
+
+    def collab_scores(fit: sp.csr_matrix) -> sp.csr_matrix:
+        coo = fit.tocoo()
+        w = sp.csr_matrix((coo.data, (coo.row, coo.col)), shape=(n, n))
+        return _top_normalised(seeds @ w, seeds, limit)
+
+    comps: dict[str, sp.csr_matrix] = {"COLLABORATIVE": collab_scores(fitted)}
+    first: dict[str, float] = {}
+    if second is not None:
+        comps[SECOND] = collab_scores(second)
+        first = _within_one_error(comps, seeds, val.held, [{SECOND: w} for w in SECOND_GRID])
     if content:
         w = sp.csr_matrix(
             (
@@ -225,7 +278,7 @@ async def _tune_weights(
         comps["TOPIC"] = _top_normalised(ut @ tb, seeds, limit)
     assert n_e <= n
     grid = [
-        dict(zip(WEIGHT_GRID, combo, strict=True))
+        {**first, **dict(zip(WEIGHT_GRID, combo, strict=True))}
         for combo in itertools.product(*WEIGHT_GRID.values())
     ]
     scored = _score_blends(comps, seeds, val.held, grid)
@@ -233,13 +286,35 @@ async def _tune_weights(
     return {"COLLABORATIVE": 1.0, **weights}, round(ndcg, 5)
 
 
+def _within_one_error(
+    comps: dict[str, sp.csr_matrix],
+    seen: sp.csr_matrix,
+    held: list[np.ndarray],
+    grid: list[dict[str, float]],
+) -> dict[str, float]:
+    """The first weight set of `grid` (smallest first) whose validation NDCG@10 is within one
+    standard error (paired over the students) of the best one's. A larger weight that gains
+    less than that on validation gained nothing on goodbooks' test users and lost up to 0.0015
+    (issue 16): the noise of 5,000 students, not a better blend."""
+    per: list[np.ndarray] = []
+    scored = _score_blends(comps, seen, held, grid, per)
+    best = max(range(len(scored)), key=lambda i: scored[i][0])
+    for i, (_, weights) in enumerate(scored):
+        diff = per[best] - per[i]
+        error = float(diff.std(ddof=1)) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
+        if float(diff.mean()) <= error:
+            return weights
+    return scored[best][1]
+
+
 def _score_blends(
     comps: dict[str, sp.csr_matrix],
     seen: sp.csr_matrix,
     held: list[np.ndarray],
     grid: list[dict[str, float]],
+    per_user: list[np.ndarray] | None = None,
 ) -> list[tuple[float, dict[str, float]]]:
-    """Validation NDCG@10 of each weight set. The candidates of a student are the union of the
+    """Validation NDCG@10 of each weight set (and, into `per_user`, each student's). The candidates of a student are the union of the
     components' lists (a few hundred books), laid out once as a dense students x slots array
     per component, so each weight set costs one weighted sum and one top-10 of that array."""
     union = sum(
@@ -294,6 +369,8 @@ def _score_blends(
         hit = np.take_along_axis(relevant, top, 1) & np.isfinite(np.take_along_axis(score, top, 1))
         dcg = (hit * discount[:k]).sum(axis=1)
         out.append((float((dcg / ideal).mean()), weights))
+        if per_user is not None:
+            per_user.append(dcg / ideal)
     return out
 
 
@@ -335,6 +412,11 @@ def describe(chosen: dict[str, Any]) -> list[str]:
             f"HYBRID weights: {weights} (validation ndcg@10 {chosen['weights_ndcg']}, "
             f"grid {chosen.get('weights_seconds', 0)} s)"
         )
+        if chosen.get("second"):
+            lines.append(
+                f"  second collab model (lists collab_alt): {chosen['second']}, "
+                f"refit {chosen.get('second_refit_seconds', 0)} s"
+            )
     else:
         lines.append("HYBRID weights: the configured defaults (not validated)")
     return lines

@@ -24,7 +24,14 @@ from app.reco.scoring import (
 )
 
 STRATEGIES = ("TOPIC", "COLLABORATIVE", "CONTENT", "TRENDING", "HYBRID")
-COMPONENTS = ("TOPIC", "COLLABORATIVE", "CONTENT", "TRENDING")
+# COLLABORATIVE_ALT: HYBRID's second collaborative model (lists kind collab_alt), read only
+# when the HYBRID weights give it a weight (the lists job's validation decides).
+COMPONENTS = ("TOPIC", "COLLABORATIVE", "CONTENT", "TRENDING", "COLLABORATIVE_ALT")
+NEIGHBOUR_KINDS = {
+    "COLLABORATIVE": "collab",
+    "CONTENT": "content",
+    "COLLABORATIVE_ALT": "collab_alt",
+}
 FALLBACKS = {
     "TOPIC": ("TRENDING",),
     "COLLABORATIVE": ("TOPIC", "TRENDING"),
@@ -125,6 +132,9 @@ async def recommend_concurrently(
         jobs = await _jobs(conn, settings, contexts)
 
     async def fill_apart(name: str) -> None:
+        if _unused(settings, name):
+            _fill_unused(name, jobs)
+            return
         async with connect() as conn:
             await _fill(conn, settings, name, jobs)
 
@@ -180,16 +190,27 @@ async def _fill_for(
             j.components.setdefault(fallback, Component())
 
 
+def _unused(s: RecoSettings, name: str) -> bool:
+    """A component only HYBRID reads, and it has no weight there: not worth a query."""
+    return name == "COLLABORATIVE_ALT" and s.hybrid_weights.get(name, 0.0) <= 0
+
+
+def _fill_unused(name: str, jobs: list[Job]) -> None:
+    for j in jobs:
+        j.components[name] = Component()
+
+
 async def _fill(conn: AsyncConnection, s: RecoSettings, name: str, jobs: list[Job]) -> None:
-    if name == "TOPIC":
+    if _unused(s, name):
+        _fill_unused(name, jobs)
+    elif name == "TOPIC":
         topics = sorted({t for j in jobs for t in j.ctx.topics})
         cands = await data.topic_candidates(conn, topics, s.candidates_per_topic)
         for j in jobs:
             j.components[name] = topic_component(j.ctx.topics, cands, s.half_life_days)
-    elif name in ("COLLABORATIVE", "CONTENT"):
-        kind, phrase = (
-            ("collab", COLLAB_PHRASE) if name == "COLLABORATIVE" else ("content", CONTENT_PHRASE)
-        )
+    elif name in NEIGHBOUR_KINDS:
+        kind = NEIGHBOUR_KINDS[name]
+        phrase = CONTENT_PHRASE if name == "CONTENT" else COLLAB_PHRASE
         own = {j.ctx.id: j.own for j in jobs}
         found = await data.neighbour_scores(conn, kind, own, s.candidates_per_strategy)
         for j in jobs:

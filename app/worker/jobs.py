@@ -53,9 +53,10 @@ async def job_lists(services: Services) -> dict[str, Any]:
     seconds["content_write"] = time.perf_counter() - mark - seconds["content"]
     mark = time.perf_counter()
     async with services.engine.begin() as conn:
-        collab, chosen = await selection.compute_collab(conn, s, content)
+        collab, chosen, alt = await selection.compute_collab(conn, s, content)
         seconds["collab_selection_refit"] = time.perf_counter() - mark
         out["collab"] = await neighbours.replace_neighbours(conn, "collab", collab)
+        out["collab_alt"] = await neighbours.replace_neighbours(conn, "collab_alt", alt)
         await selection.store(conn, chosen)
     seconds["collab_write"] = time.perf_counter() - mark - seconds["collab_selection_refit"]
     out["selection"] = chosen.to_json()

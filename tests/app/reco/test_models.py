@@ -129,7 +129,7 @@ def test_choice_takes_the_better_model_and_respects_budgets() -> None:
 
 def test_candidates_fit_the_catalog_size() -> None:
     names = [c.name for c in models.candidates(12_000, 100, 5_000)]
-    assert names == ["ease_local", "ease_local", "ease_local", "rp3beta", "itemknn", "ease"]
+    assert names == ["ease_local", "rp3beta", "ease_local", "ease_local", "itemknn", "ease"]
     big = models.candidates(12_000, 100, 100_000)
     assert "ease" not in [c.name for c in big]  # dense EASE only where items^2 fits
     assert {c.params["neighbourhood"] for c in big if c.name == "ease_local"} == {38.0}
@@ -155,6 +155,32 @@ def test_blend_scoring_equals_ranking_each_blend() -> None:
         blend = comps["COLLABORATIVE"] + sum(w * comps[k] for k, w in weights.items())
         slow = models.ndcg(models.top_lists(blend, seen), held)
         assert weights == expected and score == pytest.approx(slow, abs=1e-9)
+
+
+def test_the_second_models_weight_is_the_smallest_within_one_error_of_the_best() -> None:
+    """A partner that only adds noise gets weight 0; one that clearly helps gets a weight, and
+    never one validating below weight 0 (the chosen model alone)."""
+    from app.reco.selection import _score_blends, _within_one_error
+
+    rng = np.random.default_rng(5)
+    users, n = 400, 60
+    held = [rng.choice(n, 3, replace=False) for _ in range(users)]
+    truth = sp.csr_matrix(
+        (np.ones(3 * users), (np.repeat(np.arange(users), 3), np.concatenate(held))),
+        shape=(users, n),
+    )
+    seen = sp.csr_matrix((users, n), dtype=np.float32)
+    noise = sp.random(users, n, density=0.5, format="csr", random_state=rng)
+    collab = sp.csr_matrix(noise + 0.3 * truth.multiply(rng.random((users, n)) < 0.5))
+    grid = [{"COLLABORATIVE_ALT": w} for w in (0.0, 0.1, 0.2, 0.35, 0.5)]
+    useless = sp.random(users, n, density=0.5, format="csr", random_state=rng)
+    helpful = sp.csr_matrix(useless + truth.multiply(rng.random((users, n)) < 0.7))
+    for alt, gains in ((useless, False), (helpful, True)):
+        comps = {"COLLABORATIVE": collab, "COLLABORATIVE_ALT": alt}
+        chosen = _within_one_error(comps, seen, held, grid)
+        scores = {w["COLLABORATIVE_ALT"]: s for s, w in _score_blends(comps, seen, held, grid)}
+        assert (chosen["COLLABORATIVE_ALT"] > 0) == gains
+        assert scores[chosen["COLLABORATIVE_ALT"]] >= scores[0.0]
 
 
 def test_split_by_ids_holds_out_what_held_out_names() -> None:

@@ -276,3 +276,64 @@ async def test_the_servers_metrics_show_the_stored_model_selection(
     assert 'bookbridge_reco_validation_ndcg{candidate="itemknn:shrink=10"} 0.125' in body
     assert 'bookbridge_reco_fit_seconds{candidate="rp3beta:alpha=0.75,beta=0.5"} 1.5' in body
     assert 'bookbridge_reco_hybrid_weight{component="CONTENT"} 0.2' in body
+
+
+async def test_hybrid_never_falls_below_the_chosen_collab_model_on_validation(
+    services: Services,
+) -> None:
+    """Readers of two clusters who also stray into the other one: HYBRID's validated weights
+    (the second collaborative model's among them) score at least the chosen model's validation
+    NDCG@10, and the second model's lists are written exactly when HYBRID gives it a weight."""
+    await f.taxonomy(services)
+    specs = {f"c{i:02d}": {"t1" if i % 2 == 0 else "t2": 0.5} for i in range(30)}
+    await f.books(services, specs)
+    rng = random.Random(16)
+    names = list(specs)
+    for u in range(60):
+        mine = [b for i, b in enumerate(names) if i % 2 == u % 2]
+        picked = rng.sample(mine[: 8 + u % 7], 5) + rng.sample(names, 2)
+        await f.study_set(services, f"ss{u}", f"u{u}", ["t1" if u % 2 == 0 else "t2"])
+        await f.events(services, f"ss{u}", list(dict.fromkeys(picked)), "view")
+    reco = services.settings.reco.model_copy(update={"selection_min_users": 20})
+    tuned = Services(
+        settings=services.settings.model_copy(update={"reco": reco}),
+        engine=services.engine,
+        read_engine=services.read_engine,
+    )
+    chosen = (await job_lists(tuned))["selection"]
+    key = next(k for k in chosen["validation_ndcg"] if k.split(":")[0] == chosen["model"])
+    best = max(chosen["validation_ndcg"].values())
+    assert chosen["validation_ndcg"][key] == best
+    assert chosen["weights_ndcg"] >= best - 1e-5  # rounding of the two figures only
+    alt_weight = chosen["weights"].get("COLLABORATIVE_ALT", 0.0)
+    async with services.engine.connect() as conn:
+        alt = await conn.scalar(
+            text("SELECT count(*) FROM book_neighbours WHERE kind = 'collab_alt'")
+        )
+    if alt_weight > 0:
+        assert alt and chosen["second"].split(":")[0] in {"rp3beta", "itemknn"}
+    else:
+        assert alt == 0 and chosen["second"] is None
+
+
+async def test_hybrid_reads_the_second_collab_lists_only_when_weighted(
+    services: Services,
+) -> None:
+    """The `collab_alt` lists reach HYBRID with their weight; without one they are not read."""
+    from app.reco.strategies import recommend_many
+
+    await co_engagement(services)
+    await insert_rows(
+        services,
+        models.BookNeighbour,
+        [{"kind": "collab_alt", "book_id": "b1", "neighbour_id": "b4", "score": 0.7}],
+    )
+    base = services.settings.reco.model_copy(update={"tune_hybrid_weights": False})
+    for weight, expected in ((1.0, ["b4"]), (0.0, [])):
+        reco = base.model_copy(update={"hybrid_weights": {"COLLABORATIVE_ALT": weight}})
+        async with services.read_engine.connect() as conn:
+            found = await recommend_many(conn, reco, ["ss0"], "HYBRID", 10)
+        items = found["ss0"].items
+        assert [i.book_id for i in items] == expected
+        if expected:
+            assert items[0].reasons[0].startswith("Students who engaged with 'Title of b1'")
