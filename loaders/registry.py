@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from app.core.viewer import ANONYMOUS, StudentScope, Viewer
 from loaders.catalog import (
     BookByIdLoader,
+    BookWithPublisherByIdLoader,
     BooksByPublisherLoader,
     BooksByTopicLoader,
     PublisherByIdLoader,
@@ -46,6 +47,10 @@ class Loaders:
     @cached_property
     def book_by_id(self) -> BookByIdLoader:
         return BookByIdLoader(self._engine)
+
+    @cached_property
+    def book_with_publisher_by_id(self) -> BookWithPublisherByIdLoader:
+        return BookWithPublisherByIdLoader(self._engine)
 
     @cached_property
     def topic_by_id(self) -> TopicByIdLoader:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, false, select, true
+import orjson
+
+from sqlalchemy import ColumnElement, false, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.viewer import Viewer
@@ -39,6 +42,26 @@ def visible_to(viewer: Viewer) -> ColumnElement[bool]:
     return false()
 
 
+class TopicRow(NamedTuple):
+    """A topic as `catalog.topics_by_ids` reads it (the same attributes as its rows)."""
+
+    id: str
+    label: str
+    subject_id: str | None
+    grade_id: str | None
+    category_id: str | None
+
+
+def page_topics(rows: Sequence[Any]) -> dict[str, list[TopicRow]]:
+    """Per study set of a page read `with_topics`: its topics, in topic id order."""
+    out = {}
+    for r in rows:
+        raw = r.topics_json  # decoded by the driver's json codec (text without it)
+        found = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+        out[r.id] = [TopicRow(*t) for t in found or ()]
+    return out
+
+
 async def study_sets_by_ids(
     conn: AsyncConnection, ids: Sequence[str], viewer: Viewer
 ) -> list[Record]:
@@ -46,11 +69,27 @@ async def study_sets_by_ids(
     return list((await conn.execute(query)).all())
 
 
+# A study set's canonical topics as JSON rows [id, label, subject, grade, category], in the
+# order of `topic_ids_by_study_sets`: read with the page itself when the client wants them.
+TOPICS_JSON = literal_column(
+    "(SELECT json_agg(json_build_array(t.id, t.label, t.subject_id, t.grade_id, t.category_id)"
+    " ORDER BY t.id) FROM study_set_topics st JOIN topics t ON t.id = st.topic_id"
+    " WHERE st.study_set_id = study_sets.id)"
+).label("topics_json")
+
+
 async def list_study_sets(
-    conn: AsyncConnection, flt: StudySetFilter, page: PageArgs, viewer: Viewer
+    conn: AsyncConnection,
+    flt: StudySetFilter,
+    page: PageArgs,
+    viewer: Viewer,
+    with_topics: bool = False,
 ) -> Page[Record]:
+    """A page of the study sets the viewer may read; `with_topics`: each row also carries its
+    topics (`topics_json`), so that the page and its topics cost one statement."""
+    columns = (*STUDY_SET_COLUMNS, TOPICS_JSON) if with_topics else STUDY_SET_COLUMNS
     query = (
-        select(*STUDY_SET_COLUMNS)
+        select(*columns)
         .where(visible_to(viewer))
         .order_by(StudySet.id)
         .limit(page.first + 1)
