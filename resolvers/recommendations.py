@@ -15,7 +15,6 @@ from app.reco import service
 from app.reco.strategies import RecList
 from graphql_schema.types.catalog import Book
 from graphql_schema.types.context import Info
-from graphql_schema.types.lookahead import selection, under
 from graphql_schema.types.recommendation import (
     ExperimentResults,
     ExperimentVariantResult,
@@ -29,19 +28,13 @@ from resolvers.guards import require_internal_analytics, student_scope
 async def _to_graphql(info: Info, found: RecList) -> RecommendationList:
     ids = [i.book_id for i in found.items]
     loaders = info.context.loaders
-    if under(selection(info), "items", "book", "publisher"):
-        # the books and their publishers in one statement (batched over a page's lists)
-        rows = await loaders.book_with_publisher_by_id.load_many(ids)
-        loaders.book_by_id.put({r.id: r for r in rows if r is not None})
-        loaders.publisher_by_id.put(
-            {
-                r.publisher_id: _publisher_row(r.publisher_id, r.publisher_name)
-                for r in rows
-                if r is not None
-            }
-        )
-    else:
-        rows = await loaders.book_by_id.load_many(ids)
+    # the books and their publishers in one statement (batched over a page's lists): a
+    # selected `book { publisher }` needs no batch of its own
+    rows = await loaders.book_with_publisher_by_id.load_many(ids)
+    loaders.book_by_id.put({r.id: r for r in rows if r is not None})
+    loaders.publisher_by_id.put(
+        {r.publisher_id: _publisher_row(r.publisher_id, r.publisher_name) for r in rows if r}
+    )
     items = [
         RecommendedBook(book=Book.from_row(row), score=item.score, reasons=item.reasons)
         for item, row in zip(found.items, rows, strict=True)
