@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from app.core.viewer import ANONYMOUS, StudentScope, Viewer
 from loaders.catalog import (
     BookByIdLoader,
-    BookWithPublisherByIdLoader,
     BooksByPublisherLoader,
     BooksByTopicLoader,
+    BookWithPublisherByIdLoader,
     PublisherByIdLoader,
     TopicByIdLoader,
     TopicWeightsByBookLoader,

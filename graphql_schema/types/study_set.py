@@ -11,10 +11,10 @@ from app.db.pagination import Page
 from app.db.records import Record
 from graphql_schema.types.catalog import Topic
 from graphql_schema.types.context import Info
-from loaders.base import MISSING
 from graphql_schema.types.pagination import PageInfo
 from graphql_schema.types.recommendation import RecommendationList
 from graphql_schema.types.taxonomy import Grade, Subject, load_grade, load_subject
+from loaders.base import MISSING
 
 
 @strawberry.type(description="A student's study set (student backend's id).")
