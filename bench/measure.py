@@ -29,6 +29,9 @@ def measure(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The scenario against each server once per repeat; the first server changes every repeat,
     so no server always runs on a machine warmed (or tired) by another."""
+    if scenario.fresh:
+        return measure_fresh(args, scenario, on.app), None
+    concurrency = scenario.concurrency or args.concurrency
     requests = scenario.requests()
     bodies, each = [b for b, _ in requests], [h for _, h in requests]
     scripts: dict[str, Path] = {on.app: driver.write_script(bodies, "/graphql", None, each)}
@@ -42,8 +45,8 @@ def measure(
 
     def timed(base: str) -> driver.Run:
         if args.warmup:
-            driver.wrk(base, scripts[base], args.concurrency, args.warmup)
-        return driver.wrk(base, scripts[base], args.concurrency, args.duration)
+            driver.wrk(base, scripts[base], concurrency, args.warmup)
+        return driver.wrk(base, scripts[base], concurrency, args.duration)
 
     for base in targets:
         servers.reset_peak(base)
@@ -61,11 +64,11 @@ def measure(
         return [r[base] for r in runs], memory[base]
 
     raw, peer = side(on.raw), side(on.peer)
-    row = summarize(scenario.name, args.concurrency, side(on.app), raw, peer)
+    row = summarize(scenario.name, concurrency, side(on.app), raw, peer)
     row["_detail"]["note"] = scenario.note
     if on.traced is None:
         return row, None
-    traced_row = summarize(scenario.name, args.concurrency, side(on.traced), raw, peer)
+    traced_row = summarize(scenario.name, concurrency, side(on.traced), raw, peer)
     mine, traced = side(on.app)[0], side(on.traced)[0]
     vs_untraced(traced_row, [m.throughput_rps for m in mine], [t.throughput_rps for t in traced])
     cpu = [
@@ -78,6 +81,41 @@ def measure(
 
 
 Side = tuple[list[driver.Run], tuple[float, float] | None]
+
+
+def measure_fresh(
+    args: argparse.Namespace, scenario: scenarios.Scenario, app: str
+) -> dict[str, Any]:
+    """Cold requests: every wrk run (warm-ups too) sends a slice of bodies of its own, so no
+    request repeats one sent before to this server (bookbridge only: no raw or peer twin).
+    The last body is left out: `check_same_json` sent it."""
+    requests = scenario.requests()[:-1]
+    concurrency = scenario.concurrency or args.concurrency
+    per_repeat = 2 if args.warmup else 1
+    size = len(requests) // (args.repeat * per_repeat)
+    slices = [requests[i * size : (i + 1) * size] for i in range(args.repeat * per_repeat)]
+    servers.reset_peak(app)
+    runs: list[driver.Run] = []
+    cycled = False
+    for i in range(args.repeat):
+        mine = slices[i * per_repeat : (i + 1) * per_repeat]
+        scripts = [
+            driver.write_script([b for b, _ in part], "/graphql", None, [h for _, h in part])
+            for part in mine
+        ]
+        if args.warmup:
+            driver.wrk(app, scripts[0], concurrency, args.warmup)
+        runs.append(driver.wrk(app, scripts[-1], concurrency, args.duration))
+        cycled |= runs[-1].requests > size  # a body sent twice: not all cold
+        for script in scripts:
+            script.unlink(missing_ok=True)
+    row = summarize(
+        scenario.name, concurrency, (runs, servers.memory_mb(app)), ([], None), ([], None)
+    )
+    row["_detail"]["note"] = scenario.note + (
+        f"; {size} study sets per run" + (" (some asked twice: too few)" if cycled else "")
+    )
+    return row
 
 
 def summarize(name: str, concurrency: int, app: Side, raw: Side, peer: Side) -> dict[str, Any]:

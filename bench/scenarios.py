@@ -68,6 +68,17 @@ JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789abcdef0123456789abcdef"
 JWT_AUDIENCE, JWT_ISSUER = "bookbridge", "bookbridge-auth"
 
 
+# Issue 16's latencies, at one client: a study set's list asked by its student, cold (never
+# asked before: no cache of any kind holds it) and cached (asked again and again).
+STUDY_SET_LIST = """query StudySetList($id: ID!) {
+  recommendations(studySetId: $id, first: 5) {
+    strategy items { score book { id title publisher { id name } } }
+  }
+}"""
+COLD_FIRST = 7  # a `first` no other scenario asks for: the cold lists are in no cache
+HOT_SETS = 20  # recommendation_hot cycles through 20 study sets (hits after the first pass)
+
+
 @dataclass
 class Scenario:
     name: str
@@ -81,6 +92,9 @@ class Scenario:
     # headers of each body (a student's JWT each), added to `headers`
     body_headers: list[dict[str, str]] | None = None
     public: bool = True  # anonymous public catalog reads: the response cache can answer them
+    concurrency: int | None = None  # clients, when not the run's --concurrency
+    # each wrk run (warm-up runs too) gets bodies no earlier run sent: cold requests
+    fresh: bool = False
 
     def requests(self) -> list[tuple[bytes, dict[str, str]]]:
         """Every body with its full headers."""
@@ -215,5 +229,57 @@ async def recommendation_scenarios(url: str, token: str) -> list[Scenario]:
             headers=auth,
             note="raw = the topic-candidate SQL of the same study set",
             public=False,
+        ),
+    ]
+
+
+async def latency_scenarios(url: str) -> list[Scenario]:
+    """Issue 16's one-client latencies of a study set's list, each study set asked by its own
+    student (their JWT). Cold: every request a study set never asked before in this server,
+    with a `first` no other scenario uses, so neither cache (in-process, Redis) can hold its
+    list: each request computes its list from PostgreSQL. Each wrk run takes a slice of study
+    sets of its own (`fresh`). Cached: 20 study sets again and again."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT s.id, s.user_id FROM study_sets s WHERE EXISTS "
+            "(SELECT 1 FROM study_set_topics t WHERE t.study_set_id = s.id) ORDER BY s.id"
+        )
+    finally:
+        await conn.close()
+
+    def asked(first: int, picked: list[Any]) -> tuple[list[bytes], list[dict[str, str]]]:
+        bodies = [
+            body(STUDY_SET_LIST.replace("first: 5", f"first: {first}"), {"id": r["id"]})
+            for r in picked
+        ]
+        headers = [{"Authorization": f"Bearer {student_token(r['user_id'])}"} for r in picked]
+        return bodies, headers
+
+    cold, cold_headers = asked(COLD_FIRST, list(rows))
+    hot, hot_headers = asked(5, list(rows[:HOT_SETS]))
+    return [
+        Scenario(
+            "recommendation_cold",
+            cold,
+            None,
+            same_json=False,
+            body_headers=cold_headers,
+            public=False,
+            concurrency=1,
+            fresh=True,
+            note="one client; each request a study set never asked before (its list in no "
+            "cache), asked by its student",
+        ),
+        Scenario(
+            "recommendation_hot",
+            hot,
+            None,
+            same_json=False,
+            body_headers=hot_headers,
+            public=False,
+            concurrency=1,
+            note=f"one client; {HOT_SETS} study sets again and again (cache hits), each by its "
+            "student",
         ),
     ]

@@ -64,6 +64,14 @@ class ReadLoader(BatchLoader[K, V]):
         self._done.update(zip(keys, values, strict=True))
         return values
 
+    def put(self, values: dict[K, V]) -> None:
+        """Values a parent's query already read (in the same statement as its own rows): later
+        `load`s, `peek`s and `now_or_later`s of these keys need no batch of their own."""
+        for key, value in values.items():
+            if key not in self._done:
+                self._done[key] = value
+                self.prime(key, value)
+
     def peek(self, key: K) -> V:
         """The value if a batch of this request already loaded `key`, else MISSING."""
         found: V = self._done.get(key, MISSING)

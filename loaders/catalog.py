@@ -37,6 +37,13 @@ class BookByIdLoader(ReadLoader[str, Record | None]):
     fetch = staticmethod(by_id(catalog.books_by_ids))  # type: ignore[assignment]
 
 
+class BookWithPublisherByIdLoader(ReadLoader[str, Record | None]):
+    """Books with their publisher's name (`publisher_name`): lists of books whose publishers
+    are wanted too put both into `book_by_id` and `publisher_by_id` from one statement."""
+
+    fetch = staticmethod(by_id(catalog.books_with_publishers_by_ids))  # type: ignore[assignment]
+
+
 class TopicByIdLoader(ReadLoader[str, Record | None]):
     fetch = staticmethod(by_id(catalog.topics_by_ids))  # type: ignore[assignment]
 

@@ -10,6 +10,7 @@ from loaders.catalog import (
     BookByIdLoader,
     BooksByPublisherLoader,
     BooksByTopicLoader,
+    BookWithPublisherByIdLoader,
     PublisherByIdLoader,
     TopicByIdLoader,
     TopicWeightsByBookLoader,
@@ -46,6 +47,10 @@ class Loaders:
     @cached_property
     def book_by_id(self) -> BookByIdLoader:
         return BookByIdLoader(self._engine)
+
+    @cached_property
+    def book_with_publisher_by_id(self) -> BookWithPublisherByIdLoader:
+        return BookWithPublisherByIdLoader(self._engine)
 
     @cached_property
     def topic_by_id(self) -> TopicByIdLoader:

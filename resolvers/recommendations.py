@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
+from typing import cast
 
 import strawberry
 
+from app.db.catalog import PublisherRow
+from app.db.records import Record
 from app.observability import metrics
 from app.reco import service
 from app.reco.strategies import RecList
@@ -23,7 +26,15 @@ from resolvers.guards import require_internal_analytics, student_scope
 
 
 async def _to_graphql(info: Info, found: RecList) -> RecommendationList:
-    rows = await info.context.loaders.book_by_id.load_many([i.book_id for i in found.items])
+    ids = [i.book_id for i in found.items]
+    loaders = info.context.loaders
+    # the books and their publishers in one statement (batched over a page's lists): a
+    # selected `book { publisher }` needs no batch of its own
+    rows = await loaders.book_with_publisher_by_id.load_many(ids)
+    loaders.book_by_id.put({r.id: r for r in rows if r is not None})
+    loaders.publisher_by_id.put(
+        {r.publisher_id: _publisher_row(r.publisher_id, r.publisher_name) for r in rows if r}
+    )
     items = [
         RecommendedBook(book=Book.from_row(row), score=item.score, reasons=item.reasons)
         for item, row in zip(found.items, rows, strict=True)
@@ -35,6 +46,10 @@ async def _to_graphql(info: Info, found: RecList) -> RecommendationList:
         experiment=found.experiment,
         variant=found.variant,
     )
+
+
+def _publisher_row(publisher_id: str, name: str | None) -> Record | None:
+    return None if name is None else cast(Record, PublisherRow(publisher_id, name))
 
 
 async def recommendations_for(

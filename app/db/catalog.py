@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -51,6 +51,11 @@ _BOOKS_BY_IDS = (
     "SELECT id, publisher_id, title, description, tags, updated_at FROM books"
     " WHERE id = ANY($1::text[])"
 )
+_BOOKS_WITH_PUBLISHERS_BY_IDS = (
+    "SELECT b.id, b.publisher_id, b.title, b.description, b.tags, b.updated_at,"
+    " p.name AS publisher_name FROM books b LEFT JOIN publishers p ON p.id = b.publisher_id"
+    " WHERE b.id = ANY($1::text[])"
+)
 _TOPICS_BY_IDS = (
     "SELECT id, label, subject_id, grade_id, category_id FROM topics WHERE id = ANY($1::text[])"
 )
@@ -80,6 +85,19 @@ async def list_publishers(conn: AsyncConnection, page: PageArgs) -> Page[Record]
 
 async def books_by_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[Record]:
     return await by_ids(conn, _BOOKS_BY_IDS, ids)
+
+
+class PublisherRow(NamedTuple):
+    """A publisher as `publishers_by_ids` reads it."""
+
+    id: str
+    name: str
+
+
+async def books_with_publishers_by_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[Record]:
+    """Books as `books_by_ids` reads them, each with its publisher's name (`publisher_name`,
+    null when the publisher is unknown): a book and its publisher in one statement."""
+    return await by_ids(conn, _BOOKS_WITH_PUBLISHERS_BY_IDS, ids)
 
 
 def _book_filter(query: AnySelect, flt: BookFilter) -> AnySelect:

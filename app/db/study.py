@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,6 +41,26 @@ def visible_to(viewer: Viewer) -> ColumnElement[bool]:
     return false()
 
 
+class TopicRow(NamedTuple):
+    """A topic as `catalog.topics_by_ids` reads it (the same attributes as its rows)."""
+
+    id: str
+    label: str
+    subject_id: str | None
+    grade_id: str | None
+    category_id: str | None
+
+
+def page_topics(rows: Sequence[Any]) -> dict[str, list[TopicRow]]:
+    """Per study set of a page read `with_topics`: its topics, in topic id order."""
+    out = {}
+    for r in rows:
+        raw = r.topics_json  # decoded by the driver's json codec (text without it)
+        found = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+        out[r.id] = [TopicRow(*t) for t in found or ()]
+    return out
+
+
 async def study_sets_by_ids(
     conn: AsyncConnection, ids: Sequence[str], viewer: Viewer
 ) -> list[Record]:
@@ -46,26 +68,49 @@ async def study_sets_by_ids(
     return list((await conn.execute(query)).all())
 
 
+# A study set's canonical topics as JSON rows [id, label, subject, grade, category], in the
+# order of `topic_ids_by_study_sets`: read with the page itself (`page_topics`).
+_PAGE = (
+    "SELECT s.id, s.user_id, s.subject_id, s.grade_id, s.title, s.created_at,"
+    " (SELECT json_agg(json_build_array(t.id, t.label, t.subject_id, t.grade_id, t.category_id)"
+    " ORDER BY t.id) FROM study_set_topics st JOIN topics t ON t.id = st.topic_id"
+    " WHERE st.study_set_id = s.id) AS topics_json"
+    " FROM study_sets s WHERE {where} ORDER BY s.id LIMIT ${limit}"
+)
+
+
 async def list_study_sets(
     conn: AsyncConnection, flt: StudySetFilter, page: PageArgs, viewer: Viewer
 ) -> Page[Record]:
-    query = (
-        select(*STUDY_SET_COLUMNS)
-        .where(visible_to(viewer))
-        .order_by(StudySet.id)
-        .limit(page.first + 1)
-    )
+    """A page of the study sets the viewer may read (`visible_to`, in the statement), each row
+    with its topics (`topics_json`): the page and its topics cost one statement. Plain driver
+    SQL, as the loaders' queries: no statement building per request."""
+    conds: list[str] = []
+    params: list[Any] = []
+
+    def cond(column: str, op: str, value: str) -> None:
+        params.append(value)
+        conds.append(f"s.{column} {op} ${len(params)}")
+
+    if viewer.is_admin:
+        pass
+    elif viewer.role == "student" and viewer.user_id is not None:
+        cond("user_id", "=", viewer.user_id)
+    else:
+        conds.append("false")
     for column, value in (
-        (StudySet.user_id, flt.user_id),
-        (StudySet.subject_id, flt.subject_id),
-        (StudySet.grade_id, flt.grade_id),
+        ("user_id", flt.user_id),
+        ("subject_id", flt.subject_id),
+        ("grade_id", flt.grade_id),
     ):
         if value is not None:
-            query = query.where(column == value)
+            cond(column, "=", value)
     if page.after is not None:
         (after_id,) = decode_cursor(page.after, (str,))
-        query = query.where(StudySet.id > after_id)
-    rows = (await conn.execute(query)).all()
+        cond("id", ">", after_id)
+    params.append(page.first + 1)
+    sql = _PAGE.format(where=" AND ".join(conds) or "true", limit=len(params))
+    rows = (await conn.exec_driver_sql(sql, tuple(params))).all()
     return Page.from_rows(rows, page.first, lambda r: (r.id,))
 
 

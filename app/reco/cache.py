@@ -12,7 +12,8 @@ its refresh is under way an entry may be served up to `cache_stale_seconds` past
 past an invalidation (versions). When the process can tell that a list's inputs did not change
 (`marker_source`: the worker's last `lists` run, read from PostgreSQL), a refresh revalidates
 instead of recomputing: the entry lives on for another TTL, up to `cache_max_age_seconds` since
-it was computed. Redis that is down or hung
+it was computed; an entry that expired without a request in its last second is revalidated the
+same way by the next request that asks for it. Redis that is down or hung
 costs at most `redis_timeout_seconds` per call, and is skipped for `redis_retry_seconds` after a
 failure; answers then come from PostgreSQL and the cache warms again once Redis answers.
 
@@ -143,6 +144,8 @@ class RecoCache:
                 expiring.append(want)
         if expiring:
             self._refresh_ahead(expiring, compute, group)
+        if wants and self.marker_source is not None:
+            wants = await self._revive(wants, found, now)
         if wants:
             found.update(await self._fetch(wants, compute))
         for _, source in found.values():
@@ -168,6 +171,40 @@ class RecoCache:
         self._local.move_to_end(key)
         self.stats["local_hits"] += 1
         return entry
+
+    async def _revive(
+        self, wants: list[_Want], found: dict[str, tuple[Payload | None, str]], now: float
+    ) -> list[_Want]:
+        """Expired in-process entries whose inputs did not change (same versions, same marker,
+        younger than `cache_max_age_seconds`) live on for another TTL and are served, as a
+        refresh would have done had a request come in their last second: a list asked less
+        often than once a TTL is not computed again each time. The others, to be fetched."""
+        alive = []
+        for want in wants:
+            entry = self._local.get(PREFIX + want.key)
+            if (
+                entry is not None
+                and entry.marker is not _UNKNOWN
+                and (entry.ss_version, entry.nb_version) == (want.ss_version, want.nb_version)
+                and now - entry.computed < self.settings.cache_max_age_seconds
+            ):
+                alive.append((want, entry))
+        if not alive:
+            return wants
+        marker = await self._marker_or_unknown()
+        if marker is _UNKNOWN:
+            return wants
+        revived = set()
+        for want, entry in alive:
+            current = self._ss_versions.get(want.study_set_id, 0), self._nb_version
+            if entry.marker == marker and (entry.ss_version, entry.nb_version) == current:
+                entry.expires = time.monotonic() + self._ttl()
+                self._local.move_to_end(PREFIX + want.key)
+                self.stats["revalidated"] += 1
+                self.stats["local_hits"] += 1
+                found[want.key] = entry.value, "local"
+                revived.add(want.key)
+        return [w for w in wants if w.key not in revived]
 
     async def _fetch(
         self, wants: list[_Want], compute: ComputeMany

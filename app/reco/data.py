@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -104,6 +105,14 @@ async def study_set_contexts(
         )
         for r in rows
     }
+    await _match_topics(conn, out, match_limit)
+    return out
+
+
+async def _match_topics(
+    conn: AsyncConnection, out: dict[str, StudySetContext], match_limit: int
+) -> None:
+    """Study sets without explicit topics get topics matched from their title or subject."""
     unresolved = [sid for sid, ctx in out.items() if not ctx.topics]
     if unresolved:
         params = {"ids": unresolved, "limit": match_limit}
@@ -115,7 +124,6 @@ async def study_set_contexts(
         for sid in unresolved:
             if not out[sid].topics:
                 out[sid].topic_source = "none"
-    return out
 
 
 _OWN_BOOKS = text(
@@ -155,6 +163,96 @@ async def own_books(
             [(book, title) for _, book, title in mine], frozenset(excluded.get(c.user_id, ()))
         )
     return out
+
+
+_INPUTS = text(
+    """
+    WITH ss AS (
+        SELECT id, user_id, subject_id, grade_id, title FROM study_sets WHERE id = ANY(:ids)
+    ), own AS (
+        -- the context sets' own books (seeds), and every book their students finished
+        SELECT e.study_set_id, s.user_id, e.book_id, b.title, max(e.occurred_at) AS last_at,
+               bool_or(e.event_type = ANY(:exclude)) AS excluded
+        FROM study_sets s
+        JOIN engagement_events e ON e.study_set_id = s.id
+        JOIN books b ON b.id = e.book_id
+        WHERE s.user_id IN (SELECT user_id FROM ss)
+          AND (e.study_set_id IN (SELECT id FROM ss) OR e.event_type = ANY(:exclude))
+        GROUP BY e.study_set_id, s.user_id, e.book_id, b.title
+    )
+    SELECT 'c' AS kind, ss.id, ss.user_id, ss.subject_id, ss.grade_id, ss.title,
+           coalesce(t.ids, '{}') AS ids, coalesce(t.labels, '{}') AS labels,
+           NULL::timestamptz AS last_at, NULL::boolean AS excluded
+    FROM ss LEFT JOIN LATERAL (
+        SELECT array_agg(t.id ORDER BY t.id) AS ids, array_agg(t.label ORDER BY t.id) AS labels
+        FROM study_set_topics st JOIN topics t ON t.id = st.topic_id
+        WHERE st.study_set_id = ss.id
+    ) t ON true
+    UNION ALL
+    SELECT 'o', study_set_id, user_id, book_id, NULL, title, NULL, NULL, last_at, excluded
+    FROM own
+    UNION ALL
+    SELECT 'w', NULL, NULL, NULL, NULL, (last_details -> 'weights')::text, NULL, NULL, NULL, NULL
+    FROM worker_jobs WHERE job = :job AND last_status = 'ok'
+    """
+)
+
+
+@dataclass(slots=True)
+class Inputs:
+    """What a batch of lists is computed from, read in one statement (`study_set_inputs`)."""
+
+    contexts: dict[str, StudySetContext]
+    own: dict[str, OwnBooks]
+    weights: dict[str, float] | None  # HYBRID weights the lists job validated, if any
+
+
+@sql_span("study_set_inputs")
+async def study_set_inputs(
+    conn: AsyncConnection, ids: Sequence[str], settings: RecoSettings
+) -> Inputs:
+    """`study_set_contexts` (any student's), `own_books` of those study sets and
+    `tuned_weights`, in one statement instead of three round trips one after the other (a
+    second one only for study sets whose topics must be matched from their title)."""
+    params = {
+        "ids": list(ids),
+        "exclude": list(settings.exclude_event_types),
+        "job": SELECTION_ROW,
+    }
+    contexts: dict[str, StudySetContext] = {}
+    seeds: dict[str, list[tuple[datetime, str, str]]] = {}
+    excluded: dict[str, set[str]] = {}
+    weights: dict[str, float] | None = None
+    for kind, sid, user_id, a, b, title, ids_, labels, last_at, is_excluded in (
+        await conn.execute(_INPUTS, params)
+    ).all():
+        if kind == "c":
+            topics = dict(zip(ids_, labels, strict=True))
+            contexts[sid] = StudySetContext(sid, user_id, a, b, title, topics)
+        elif kind == "o":
+            seeds.setdefault(sid, []).append((last_at, a, title))
+            if is_excluded:
+                excluded.setdefault(user_id, set()).add(a)
+        elif title:
+            raw = orjson.loads(title)
+            if isinstance(raw, dict) and raw:
+                weights = {str(k): float(v) for k, v in raw.items()}
+    await _match_topics(conn, contexts, settings.topic_match_limit)
+    own = {}
+    for c in contexts.values():
+        mine = sorted(seeds.get(c.id, []), key=lambda x: (x[0], x[1]), reverse=True)
+        own[c.id] = OwnBooks(
+            [(book, t) for _, book, t in mine[: settings.seed_books]],
+            frozenset(excluded.get(c.user_id, ())),
+        )
+    return Inputs(contexts, own, weights)
+
+
+def with_weights(settings: RecoSettings, weights: dict[str, float] | None) -> RecoSettings:
+    """`effective_settings` for weights already read (`Inputs.weights`)."""
+    if not settings.tune_hybrid_weights or weights is None:
+        return settings
+    return settings.model_copy(update={"hybrid_weights": weights})
 
 
 _TOPIC_CANDIDATES = text(
@@ -306,6 +404,42 @@ async def trending(
     for subject_id, grade_id, book_id, score in (await conn.execute(_TRENDING, params)).all():
         out[(subject_id, grade_id)].append((book_id, score))
     return out
+
+
+_TRENDING_NAMED = text(
+    """
+    SELECT s.subject_id, s.grade_id, t.book_id, t.score, sub.name, g.name
+    FROM unnest(CAST(:subjects AS text[]), CAST(:grades AS text[])) AS s(subject_id, grade_id)
+    JOIN trending_books t ON t.subject_id = s.subject_id AND t.grade_id = s.grade_id
+    LEFT JOIN subjects sub ON sub.id = s.subject_id
+    LEFT JOIN grades g ON g.id = s.grade_id
+    WHERE t.rank <= :limit
+    ORDER BY s.subject_id, s.grade_id, t.rank
+    """
+)
+
+
+@sql_span("trending")
+async def trending_named(
+    conn: AsyncConnection, scopes: Sequence[tuple[str, str]], limit: int
+) -> tuple[dict[tuple[str, str], list[tuple[str, float]]], dict[str, str]]:
+    """`trending` and the `subject_grade_names` of the scopes that have a list, in one
+    statement."""
+    out: dict[tuple[str, str], list[tuple[str, float]]] = {s: [] for s in scopes}
+    names: dict[str, str] = {}
+    if not scopes:
+        return out, names
+    uniq = sorted(set(scopes))
+    params = {"subjects": [s for s, _ in uniq], "grades": [g for _, g in uniq], "limit": limit}
+    for subject_id, grade_id, book_id, score, subject, grade in (
+        await conn.execute(_TRENDING_NAMED, params)
+    ).all():
+        out[(subject_id, grade_id)].append((book_id, score))
+        if subject is not None:
+            names[f"s:{subject_id}"] = subject
+        if grade is not None:
+            names[f"g:{grade_id}"] = grade
+    return out, names
 
 
 _BOOK_TITLES = text("SELECT id, title FROM books WHERE id = ANY(:ids)")

@@ -111,20 +111,23 @@ async def _compute(services: Services, keys: Sequence[ListKey]) -> dict[str, Pay
     out: dict[str, Payload | None] = {k.cache_key: None for k in keys}
     groups: dict[tuple[str, int], list[tuple[ListKey, _Choice]]] = {}
     async with connect() as conn:
-        contexts = await data.study_set_contexts(conn, ids, None, s.topic_match_limit)
-        for key in keys:
-            ctx = contexts.get(key.study_set_id)
-            if ctx is not None:
-                choice = _choose(s, key.strategy, ctx.user_id)
-                groups.setdefault((choice.strategy, key.first), []).append((key, choice))
-        if any(strategy == "HYBRID" for strategy, _ in groups):
-            s = await data.effective_settings(conn, s)  # the lists job's validated weights
+        # contexts, own books and the lists job's validated weights: one statement
+        inputs = await data.study_set_inputs(conn, ids, s)
+    contexts = inputs.contexts
+    for key in keys:
+        ctx = contexts.get(key.study_set_id)
+        if ctx is not None:
+            choice = _choose(s, key.strategy, ctx.user_id)
+            groups.setdefault((choice.strategy, key.first), []).append((key, choice))
+    if any(strategy == "HYBRID" for strategy, _ in groups):
+        s = data.with_weights(s, inputs.weights)
 
     async def compute_group(
         strategy: str, first: int, members: list[tuple[ListKey, _Choice]]
     ) -> None:
         mine = {k.study_set_id: contexts[k.study_set_id] for k, _ in members}
-        found = await strategies.recommend_concurrently(connect, s, mine, strategy, first)
+        own = {sid: inputs.own[sid] for sid in mine}
+        found = await strategies.recommend_concurrently(connect, s, mine, strategy, first, own)
         for key, choice in members:
             out[key.cache_key] = {
                 # The owner travels with the cached list: the visibility check of a cache hit

@@ -119,17 +119,25 @@ async def recommend_concurrently(
     contexts: dict[str, StudySetContext],
     strategy: str,
     first: int,
+    own: dict[str, OwnBooks] | None = None,
 ) -> dict[str, RecList]:
     """`recommend_many` for a request: HYBRID reads its components at once, one pooled
     connection each. No task waits for a connection while it holds one (the caller must not
-    hold one either), so a full pool queues requests instead of deadlocking them."""
+    hold one either), so a full pool queues requests instead of deadlocking them. `own`, when
+    the caller has read the study sets' own books (`data.study_set_inputs`), saves that query."""
+    if own is not None:
+        jobs = [Job(ctx, own[sid]) for sid, ctx in contexts.items()]
+    elif strategy == "HYBRID":
+        async with connect() as conn:
+            jobs = await _jobs(conn, settings, contexts)
     if strategy != "HYBRID":
         async with connect() as conn:
-            return await recommend_many(
-                conn, settings, list(contexts), strategy, first, None, contexts
-            )
-    async with connect() as conn:
-        jobs = await _jobs(conn, settings, contexts)
+            if own is None:
+                return await recommend_many(
+                    conn, settings, list(contexts), strategy, first, None, contexts
+                )
+            await _fill_for(conn, settings, jobs, strategy, first)
+            return {job.ctx.id: _assemble(settings, job, strategy, first) for job in jobs}
 
     async def fill_apart(name: str) -> None:
         if _unused(settings, name):
@@ -225,8 +233,7 @@ async def _fill_trending(conn: AsyncConnection, s: RecoSettings, jobs: list[Job]
         return list(dict.fromkeys([(sub, grade), (sub, ""), ("", "")]))
 
     scopes = sorted({sc for j in jobs for sc in chain(j.ctx)})
-    lists = await data.trending(conn, scopes, s.trending_size)
-    names = await data.subject_grade_names(conn, sorted({x for sc in scopes for x in sc if x}))
+    lists, names = await data.trending_named(conn, scopes, s.trending_size)
     for j in jobs:
         for sub, grade in chain(j.ctx):
             if lists.get((sub, grade)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import strawberry
 
@@ -13,6 +14,7 @@ from graphql_schema.types.context import Info
 from graphql_schema.types.pagination import PageInfo
 from graphql_schema.types.recommendation import RecommendationList
 from graphql_schema.types.taxonomy import Grade, Subject, load_grade, load_subject
+from loaders.base import MISSING
 
 
 @strawberry.type(description="A student's study set (student backend's id).")
@@ -44,7 +46,17 @@ class StudySet:
         return await load_grade(info, self.grade_id)
 
     @strawberry.field(description="The canonical topics this study set is tied to.")
-    async def topics(self, info: Info) -> list[Topic]:
+    def topics(self, info: Info) -> list[Topic]:
+        # read with the page (resolvers/study_sets.py): a plain value, no batch
+        loaders = info.context.loaders
+        topic_ids = loaders.topic_ids_by_study_set.peek(self.id)
+        if topic_ids is not MISSING:
+            rows = [loaders.topic_by_id.peek(t) for t in topic_ids]
+            if all(row is not MISSING for row in rows):
+                return [Topic.from_row(row) for row in rows if row is not None]
+        return cast(list[Topic], self._load_topics(info))
+
+    async def _load_topics(self, info: Info) -> list[Topic]:
         topic_ids = await info.context.loaders.topic_ids_by_study_set.load(self.id)
         rows = await info.context.loaders.topic_by_id.load_many(topic_ids)
         return [Topic.from_row(row) for row in rows if row is not None]

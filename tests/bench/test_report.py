@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
-from bench import driver, measure, report
+import pytest
+
+from bench import driver, measure, report, scenarios
 
 
 def run(rps: float, p99: float = 10.0) -> driver.Run:
@@ -68,13 +71,49 @@ def test_issue_targets_are_checked_against_the_run() -> None:
     fast = row("catalog_page", 100) | {"ratio_postgraphile": 1.6, "sql_per_request": 1.0}
     slow = row("book_by_id", 10) | {"ratio_postgraphile": None}
     home = row("student_home", 10) | {"p99_ms": 120.0}
+    cold = row("recommendation_cold", 10) | {"p99_ms": 49.0}
+    hot = row("recommendation_hot", 10) | {"p99_ms": 12.0}
     traced = row("deep", 10) | {"vs_untraced": 0.85, "variant": "tracing_0.1"}
     memory = {"uncached": {"peak_rss_mb": 320.0, "rss_mb": 280.0}}
-    got = {c["target"]: c["met"] for c in report.targets([fast, slow, home], memory, [traced])}
+    got = {
+        c["target"]: c["met"]
+        for c in report.targets([fast, slow, home, cold, hot], memory, [traced])
+    }
     assert got["catalog_page >= 0.5x raw"] is True  # 100 / 200 per repeat
     assert got["catalog_page >= 1.5x PostGraphile"] is True
     assert got["catalog_page SQL/req == 1"] is True
     assert got["book_by_id >= 1.5x PostGraphile"] is None  # the peer did not run
     assert got["student_home p99 < 100 ms"] is False
+    assert got["recommendation_cold p99 < 50 ms (1 client)"] is True
+    assert got["recommendation_hot p99 < 10 ms (1 client)"] is False
     assert got["worker RSS after the uncached pass < 300 MB"] is True
     assert got["deep traced at 0.1 keeps >= 0.9 of its throughput"] is False
+
+
+def test_a_cold_scenario_never_sends_a_body_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every wrk run (warm-ups too) of a `fresh` scenario gets bodies of its own, at the
+    scenario's concurrency; the last body (sent by the JSON check) is never measured."""
+    sent: list[tuple[list[bytes], int]] = []
+    scripts: dict[str, list[bytes]] = {}
+
+    def write_script(bodies: list[bytes], *_: Any) -> Path:
+        path = Path(f"/nonexistent/script-{len(scripts)}.lua")
+        scripts[str(path)] = bodies
+        return path
+
+    def wrk(base: str, script: Path, concurrency: int, seconds: float) -> driver.Run:
+        sent.append((scripts[str(script)], concurrency))
+        return run(10)
+
+    monkeypatch.setattr(measure.driver, "write_script", write_script)
+    monkeypatch.setattr(measure.driver, "wrk", wrk)
+    monkeypatch.setattr(measure.servers, "reset_peak", lambda base: None)
+    monkeypatch.setattr(measure.servers, "memory_mb", lambda base: None)
+    bodies = [str(i).encode() for i in range(101)]
+    scenario = scenarios.Scenario("recommendation_cold", bodies, None, concurrency=1, fresh=True)
+    args = argparse.Namespace(repeat=2, warmup=1.0, duration=4.0, concurrency=32)
+    got, traced = measure.measure(args, scenario, measure.Servers("http://app", "http://raw"))
+    assert traced is None and got["concurrency"] == 1 and len(sent) == 4
+    everything = [b for part, _ in sent for b in part]
+    assert len(everything) == len(set(everything)) == 100 and b"100" not in everything
+    assert {c for _, c in sent} == {1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import graphql
+import jwt
 import orjson
 import pytest
 
@@ -22,6 +23,7 @@ from tests.conftest import GraphQLClient
         scenarios.BOOK_BY_ID,
         scenarios.STUDENT_HOME,
         scenarios.RECOMMENDATIONS,
+        scenarios.STUDY_SET_LIST,
         ingest.UPSERT_BOOKS,
         ingest.RECORD_EVENTS,
     ],
@@ -64,3 +66,26 @@ def test_a_student_token_is_signed_for_the_bench_server() -> None:
     )
     assert claims["sub"] == "u7" and claims["role"] == "student"
     assert claims["exp"] - claims["iat"] <= 24 * 3600  # the service's lifetime cap
+
+
+async def test_latency_scenarios_ask_each_set_as_its_student(
+    services: Services, gql: GraphQLClient, database_url: str
+) -> None:
+    """Cold: every study set once, with a `first` no other scenario asks; cached: a few sets.
+    Each request carries its set's student's token, and the student gets the list."""
+    await f.taxonomy(services)
+    await f.books(services, {"b1": {"t1": 0.9}, "b2": {"t2": 0.8}})
+    await f.study_set(services, "ss1", "u1", ["t1"], title="Plants")
+    await f.study_set(services, "ss2", "u2", ["t2"], title="Cells")
+    cold, hot = await scenarios.latency_scenarios(seed.plain_url(database_url))
+    assert cold.fresh and cold.concurrency == hot.concurrency == 1 and not hot.fresh
+    assert len(cold.bodies) == len(set(cold.bodies)) == 2
+    for b, headers in cold.requests():
+        body = orjson.loads(b)
+        assert f"first: {scenarios.COLD_FIRST}" in body["query"]
+        owner = {"ss1": "u1", "ss2": "u2"}[body["variables"]["id"]]
+        token = headers["Authorization"].removeprefix("Bearer ")
+        claims = jwt.decode(token, scenarios.JWT_SECRET, ["HS256"], audience=scenarios.JWT_AUDIENCE)
+        assert claims["sub"] == owner
+        data = await gql.as_(auth_helpers.token(owner)).data(body["query"], body["variables"])
+        assert data["recommendations"]["items"]

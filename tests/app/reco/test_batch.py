@@ -19,7 +19,7 @@ import pytest
 from app.core.settings import Experiment, Variant
 from app.core.viewer import StudentScope
 from app.db import models
-from app.reco import service
+from app.reco import data, service
 from app.reco.service import ListKey
 from app.runtime.services import Services
 from app.server.factory import create_app
@@ -36,8 +36,9 @@ PAGE = """query($n: Int) { studySets(first: $n) { edges { node { id
 } } } }"""
 ROOT = """query($id: ID!) { recommendations(studySetId: $id) {
   strategy experiment variant items { book { id title } score reasons } } }"""
-# Tables only the computation of a list reads.
-RECO_TABLES = ("study_set_topics", "engagement_events", "topic_top_books", "book_neighbours")
+# What computing a list reads (a page of study sets reads its own topics, study_set_topics, in
+# its statement: that is the page's field, not a list's input)
+RECO_TABLES = ("engagement_events", "topic_top_books", "book_neighbours", "trending_books")
 EXP = Experiment(
     id="exp2",  # u1, u2, u5: A; u3: B; u4, u6: C
     variants=[
@@ -134,9 +135,10 @@ async def test_a_page_of_lists_costs_fixed_sql_cold_and_none_warm(
         last, redis[n] = await page(client, sql, n)  # Redis hits
         assert first == again == last
         assert not [s for s in reads + sql.statements if any(t in s for t in RECO_TABLES)]
-    # page + contexts, the lists job's HYBRID weights, title-matched topics, own books, topic
-    # candidates, collab, content, trending, names + books
-    assert cold == {3: 11, SETS: 11}, cold
+    # page (with its topics) + inputs (contexts, own books and the lists job's HYBRID weights
+    # in one statement), title-matched topics, topic candidates, collab, content, trending
+    # (with its names) + books (with their publishers)
+    assert cold == {3: 8, SETS: 8}, cold
     assert local == redis == {3: 2, SETS: 2}, (local, redis)
 
 
@@ -265,3 +267,22 @@ async def test_a_batch_on_a_small_pool_does_not_deadlock(services: Services) -> 
         await s.close()
     assert batch[:4] == each
     assert s.reco_cache.stats["misses"] == SETS  # the singles waited for the batch's flight
+
+
+async def test_the_one_statement_inputs_equal_the_separate_reads(services: Services) -> None:
+    """Contexts (explicit and title-matched topics), own books (seeds, and the books a student
+    finished in another of their sets) and the validated weights: as the three reads give them."""
+    await world(services)
+    s = services.settings.reco
+    ids = [f"ss{n:02d}" for n in range(1, SETS + 1)]
+    some = ids[1::3]  # ss02 is u1's: ss01's completed b2 is excluded from it too
+    async with services.read_engine.connect() as conn:
+        for asked in (ids, some, [*some, "nope"]):
+            got = await data.study_set_inputs(conn, asked, s)
+            contexts = await data.study_set_contexts(conn, asked, None, s.topic_match_limit)
+            own = await data.own_books(
+                conn, list(contexts.values()), s.exclude_event_types, s.seed_books
+            )
+            assert got.contexts == contexts and got.own == own
+            assert got.weights == await data.tuned_weights(conn)
+    assert "b2" in got.own["ss02"].excluded

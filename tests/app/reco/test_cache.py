@@ -469,3 +469,38 @@ async def test_without_redis_the_lists_marker_follows_the_workers_lists_runs(
         )
     after = await services.lists_marker()
     assert after != before and after == await services.lists_marker()
+
+
+async def test_an_expired_list_whose_inputs_did_not_change_is_revalidated_not_computed() -> None:
+    """A list asked less often than once a TTL (no request in its last second, so no refresh
+    ahead): the next request revalidates it against the lists marker instead of computing it."""
+    settings = RecoSettings(cache_ttl_seconds=60.0, cache_max_age_seconds=300.0)
+    cache = RecoCache(settings)
+    marker: list[object] = [("lists", 1)]
+    calls: list[list[str]] = []
+
+    async def source() -> object:
+        return marker[0]
+
+    async def compute(keys: list[str]) -> dict[str, dict[str, object] | None]:
+        calls.append(keys)
+        return {k: {"n": len(calls)} for k in keys}
+
+    cache.marker_source = source
+
+    async def expired() -> tuple[dict[str, object] | None, str]:
+        cache._local[PREFIX + "k"].expires = time.monotonic() - 30  # long past its TTL
+        return (await cache.get_or_compute_many([("k", "ss1")], compute, "lists"))[0]
+
+    await cache.get_or_compute_many([("k", "ss1")], compute, "lists")
+    assert await expired() == ({"n": 1}, "local")
+    assert len(calls) == 1 and cache.stats["revalidated"] == 1
+    assert cache._local[PREFIX + "k"].expires > time.monotonic() + 50
+    marker[0] = ("lists", 2)  # the worker refreshed the lists
+    cache._marker = None
+    assert await expired() == ({"n": 2}, "miss")
+    cache._local[PREFIX + "k"].computed -= 301  # too old
+    assert await expired() == ({"n": 3}, "miss")
+    await cache.get_or_compute_many([("k", "ss1")], compute, "lists")
+    await cache.invalidate_study_sets(["ss1"])  # an invalidation: computed, marker or not
+    assert await expired() == ({"n": 4}, "miss")

@@ -44,8 +44,7 @@ async def test_resolver_cache_and_sql_spans(
     assert {
         "reco.recommendations",
         "reco.cache.lookup",
-        "reco.sql.study_set_contexts",
-        "reco.sql.own_books",
+        "reco.sql.study_set_inputs",
         "reco.sql.topic_candidates",
         "reco.sql.neighbour_scores",
         "reco.sql.trending",
