@@ -185,3 +185,18 @@ def test_a_candidate_that_would_overrun_the_time_budget_is_not_started() -> None
     )
     assert set(choice.fit_seconds) == {"a:"}
     assert "would overrun" in choice.skipped["b:"]
+
+
+def test_local_ease_fits_of_one_matrix_share_its_gram_and_weigh_the_same() -> None:
+    """The selection fits several local EASE candidates on one matrix: they share its Gram
+    blocks (and, for the same neighbourhoods, the gathered systems) and give exactly the
+    weights of fits that compute everything afresh; `release` drops what they share."""
+    x = _clustered(300, 90, 3, 8, seed=5)
+    grid = [(10.0, True), (50.0, True), (50.0, False), (10.0, True)]
+    shared = [models.ease_local(x, 8, lam=lam, neighbourhood=12, cosine=c) for lam, c in grid]
+    models.release()
+    for (lam, cosine), w in zip(grid, shared, strict=True):
+        alone = models.ease_local(x.copy(), 8, lam=lam, neighbourhood=12, cosine=cosine)
+        models.release()
+        assert (w != alone).nnz == 0
+    assert shared[0].nnz > 0 and (shared[0] != shared[1]).nnz > 0
