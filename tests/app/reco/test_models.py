@@ -200,3 +200,27 @@ def test_local_ease_fits_of_one_matrix_share_its_gram_and_weigh_the_same() -> No
         models.release()
         assert (w != alone).nnz == 0
     assert shared[0].nnz > 0 and (shared[0] != shared[1]).nnz > 0
+
+
+def test_another_lambda_on_the_last_neighbourhoods_is_fitted_past_the_budget() -> None:
+    """Local EASE candidates that differ only in lambda share the gathered systems: the
+    second costs a batch of solves, so it is fitted even when the first spent the budget;
+    other neighbourhoods are still skipped."""
+    x = _clustered(400, 90, 3, 10, seed=4)
+
+    def slowly(c: models.Candidate) -> models.Candidate:
+        def fit(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+            time.sleep(0.3)
+            return c.fit(m, k)
+
+        return models.Candidate(c.name, c.params, fit, c.memory)
+
+    cands = [slowly(c) for c in models.candidates(0, 12, 90) if c.name == "ease_local"]
+    choice, _, _ = models.choose(
+        x, 20, cands, "ease_local", memory_budget=1e12, time_budget=0.2, min_users=50
+    )
+    assert list(choice.fit_seconds) == [
+        "ease_local:lambda=10,neighbourhood=20,cosine=1",
+        "ease_local:lambda=50,neighbourhood=20,cosine=1",
+    ]
+    assert choice.skipped == {"ease_local:lambda=50,neighbourhood=20,cosine=0": "time budget spent"}
