@@ -44,6 +44,9 @@ def top_k_rows(
     if not diagonal:
         keep &= block.indices != rows + offset
     rows, cols, vals = rows[keep], block.indices[keep], block.data[keep]
+    if k > 0:
+        near = vals >= _kth_largest(rows, vals, k, block.shape[0])[rows]
+        rows, cols, vals = rows[near], cols[near], vals[near]
     # by row, best first, then lower column: lexsort is stable and a canonical block's
     # columns ascend within each row, so the column key is implied (and the dearest to sort)
     order = np.lexsort((-vals, rows))
@@ -51,6 +54,28 @@ def top_k_rows(
     starts = np.searchsorted(rows, np.arange(block.shape[0]))
     best = (np.arange(len(rows)) - starts[rows]) < k
     return rows[best] + offset, cols[best], vals[best]
+
+
+def _kth_largest(rows: np.ndarray, vals: np.ndarray, k: int, n_rows: int) -> np.ndarray:
+    """Per row (rows ascending), its k-th largest value, -inf where it has k or fewer: what
+    is below cannot be among its best k, so sorting can skip it. Found by a partition of the
+    long rows laid out densely; when that layout would be much larger than the entries, every
+    row gets -inf (nothing skipped)."""
+    out = np.full(n_rows, -np.inf)
+    lengths = np.bincount(rows, minlength=n_rows)
+    long = np.flatnonzero(lengths > k)
+    if len(long) == 0 or len(long) * int(lengths[long].max()) > 2 * len(vals) + 2**20:
+        return out
+    slot = np.full(n_rows, -1)
+    slot[long] = np.arange(len(long))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    mine = slot[rows] >= 0
+    dense = np.full((len(long), int(lengths[long].max())), -np.inf)
+    where = np.flatnonzero(mine)
+    dense[slot[rows[where]], where - starts[rows[where]]] = vals[where]
+    width = dense.shape[1]
+    out[long] = np.partition(dense, width - k, axis=1)[:, width - k]
+    return out
 
 
 def _assemble(parts: list[tuple[np.ndarray, ...]], n: int) -> sp.csr_matrix:

@@ -88,19 +88,8 @@ def sparse_top_k(block: sp.csr_matrix, k: int, offset: int) -> Triples:
     but the same on every run and every replica."""
     if block.nnz > DENSE_ABOVE * block.shape[0] * block.shape[1]:
         return top_k(block.toarray().astype(np.float32, copy=False), k, offset)
-    block = block.tocsr()
-    block.sum_duplicates()
-    rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-    keep = (block.data > 0) & (block.indices != rows + offset)
-    rows, cols, vals = rows[keep], block.indices[keep], block.data[keep]
-    # by row, best first, then lower column: lexsort is stable and a canonical block's
-    # columns ascend within each row, so the column key is implied (and the dearest to sort)
-    order = np.lexsort((-vals, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    starts = np.searchsorted(rows, np.arange(block.shape[0]))
-    best = (np.arange(len(rows)) - starts[rows]) < k
-    picked = rows[best] + offset
-    return list(zip(picked.tolist(), cols[best].tolist(), vals[best].tolist(), strict=True))
+    rows, cols, vals = top_k_rows(block, k, offset)
+    return list(zip(rows.tolist(), cols.tolist(), vals.tolist(), strict=True))
 
 
 def _rows_per_block(columns: int) -> int:
@@ -333,7 +322,7 @@ async def replace_neighbours(
         assert driver is not None
         await driver.copy_records_to_table(
             "book_neighbours",
-            records=[(kind, a, b, s) for a, b, s in rows],
+            records=((kind, a, b, s) for a, b, s in rows),  # not a second list of millions
             columns=["kind", "book_id", "neighbour_id", "score"],
         )
     await conn.execute(text("ANALYZE book_neighbours"))  # fresh statistics: hash joins, not sorts

@@ -224,3 +224,21 @@ def test_another_lambda_on_the_last_neighbourhoods_is_fitted_past_the_budget() -
         "ease_local:lambda=50,neighbourhood=20,cosine=1",
     ]
     assert choice.skipped == {"ease_local:lambda=50,neighbourhood=20,cosine=0": "time budget spent"}
+
+
+@pytest.mark.parametrize("k", [1, 3, 40])
+def test_top_k_rows_equals_a_full_sort_of_each_row(k: int) -> None:
+    """The k best positive entries per row (ties to the lower column) are those of sorting
+    every row, whether or not rows are long enough to be cut at their k-th value first."""
+    rng = np.random.default_rng(k)
+    dense = sp.random(60, 500, density=0.2, random_state=rng).toarray()
+    dense = np.where(dense != 0, np.round(dense * 6) - 1, 0)  # ties, zeros and negatives
+    dense[7] = 0  # an empty row
+    block = sp.csr_matrix(dense)
+    rows, cols, vals = models.top_k_rows(block, k, offset=3)
+    for r in range(60):
+        want = sorted(
+            ((-v, c) for c, v in enumerate(dense[r]) if v > 0 and c != r + 3), key=lambda t: t
+        )[:k]
+        mine = rows == r + 3
+        assert list(zip((-vals[mine]).tolist(), cols[mine].tolist(), strict=True)) == want
