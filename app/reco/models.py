@@ -45,7 +45,7 @@ def top_k_rows(
         keep &= block.indices != rows + offset
     rows, cols, vals = rows[keep], block.indices[keep], block.data[keep]
     if k > 0:
-        near = vals >= _kth_largest(rows, vals, k, block.shape[0])[rows]
+        near = vals >= kth_largest(rows, vals, k, block.shape[0])[rows]
         rows, cols, vals = rows[near], cols[near], vals[near]
     # by row, best first, then lower column: lexsort is stable and a canonical block's
     # columns ascend within each row, so the column key is implied (and the dearest to sort)
@@ -56,7 +56,7 @@ def top_k_rows(
     return rows[best] + offset, cols[best], vals[best]
 
 
-def _kth_largest(rows: np.ndarray, vals: np.ndarray, k: int, n_rows: int) -> np.ndarray:
+def kth_largest(rows: np.ndarray, vals: np.ndarray, k: int, n_rows: int) -> np.ndarray:
     """Per row (rows ascending), its k-th largest value, -inf where it has k or fewer: what
     is below cannot be among its best k, so sorting can skip it. Found by a partition of the
     long rows laid out densely; when that layout would be much larger than the entries, every

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.reco.models import top_k_rows
+from app.reco.models import kth_largest, top_k_rows
 
 CHUNK = 1024
 BLOCK_CELLS = 2_000_000
@@ -242,7 +242,13 @@ def _candidate_top_k(
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
         partial = (top32[start:stop] @ postings).tocsr()
-        rows, picked, _ = top_k_rows(partial, preselect, start)
+        partial.sum_duplicates()
+        rows = np.repeat(np.arange(stop - start), np.diff(partial.indptr))
+        other = partial.indices != rows + start  # not the book itself
+        rows, picked, part = rows[other], partial.indices[other], partial.data[other]
+        # the best `preselect` by that part, ties at the last one kept (no order needed)
+        near = part >= kth_largest(rows, part, preselect, stop - start)[rows]
+        rows, picked = rows[near] + start, picked[near]
         data = np.empty(len(rows), dtype=np.float64)
         for lo in range(0, len(rows), PAIR_CHUNK):
             hi = min(lo + PAIR_CHUNK, len(rows))
