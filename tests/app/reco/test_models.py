@@ -242,3 +242,13 @@ def test_top_k_rows_equals_a_full_sort_of_each_row(k: int) -> None:
         )[:k]
         mine = rows == r + 3
         assert list(zip((-vals[mine]).tolist(), cols[mine].tolist(), strict=True)) == want
+
+
+def test_the_selection_budget_shrinks_only_above_50000_books() -> None:
+    """The goodbooks catalog (10,000 books) and mid sizes keep the configured budget; the
+    large scale (100,000 books) gets half of it."""
+    from app.reco import selection
+
+    assert selection.time_budget(60.0, 10_000) == 60.0
+    assert selection.time_budget(60.0, 50_000) == 60.0
+    assert selection.time_budget(60.0, 100_000) == 30.0
