@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from app.core.settings import RecoSettings
-from app.reco import models
+from app.reco import models, selection
 
 USERS_PER_EVENT = 0.02  # bench/seed.py: 20,000 study sets for 1,000,000 events
 
@@ -61,7 +61,7 @@ def one(books: int, events: int, zipf: float) -> dict[str, object]:
         cands,
         "ease_local",
         memory_budget=s.selection_memory_mb * 2**20,
-        time_budget=s.selection_seconds,
+        time_budget=selection.time_budget(s.selection_seconds, books),
         min_users=s.selection_min_users,
         max_users=s.selection_users,
     )

@@ -51,7 +51,8 @@ async def _copy(conn: asyncpg.Connection, table: str, columns: list[str], rows: 
 
 
 async def seed(url: str, scale: str) -> dict[str, int]:
-    """Empty the tables and load `scale` ("demo" or "large"); returns row counts."""
+    """Empty the tables and load `scale` ("demo", "large", or "large:BOOKS:EVENTS" for the
+    large scale's generator at another size, study sets in proportion); returns row counts."""
     await ensure_database(url)
     await upgrade_async(plain_url(url).replace("postgresql://", "postgresql+asyncpg://"))
     conn = await asyncpg.connect(plain_url(url))
@@ -61,7 +62,7 @@ async def seed(url: str, scale: str) -> dict[str, int]:
         if scale == "demo":
             await _load_demo_catalog(conn)
         else:
-            await _generate_large(conn)
+            await _generate_large(conn, *_large_size(scale))
         await _rebuild_aggregates(conn)
         await conn.execute("ANALYZE")
         counts = {}
@@ -143,8 +144,24 @@ LARGE_EVENTS = 1_000_000
 MAPPINGS_PER_BOOK = 8
 
 
-async def _generate_large(conn: asyncpg.Connection) -> None:
-    """100,000 books (demo titles and tags reused), 800,000 mappings, 1,000,000 events."""
+def _large_size(scale: str) -> tuple[int, int, int]:
+    """(books, study sets, events) of "large" or "large:BOOKS:EVENTS" (20 sets per 1,000
+    events, as the large scale)."""
+    if scale == "large":
+        return LARGE_BOOKS, LARGE_SETS, LARGE_EVENTS
+    _, books, events = scale.split(":")
+    n_events = int(events)
+    return int(books), max(1, n_events * LARGE_SETS // LARGE_EVENTS), n_events
+
+
+async def _generate_large(
+    conn: asyncpg.Connection,
+    n_books: int = LARGE_BOOKS,
+    n_sets: int = LARGE_SETS,
+    n_events: int = LARGE_EVENTS,
+) -> None:
+    """100,000 books (demo titles and tags reused), 800,000 mappings, 1,000,000 events (or
+    the given numbers of books, study sets and events)."""
     rng = random.Random(42)
     demo_books = _read("books")
     publishers = [r["id"] for r in _read("publishers")]
@@ -153,7 +170,7 @@ async def _generate_large(conn: asyncpg.Connection) -> None:
     grades = [r["id"] for r in _read("grades")]
     version = datetime(2026, 6, 1, tzinfo=UTC)
     books = []
-    for i in range(LARGE_BOOKS):
+    for i in range(n_books):
         src = demo_books[i % len(demo_books)]
         books.append(
             (
@@ -168,7 +185,7 @@ async def _generate_large(conn: asyncpg.Connection) -> None:
     await _copy(conn, "books", BOOK_COLUMNS, books)
     maps = [
         (topic, f"gb{i:06d}", round(rng.random(), 4))
-        for i in range(LARGE_BOOKS)
+        for i in range(n_books)
         for topic in rng.sample(topics, MAPPINGS_PER_BOOK)
     ]
     await _copy(conn, "topic_book_mappings", ["topic_id", "book_id", "weight"], maps)
@@ -182,19 +199,19 @@ async def _generate_large(conn: asyncpg.Connection) -> None:
             f"Generated study set {i}",
             created,
         )
-        for i in range(LARGE_SETS)
+        for i in range(n_sets)
     ]
     await _copy(conn, "study_sets", SET_COLUMNS, sets)
     set_topics = sorted({(s[0], t) for s in sets for t in rng.sample(topics, 5)})
     await _copy(conn, "study_set_topics", ["study_set_id", "topic_id"], set_topics)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     events = []
-    for i in range(LARGE_EVENTS):
-        book = rng.randrange(LARGE_BOOKS)
+    for i in range(n_events):
+        book = rng.randrange(n_books)
         events.append(
             (
                 f"gev{i:07d}",
-                sets[rng.randrange(LARGE_SETS)][0],
+                sets[rng.randrange(n_sets)][0],
                 rng.choice(EVENT_TYPES),
                 start + timedelta(minutes=rng.randrange(480_000)),
                 f"gb{book:06d}",

@@ -92,9 +92,13 @@ class StatementCounter:
     asyncpg connection itself (the compiled read path's driver statement), which asyncpg's
     public query logger reports (it does not log the prepared-statement executions SQLAlchemy's
     cursor runs, so nothing is counted twice). Transaction control is not counted. asyncpg
-    calls its loggers with `loop.call_soon`: read `count` after the request's await."""
+    calls its loggers with `loop.call_soon`: read `count` after the request's await. asyncpg's
+    own type introspection (the first time a connection meets a type it has not described yet:
+    its `typeinfo_tree` query, with JIT switched off around it) is once per connection, not per
+    request, and is not counted."""
 
     CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "START", "END")
+    INTROSPECTION = ("typeinfo_tree", "current_setting('jit')", "set_config('jit'")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.statements: list[str] = []
@@ -109,8 +113,11 @@ class StatementCounter:
 
     def _on_driver(self, record: Any) -> None:
         words = record.query.lstrip().split(None, 1)
-        if not self._closed and words and words[0].upper().rstrip(";") not in self.CONTROL:
-            self.statements.append(record.query)
+        if self._closed or not words or words[0].upper().rstrip(";") in self.CONTROL:
+            return
+        if any(mark in record.query for mark in self.INTROSPECTION):
+            return
+        self.statements.append(record.query)
 
     def _on_checkout(self, dbapi_connection: Any, *_: Any) -> None:
         driver = getattr(dbapi_connection, "driver_connection", None)

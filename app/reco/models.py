@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -43,11 +44,38 @@ def top_k_rows(
     if not diagonal:
         keep &= block.indices != rows + offset
     rows, cols, vals = rows[keep], block.indices[keep], block.data[keep]
-    order = np.lexsort((cols, -vals, rows))
+    if k > 0:
+        near = vals >= kth_largest(rows, vals, k, block.shape[0])[rows]
+        rows, cols, vals = rows[near], cols[near], vals[near]
+    # by row, best first, then lower column: lexsort is stable and a canonical block's
+    # columns ascend within each row, so the column key is implied (and the dearest to sort)
+    order = np.lexsort((-vals, rows))
     rows, cols, vals = rows[order], cols[order], vals[order]
     starts = np.searchsorted(rows, np.arange(block.shape[0]))
     best = (np.arange(len(rows)) - starts[rows]) < k
     return rows[best] + offset, cols[best], vals[best]
+
+
+def kth_largest(rows: np.ndarray, vals: np.ndarray, k: int, n_rows: int) -> np.ndarray:
+    """Per row (rows ascending), its k-th largest value, -inf where it has k or fewer: what
+    is below cannot be among its best k, so sorting can skip it. Found by a partition of the
+    long rows laid out densely; when that layout would be much larger than the entries, every
+    row gets -inf (nothing skipped)."""
+    out = np.full(n_rows, -np.inf)
+    lengths = np.bincount(rows, minlength=n_rows)
+    long = np.flatnonzero(lengths > k)
+    if len(long) == 0 or len(long) * int(lengths[long].max()) > 2 * len(vals) + 2**20:
+        return out
+    slot = np.full(n_rows, -1)
+    slot[long] = np.arange(len(long))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    mine = slot[rows] >= 0
+    dense = np.full((len(long), int(lengths[long].max())), -np.inf)
+    where = np.flatnonzero(mine)
+    dense[slot[rows[where]], where - starts[rows[where]]] = vals[where]
+    width = dense.shape[1]
+    out[long] = np.partition(dense, width - k, axis=1)[:, width - k]
+    return out
 
 
 def _assemble(parts: list[tuple[np.ndarray, ...]], n: int) -> sp.csr_matrix:
@@ -122,22 +150,29 @@ def ease(x: sp.csr_matrix, k: int, lam: float = 200.0) -> sp.csr_matrix:
     return _assemble(parts, n)
 
 
-def _gram_blocks(
-    x: sp.csr_matrix, m: int, cosine: bool = False
-) -> tuple[list[sp.csr_matrix], np.ndarray]:
-    """G = X'X in row blocks of CHUNK items (sorted indices, diagonal kept), and each item's m
-    most co-occurring other items (by co-count, or by cosine when `cosine`), padded with the
-    index `items` (a dummy item, Gram zero)."""
+def _gram_blocks(x: sp.csr_matrix) -> list[sp.csr_matrix]:
+    """G = X'X in row blocks of CHUNK items (sorted indices, diagonal kept)."""
     n = x.shape[1]
-    norms = np.sqrt(_counts(x))
     xt = x.T.tocsr().astype(np.float32)
-    xc = x.tocsc().astype(np.float32)
+    xr = x.tocsr().astype(np.float32)  # the right operand as CSR: no conversion per block
     blocks = []
-    nbr = np.full((n, m), n, dtype=np.int64)
     for start in range(0, n, CHUNK):
-        co = (xt[start : start + CHUNK] @ xc).tocsr()
+        co = (xt[start : start + CHUNK] @ xr).tocsr()
         co.sort_indices()
         blocks.append(co)
+    return blocks
+
+
+def _nearest(
+    x: sp.csr_matrix, blocks: list[sp.csr_matrix], m: int, cosine: bool = False
+) -> np.ndarray:
+    """Each item's m most co-occurring other items (by co-count, or by cosine when `cosine`),
+    padded with the index `items` (a dummy item, Gram zero)."""
+    n = x.shape[1]
+    norms = np.sqrt(_counts(x))
+    nbr = np.full((n, m), n, dtype=np.int64)
+    for number, co in enumerate(blocks):
+        start = number * CHUNK
         rank_by = co
         if cosine:
             r = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr))
@@ -146,7 +181,54 @@ def _gram_blocks(
         rows, cols, _ = top_k_rows(rank_by, m, start)
         rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
         nbr[rows, rank] = cols
-    return blocks, nbr
+    return nbr
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """What the local EASE fits of one matrix share: its Gram blocks and the last
+    neighbourhoods with their gathered systems (lambda is added per batch, not stored)."""
+
+    x: weakref.ref[sp.csr_matrix]
+    blocks: list[sp.csr_matrix]
+    key: tuple[int, bool] | None = None
+    nbr: np.ndarray | None = None
+    a: np.ndarray | None = None
+    b: np.ndarray | None = None
+
+
+# The model selection fits up to three local EASE candidates on one matrix (lambda 10 and 50
+# on the same cosine neighbourhoods, then co-count ones): the Gram matrix, and for the same
+# neighbourhoods the gathered systems, are computed once. One slot, the last matrix's (a fit
+# of another matrix replaces it first), emptied when that matrix is collected.
+_prepared: list[_Prepared] = []
+
+
+def _prepare(x: sp.csr_matrix, m: int, cosine: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(neighbourhoods, A, b) of `_gather` for x, reusing the slot's when x is its matrix
+    (the matrix must not change between fits)."""
+    slot = _prepared[0] if _prepared and _prepared[0].x() is x else None
+    if slot is None:
+        _prepared.clear()  # the old matrix's blocks go before the new ones are made
+        slot = _Prepared(weakref.ref(x), _gram_blocks(x))
+        _prepared.append(slot)
+        weakref.finalize(x, _forget, slot)
+    if slot.key != (m, cosine) or slot.nbr is None or slot.a is None or slot.b is None:
+        slot.key, slot.nbr, slot.a, slot.b = None, None, None, None
+        slot.nbr = _nearest(x, slot.blocks, m, cosine)
+        slot.a, slot.b = _gather(slot.blocks, slot.nbr)
+        slot.key = (m, cosine)
+    return slot.nbr, slot.a, slot.b
+
+
+def release() -> None:
+    """Drop what the local EASE fits share (`choose` and `refit` do, when done fitting)."""
+    _prepared.clear()
+
+
+def _forget(slot: _Prepared) -> None:
+    if slot in _prepared:
+        _prepared.remove(slot)
 
 
 def _gather(blocks: list[sp.csr_matrix], nbr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,19 +277,18 @@ def ease_local(
     by cosine when `cosine`), top k per row."""
     n = x.shape[1]
     m = max(1, min(neighbourhood, n - 1))
-    blocks, nbr = _gram_blocks(x, m, cosine)
-    a, b = _gather(blocks, nbr)
-    del blocks
-    a[:, np.arange(m), np.arange(m)] += np.float32(lam)
+    nbr, a, b = _prepare(x, m, cosine)
     batch = max(1, SOLVE_BATCH_CELLS // (m * m))
     weights = np.empty((n, m), dtype=np.float32)
+    diag = np.arange(m)
     # many small systems: a threaded BLAS spends more on waking its threads than on the work
     # (19 s instead of 0.5 s for 800 systems of 100 on 2 busy cores)
     with threadpool_limits(limits=1, user_api="blas"):
         for start in range(0, n, batch):
             stop = start + batch
-            weights[start:stop] = np.linalg.solve(a[start:stop], b[start:stop, :, None])[:, :, 0]
-    del a, b
+            systems = a[start:stop].copy()  # A stays as gathered for the next lambda
+            systems[:, diag, diag] += np.float32(lam)
+            weights[start:stop] = np.linalg.solve(systems, b[start:stop, :, None])[:, :, 0]
     real = nbr < n
     # column j of B holds item j's regression weights; row i (a seed's list) is its transpose
     owner = np.broadcast_to(np.arange(n)[:, None], nbr.shape)
@@ -422,7 +503,9 @@ def choose(
 ) -> tuple[Choice, Validation | None, sp.csr_matrix | None]:
     """Fit each candidate on the validation split's fitting rows, within the memory budget
     (bytes, estimated before fitting) and the time budget (seconds: once spent, or when the
-    last candidate's time would overrun it, the remaining candidates are skipped), and keep the best validation NDCG@10. Returns the choice, the
+    last candidate's time would overrun it, the remaining candidates are skipped; a local
+    EASE that differs from a fitted one only in lambda shares its neighbourhoods and systems
+    and is always fitted), and keep the best validation NDCG@10. Returns the choice, the
     split and the chosen model's validation fit (for blending), or the `default` candidate and
     None when too few users can be validated. `keep_fits`, when given, receives every fitted
     candidate's validation fit by `candidate_key`, for blending a second model."""
@@ -438,28 +521,37 @@ def choose(
     scores: dict[str, float] = {}
     fits: dict[str, float] = {}
     skipped: dict[str, str] = {}
-    last = 0.0  # seconds of the last candidate's fit and scoring
+    last = 0.0  # seconds of the last candidate's fit and scoring that shared nothing
+    fitted_shape = ""  # the last candidate fitted, but for lambda
     for key, cand in by_name.items():
         need = cand.memory(x)
         if need > memory_budget:
             skipped[key] = f"needs ~{need / 2**30:.1f} GiB"
             continue
+        # another lambda on the neighbourhoods the last fit gathered (`_prepare` keeps them)
+        # is one batch of solves, seconds where that fit took tens: fitted whatever the
+        # budget says
+        shape = f"{cand.name}:{_tag({p: v for p, v in cand.params.items() if p != 'lambda'})}"
+        cheap = cand.name == "ease_local" and shape == fitted_shape
         spent = time.perf_counter() - started
-        if spent > time_budget:
+        if spent > time_budget and not cheap:
             skipped[key] = "time budget spent"
             continue
-        if spent + last > time_budget:  # the candidates cost alike: this one would overrun
+        if spent + last > time_budget and not cheap:  # the candidates cost alike
             skipped[key] = f"would overrun the time budget (the last took {last:.0f} s)"
             continue
         t = time.perf_counter()
         w = cand.fit(val.fit, k)
         fits[key] = round(time.perf_counter() - t, 3)
         scores[key] = round(validation_ndcg(val, w), 5)
-        last = time.perf_counter() - t
+        if not cheap:
+            last = time.perf_counter() - t
+        fitted_shape = shape
         if keep_fits is not None:
             keep_fits[key] = w
         if best is None or scores[key] > best[0]:
             best = (scores[key], key, w)
+    release()
     if best is None:
         choice = Choice(default, fallback.params, skipped=skipped, reason="nothing fitted")
         return choice, None, None
@@ -480,4 +572,7 @@ def _tag(params: dict[str, float]) -> str:
 def refit(cands: list[Candidate], choice: Choice, x: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """The chosen candidate fitted on every interaction."""
     cand = next(c for c in cands if c.name == choice.model and c.params == choice.params)
-    return cand.fit(x, k)
+    try:
+        return cand.fit(x, k)
+    finally:
+        release()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
@@ -10,6 +9,8 @@ import numpy as np
 import scipy.sparse as sp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.reco.models import kth_largest, top_k_rows
 
 CHUNK = 1024
 BLOCK_CELLS = 2_000_000
@@ -19,6 +20,7 @@ DENSE_ABOVE = 0.2  # a block denser than this is ranked densely (argpartition)
 EXACT_UP_TO = 20_000  # content lists: up to this many books every pair is compared (exact) ...
 TOP_TERMS = 30  # ... above it a book's candidates come from its this many best terms' postings
 POSTING_CAP = 32  # ... each cut to the this many books the term weighs most in
+PRESELECT = 400  # ... of which the this many best by their top terms' part are scored exactly
 PAIR_CHUNK = 65_536  # candidate pairs whose common-term part is summed at once
 STOPWORDS = frozenset(
     [
@@ -86,17 +88,8 @@ def sparse_top_k(block: sp.csr_matrix, k: int, offset: int) -> Triples:
     but the same on every run and every replica."""
     if block.nnz > DENSE_ABOVE * block.shape[0] * block.shape[1]:
         return top_k(block.toarray().astype(np.float32, copy=False), k, offset)
-    block = block.tocsr()
-    block.sum_duplicates()
-    rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-    keep = (block.data > 0) & (block.indices != rows + offset)
-    rows, cols, vals = rows[keep], block.indices[keep], block.data[keep]
-    order = np.lexsort((cols, -vals, rows))  # by row, best first, then lower column
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    starts = np.searchsorted(rows, np.arange(block.shape[0]))
-    best = (np.arange(len(rows)) - starts[rows]) < k
-    picked = rows[best] + offset
-    return list(zip(picked.tolist(), cols[best].tolist(), vals[best].tolist(), strict=True))
+    rows, cols, vals = top_k_rows(block, k, offset)
+    return list(zip(rows.tolist(), cols.tolist(), vals.tolist(), strict=True))
 
 
 def _rows_per_block(columns: int) -> int:
@@ -152,19 +145,18 @@ def tfidf_neighbours(docs: Sequence[list[str]], k: int, exact_up_to: int = EXACT
     """Cosine neighbours over sublinear TF-IDF vectors (rows with no terms get none): every
     pair up to `exact_up_to` documents, candidate pairs only above it (`_candidate_top_k`)."""
     vocab: dict[str, int] = {}
-    rows, cols, vals = [], [], []
-    for i, doc in enumerate(docs):
-        tf: dict[int, int] = {}
-        for w in doc:
-            j = vocab.setdefault(w, len(vocab))
-            tf[j] = tf.get(j, 0) + 1
-        for j, n in tf.items():
-            rows.append(i)
-            cols.append(j)
-            vals.append(1.0 + math.log(n))
+    # one pass over every token (terms numbered by first occurrence), counted by scipy
+    terms = np.fromiter(
+        (vocab.setdefault(w, len(vocab)) for doc in docs for w in doc), dtype=np.int64
+    )
     if not vocab:
         return []
-    m = sp.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(vocab)), dtype=np.float64)
+    rows = np.repeat(np.arange(len(docs)), [len(doc) for doc in docs])
+    m = sp.csr_matrix(
+        (np.ones(len(terms)), (rows, terms)), shape=(len(docs), len(vocab)), dtype=np.float64
+    )
+    m.sum_duplicates()
+    m.data = 1.0 + np.log(m.data)
     df = np.bincount(m.indices, minlength=len(vocab))
     m = m @ sp.diags(np.log((1 + len(docs)) / (1 + df)) + 1.0)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
@@ -209,46 +201,60 @@ def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
 
 
 def _candidate_top_k(
-    m: sp.csr_matrix, df: np.ndarray, k: int, terms: int = TOP_TERMS, cap: int = POSTING_CAP
+    m: sp.csr_matrix,
+    df: np.ndarray,
+    k: int,
+    terms: int = TOP_TERMS,
+    cap: int = POSTING_CAP,
+    preselect: int | None = None,
 ) -> Triples:
     """Top-k of M M' over candidate pairs only, so that time grows with books x candidates
     rather than books^2. Candidates come from an inverted index of each book's `terms`
     highest-weighted terms (its rarest, by IDF) whose posting lists are cut to the `cap` books
     the term weighs most in: a book's candidates are the books in the postings of its own top
-    terms, at most `terms` x `cap`. A candidate's score is its exact cosine (the dot product of
-    the two rows, over every term). Missed: pairs sharing none of the first's top terms in the
-    kept postings; they are the pairs that share only frequent, low-IDF terms."""
+    terms, at most `terms` x `cap`. Of those, the `preselect` with the largest part of the
+    score over those terms (the product of the top-term rows and the postings, which the
+    candidate search computes anyway) are scored exactly: a candidate's score is its exact
+    cosine (the dot product of the two rows, over every term). Missed: pairs sharing none of
+    the first's top terms in the kept postings (they share only frequent, low-IDF terms), and
+    pairs whose shared top terms weigh too little to be among the `preselect`."""
     n = m.shape[0]
-    top = _row_top(m, terms)  # the book's top terms (1 where kept)
+    preselect = PRESELECT if preselect is None else preselect
+    top = _row_top(m, terms)  # the book's top terms with their weights
     cols = top.tocsc()
-    keep_rows, keep_cols = [], []
+    keep_rows, keep_cols, keep_vals = [], [], []
     for j in np.flatnonzero(np.diff(cols.indptr) > 0):
         lo, hi = cols.indptr[j], cols.indptr[j + 1]
         best = np.argsort(-cols.data[lo:hi], kind="stable")[:cap]
         keep_rows.append(cols.indices[lo:hi][best])
         keep_cols.append(np.full(len(best), j))
+        keep_vals.append(cols.data[lo:hi][best])
     postings = sp.csr_matrix(
         (
-            np.ones(sum(len(r) for r in keep_rows), dtype=np.float32),
+            np.concatenate(keep_vals).astype(np.float32),
             (np.concatenate(keep_cols), np.concatenate(keep_rows)),
         ),
         shape=(m.shape[1], n),
     )
-    has = top.copy()
-    has.data = np.ones_like(has.data, dtype=np.float32)
+    top32 = top.astype(np.float32)
     m32 = m.astype(np.float32)
     out: Triples = []
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
-        block = (has[start:stop] @ postings).tocsr()
-        block.sum_duplicates()
-        rows = np.repeat(np.arange(stop - start), np.diff(block.indptr)) + start
-        data = np.empty(block.nnz, dtype=np.float64)
-        for lo in range(0, block.nnz, PAIR_CHUNK):
-            hi = min(lo + PAIR_CHUNK, block.nnz)
-            pair = m32[rows[lo:hi]].multiply(m32[block.indices[lo:hi]])
+        partial = (top32[start:stop] @ postings).tocsr()
+        partial.sum_duplicates()
+        rows = np.repeat(np.arange(stop - start), np.diff(partial.indptr))
+        other = partial.indices != rows + start  # not the book itself
+        rows, picked, part = rows[other], partial.indices[other], partial.data[other]
+        # the best `preselect` by that part, ties at the last one kept (no order needed)
+        near = part >= kth_largest(rows, part, preselect, stop - start)[rows]
+        rows, picked = rows[near] + start, picked[near]
+        data = np.empty(len(rows), dtype=np.float64)
+        for lo in range(0, len(rows), PAIR_CHUNK):
+            hi = min(lo + PAIR_CHUNK, len(rows))
+            pair = m32[rows[lo:hi]].multiply(m32[picked[lo:hi]])
             data[lo:hi] = np.asarray(pair.sum(axis=1)).ravel()
-        block.data = data
+        block = sp.csr_matrix((data, (rows - start, picked)), shape=(stop - start, n))
         out.extend(sparse_top_k(block, k, start))
     return out
 
@@ -322,7 +328,7 @@ async def replace_neighbours(
         assert driver is not None
         await driver.copy_records_to_table(
             "book_neighbours",
-            records=[(kind, a, b, s) for a, b, s in rows],
+            records=((kind, a, b, s) for a, b, s in rows),  # not a second list of millions
             columns=["kind", "book_id", "neighbour_id", "score"],
         )
     await conn.execute(text("ANALYZE book_neighbours"))  # fresh statistics: hash joins, not sorts

@@ -35,6 +35,19 @@ from app.reco import data, models
 DEFAULT_MODEL = "ease_local"
 SECOND = "COLLABORATIVE_ALT"  # HYBRID's second collaborative component (lists kind collab_alt)
 SECOND_GRID = (0.0, 0.1, 0.2, 0.35, 0.5)  # its weight, chosen first (COLLABORATIVE 1)
+
+FULL_BUDGET_BOOKS = 50_000  # above this many books the selection's time budget shrinks
+
+
+def time_budget(seconds: float, books: int) -> float:
+    """The selection's time budget for a catalog: `selection_seconds` up to FULL_BUDGET_BOOKS
+    books, in proportion above (30 s of 60 at 100,000 books). A first local EASE fit costs
+    about the same at every size (its neighbourhoods shrink as books grow), but the content
+    lists, the refit and the writes before and after it grow with books: the shrunk budget
+    keeps the whole lists job within its 3 minutes at 100,000 books."""
+    return seconds * min(1.0, FULL_BUDGET_BOOKS / max(books, 1))
+
+
 WEIGHT_GRID = {
     "TOPIC": (0.0, 0.05, 0.15),
     "CONTENT": (0.0, 0.05, 0.1, 0.2),
@@ -123,7 +136,7 @@ async def compute_collab(
         cands,
         default,
         memory_budget=s.selection_memory_mb * 2**20,
-        time_budget=s.selection_seconds,
+        time_budget=time_budget(s.selection_seconds, items),
         min_users=s.selection_min_users,
         max_users=s.selection_users,
         ids=(found.users, found.books),

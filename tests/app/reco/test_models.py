@@ -211,3 +211,70 @@ def test_a_candidate_that_would_overrun_the_time_budget_is_not_started() -> None
     )
     assert set(choice.fit_seconds) == {"a:"}
     assert "would overrun" in choice.skipped["b:"]
+
+
+def test_local_ease_fits_of_one_matrix_share_its_gram_and_weigh_the_same() -> None:
+    """The selection fits several local EASE candidates on one matrix: they share its Gram
+    blocks (and, for the same neighbourhoods, the gathered systems) and give exactly the
+    weights of fits that compute everything afresh; `release` drops what they share."""
+    x = _clustered(300, 90, 3, 8, seed=5)
+    grid = [(10.0, True), (50.0, True), (50.0, False), (10.0, True)]
+    shared = [models.ease_local(x, 8, lam=lam, neighbourhood=12, cosine=c) for lam, c in grid]
+    models.release()
+    for (lam, cosine), w in zip(grid, shared, strict=True):
+        alone = models.ease_local(x.copy(), 8, lam=lam, neighbourhood=12, cosine=cosine)
+        models.release()
+        assert (w != alone).nnz == 0
+    assert shared[0].nnz > 0 and (shared[0] != shared[1]).nnz > 0
+
+
+def test_another_lambda_on_the_last_neighbourhoods_is_fitted_past_the_budget() -> None:
+    """Local EASE candidates that differ only in lambda share the gathered systems: the
+    second costs a batch of solves, so it is fitted even when the first spent the budget;
+    other neighbourhoods are still skipped."""
+    x = _clustered(400, 90, 3, 10, seed=4)
+
+    def slowly(c: models.Candidate) -> models.Candidate:
+        def fit(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+            time.sleep(0.3)
+            return c.fit(m, k)
+
+        return models.Candidate(c.name, c.params, fit, c.memory)
+
+    cands = [slowly(c) for c in models.candidates(0, 12, 90) if c.name == "ease_local"]
+    choice, _, _ = models.choose(
+        x, 20, cands, "ease_local", memory_budget=1e12, time_budget=0.2, min_users=50
+    )
+    assert list(choice.fit_seconds) == [
+        "ease_local:lambda=10,neighbourhood=20,cosine=1",
+        "ease_local:lambda=50,neighbourhood=20,cosine=1",
+    ]
+    assert choice.skipped == {"ease_local:lambda=50,neighbourhood=20,cosine=0": "time budget spent"}
+
+
+@pytest.mark.parametrize("k", [1, 3, 40])
+def test_top_k_rows_equals_a_full_sort_of_each_row(k: int) -> None:
+    """The k best positive entries per row (ties to the lower column) are those of sorting
+    every row, whether or not rows are long enough to be cut at their k-th value first."""
+    rng = np.random.default_rng(k)
+    dense = sp.random(60, 500, density=0.2, random_state=rng).toarray()
+    dense = np.where(dense != 0, np.round(dense * 6) - 1, 0)  # ties, zeros and negatives
+    dense[7] = 0  # an empty row
+    block = sp.csr_matrix(dense)
+    rows, cols, vals = models.top_k_rows(block, k, offset=3)
+    for r in range(60):
+        want = sorted(
+            ((-v, c) for c, v in enumerate(dense[r]) if v > 0 and c != r + 3), key=lambda t: t
+        )[:k]
+        mine = rows == r + 3
+        assert list(zip((-vals[mine]).tolist(), cols[mine].tolist(), strict=True)) == want
+
+
+def test_the_selection_budget_shrinks_only_above_50000_books() -> None:
+    """The goodbooks catalog (10,000 books) and mid sizes keep the configured budget; the
+    large scale (100,000 books) gets half of it."""
+    from app.reco import selection
+
+    assert selection.time_budget(60.0, 10_000) == 60.0
+    assert selection.time_budget(60.0, 50_000) == 60.0
+    assert selection.time_budget(60.0, 100_000) == 30.0

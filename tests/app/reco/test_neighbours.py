@@ -79,3 +79,29 @@ def test_candidate_content_lists_match_the_all_pairs_lists() -> None:
     a, b = lists(exact), lists(approx)
     overlap = sum(len(a[i] & b.get(i, set())) for i in a) / sum(len(v) for v in a.values())
     assert overlap > 0.9
+
+
+def test_preselected_candidates_keep_exact_scores_and_the_best_pairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above `exact_up_to` books only each book's `PRESELECT` candidates with the largest
+    top-term part are scored: scores stay exact cosines, and a preselection smaller than the
+    candidates found loses little of the all-pairs lists."""
+    rng = np.random.default_rng(11)
+    common = [f"c{i}" for i in range(12)]
+    docs = [
+        [*rng.choice(common, 4, replace=False), *(f"r{x}" for x in rng.integers(0, 120, 4))]
+        for _ in range(600)
+    ]
+    exact = neighbours.tfidf_neighbours(docs, 10)
+    scores = {(i, j): s for i, j, s in exact}
+    everything = neighbours.tfidf_neighbours(docs, 10, exact_up_to=0)
+    monkeypatch.setattr(neighbours, "PRESELECT", 120)  # read at each call
+    fewer = neighbours.tfidf_neighbours(docs, 10, exact_up_to=0)
+    assert fewer != everything  # the preselection did cut candidates
+    assert all(abs(scores.get((i, j), s) - s) < 1e-5 for i, j, s in fewer)
+
+    def hits(triples: neighbours.Triples) -> int:
+        return sum(1 for i, j, _ in triples if (i, j) in scores)
+
+    assert hits(fewer) > 0.9 * hits(everything)
