@@ -312,6 +312,10 @@ class Validation:
     held: list[np.ndarray]
 
 
+def _hashed(seed: int, key: str) -> bytes:
+    return hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+
+
 def held_out(user: str, items: Sequence[str], share: float = 0.2, seed: int = 16) -> set[str]:
     """The items a user holds out when validated by id: the `share` of them (rounded, at
     least one) with the lowest seeded hash of (user, item). It depends on nothing but the ids,
@@ -342,7 +346,11 @@ def validation_split(
     sizes = np.diff(x.indptr)
     eligible = np.flatnonzero(sizes >= min_items)
     if len(eligible) > max_users:
-        eligible = np.sort(rng.choice(eligible, max_users, replace=False))
+        if ids is None:
+            eligible = np.sort(rng.choice(eligible, max_users, replace=False))
+        else:  # by the users' ids, not their rows: the same users whatever order rows came in
+            order = sorted(eligible.tolist(), key=lambda u: _hashed(seed, ids[0][u]))
+            eligible = np.sort(np.array(order[:max_users], dtype=eligible.dtype))
     keep = np.ones(x.nnz, dtype=bool)
     held = []
     for u in eligible:

@@ -198,6 +198,22 @@ def test_split_by_ids_holds_out_what_held_out_names() -> None:
         assert not set(held) & set(val.fit[u].indices)
 
 
+def test_split_by_ids_validates_the_same_users_whatever_order_the_rows_came_in() -> None:
+    """The lists job reads engagement in no fixed order: with ids, the validation users (and so
+    the chosen model) must not depend on it."""
+    x = _clustered(300, 60, 3, 8, seed=3)
+    users = [f"u-{i}" for i in range(300)]
+    books = [f"b{j}" for j in range(60)]
+    perm = np.random.default_rng(7).permutation(300)
+    shuffled = sp.csr_matrix(x[perm])
+    a = models.validation_split(x, max_users=100, ids=(users, books))
+    b = models.validation_split(shuffled, max_users=100, ids=([users[i] for i in perm], books))
+    assert len(a.users) == 100
+    held_a = {users[u]: h.tolist() for u, h in zip(a.users, a.held, strict=True)}
+    held_b = {users[perm[u]]: h.tolist() for u, h in zip(b.users, b.held, strict=True)}
+    assert held_a == held_b
+
+
 def test_a_candidate_that_would_overrun_the_time_budget_is_not_started() -> None:
     x = _clustered(400, 90, 3, 10, seed=4)
 
