@@ -32,13 +32,22 @@ class StudySetFilter:
     grade_id: str | None = None
 
 
-def visible_to(viewer: Viewer) -> ColumnElement[bool]:
-    """The study sets a viewer may read: all for an admin, a student's own, else none."""
+def visible_owner(viewer: Viewer) -> str | bool:
+    """Whose study sets a viewer may read: True for all (an admin), a student's own user id,
+    else False (none). `visible_to` and `list_study_sets` both render this one policy."""
     if viewer.is_admin:
-        return true()
+        return True
     if viewer.role == "student" and viewer.user_id is not None:
-        return StudySet.user_id == viewer.user_id
-    return false()
+        return viewer.user_id
+    return False
+
+
+def visible_to(viewer: Viewer) -> ColumnElement[bool]:
+    """`visible_owner` as a condition on study sets."""
+    owner = visible_owner(viewer)
+    if isinstance(owner, bool):
+        return true() if owner else false()
+    return StudySet.user_id == owner
 
 
 class TopicRow(NamedTuple):
@@ -82,7 +91,7 @@ _PAGE = (
 async def list_study_sets(
     conn: AsyncConnection, flt: StudySetFilter, page: PageArgs, viewer: Viewer
 ) -> Page[Record]:
-    """A page of the study sets the viewer may read (`visible_to`, in the statement), each row
+    """A page of the study sets the viewer may read (`visible_owner`, in the statement), each row
     with its topics (`topics_json`): the page and its topics cost one statement. Plain driver
     SQL, as the loaders' queries: no statement building per request."""
     conds: list[str] = []
@@ -92,11 +101,10 @@ async def list_study_sets(
         params.append(value)
         conds.append(f"s.{column} {op} ${len(params)}")
 
-    if viewer.is_admin:
-        pass
-    elif viewer.role == "student" and viewer.user_id is not None:
-        cond("user_id", "=", viewer.user_id)
-    else:
+    owner = visible_owner(viewer)
+    if isinstance(owner, str):
+        cond("user_id", "=", owner)
+    elif not owner:
         conds.append("false")
     for column, value in (
         ("user_id", flt.user_id),

@@ -382,32 +382,6 @@ async def neighbour_scores(
 
 _TRENDING = text(
     """
-    SELECT s.subject_id, s.grade_id, t.book_id, t.score
-    FROM unnest(CAST(:subjects AS text[]), CAST(:grades AS text[])) AS s(subject_id, grade_id)
-    JOIN trending_books t ON t.subject_id = s.subject_id AND t.grade_id = s.grade_id
-    WHERE t.rank <= :limit
-    ORDER BY s.subject_id, s.grade_id, t.rank
-    """
-)
-
-
-@sql_span("trending")
-async def trending(
-    conn: AsyncConnection, scopes: Sequence[tuple[str, str]], limit: int
-) -> dict[tuple[str, str], list[tuple[str, float]]]:
-    """Trend lists per (subject id, grade id); '' stands for any subject or grade."""
-    out: dict[tuple[str, str], list[tuple[str, float]]] = {s: [] for s in scopes}
-    if not scopes:
-        return out
-    uniq = sorted(set(scopes))
-    params = {"subjects": [s for s, _ in uniq], "grades": [g for _, g in uniq], "limit": limit}
-    for subject_id, grade_id, book_id, score in (await conn.execute(_TRENDING, params)).all():
-        out[(subject_id, grade_id)].append((book_id, score))
-    return out
-
-
-_TRENDING_NAMED = text(
-    """
     SELECT s.subject_id, s.grade_id, t.book_id, t.score, sub.name, g.name
     FROM unnest(CAST(:subjects AS text[]), CAST(:grades AS text[])) AS s(subject_id, grade_id)
     JOIN trending_books t ON t.subject_id = s.subject_id AND t.grade_id = s.grade_id
@@ -420,11 +394,12 @@ _TRENDING_NAMED = text(
 
 
 @sql_span("trending")
-async def trending_named(
+async def trending(
     conn: AsyncConnection, scopes: Sequence[tuple[str, str]], limit: int
 ) -> tuple[dict[tuple[str, str], list[tuple[str, float]]], dict[str, str]]:
-    """`trending` and the `subject_grade_names` of the scopes that have a list, in one
-    statement."""
+    """Trend lists per (subject id, grade id), '' standing for any subject or grade, and the
+    names of the subjects and grades of the scopes that have a list (`s:<id>`, `g:<id>`), in
+    one statement."""
     out: dict[tuple[str, str], list[tuple[str, float]]] = {s: [] for s in scopes}
     names: dict[str, str] = {}
     if not scopes:
@@ -432,7 +407,7 @@ async def trending_named(
     uniq = sorted(set(scopes))
     params = {"subjects": [s for s, _ in uniq], "grades": [g for _, g in uniq], "limit": limit}
     for subject_id, grade_id, book_id, score, subject, grade in (
-        await conn.execute(_TRENDING_NAMED, params)
+        await conn.execute(_TRENDING, params)
     ).all():
         out[(subject_id, grade_id)].append((book_id, score))
         if subject is not None:
@@ -449,18 +424,6 @@ _BOOK_TITLES = text("SELECT id, title FROM books WHERE id = ANY(:ids)")
 async def book_titles(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, str]:
     rows = (await conn.execute(_BOOK_TITLES, {"ids": list(ids)})).all()
     return {r.id: r.title for r in rows}
-
-
-_SUBJECT_GRADE_NAMES = text(
-    "SELECT 's' AS kind, id, name FROM subjects WHERE id = ANY(:ids) "
-    "UNION ALL SELECT 'g', id, name FROM grades WHERE id = ANY(:ids)"
-)
-
-
-@sql_span("names")
-async def subject_grade_names(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, str]:
-    rows = (await conn.execute(_SUBJECT_GRADE_NAMES, {"ids": list(ids)})).all()
-    return {f"{r.kind}:{r.id}": r.name for r in rows}
 
 
 _LISTS_RUN = text("SELECT runs, last_finished_at, last_status FROM worker_jobs WHERE job = 'lists'")

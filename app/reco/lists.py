@@ -36,8 +36,7 @@ async def trending_books(
     chain = list(
         dict.fromkeys([(subject_id or "", grade_id or ""), (subject_id or "", ""), ("", "")])
     )
-    lists = await data.trending(conn, chain, min(first, size))
-    names = await data.subject_grade_names(conn, [x for x in (subject_id, grade_id) if x])
+    lists, names = await data.trending(conn, chain, min(first, size))
     for i, (sub, grade) in enumerate(chain):
         if lists[(sub, grade)]:
             where = " and ".join(

@@ -233,7 +233,7 @@ async def _fill_trending(conn: AsyncConnection, s: RecoSettings, jobs: list[Job]
         return list(dict.fromkeys([(sub, grade), (sub, ""), ("", "")]))
 
     scopes = sorted({sc for j in jobs for sc in chain(j.ctx)})
-    lists, names = await data.trending_named(conn, scopes, s.trending_size)
+    lists, names = await data.trending(conn, scopes, s.trending_size)
     for j in jobs:
         for sub, grade in chain(j.ctx):
             if lists.get((sub, grade)):

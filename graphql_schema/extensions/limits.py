@@ -13,6 +13,8 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 
 from app.auth.ratelimit import RateLimiter, Verdict
+from app.core.settings import SecuritySettings
+from app.core.viewer import Viewer
 from graphql_schema.extensions.cost import operation_cost
 from graphql_schema.extensions.documents import CachedDocuments, DocumentCache
 from graphql_schema.extensions.shape import shape_rule
@@ -53,7 +55,9 @@ def cost_key(operation_name: str | None, variables: Mapping[str, Any]) -> object
     )
 
 
-def charge_subject(security: Any, viewer: Any, host: str | None) -> tuple[str, int] | None:
+def charge_subject(
+    security: SecuritySettings, viewer: Viewer | None, host: str | None
+) -> tuple[str, int] | None:
     """Whose budget an operation is charged to and its limit per minute; None: not charged
     (no viewer, an admin, or a limit of 0)."""
     if viewer is None or viewer.is_admin:
