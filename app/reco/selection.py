@@ -327,9 +327,10 @@ def _score_blends(
     grid: list[dict[str, float]],
     per_user: list[np.ndarray] | None = None,
 ) -> list[tuple[float, dict[str, float]]]:
-    """Validation NDCG@10 of each weight set (and, into `per_user`, each student's). The candidates of a student are the union of the
-    components' lists (a few hundred books), laid out once as a dense students x slots array
-    per component, so each weight set costs one weighted sum and one top-10 of that array."""
+    """Validation NDCG@10 of each weight set (and, into `per_user`, each student's). The
+    candidates of a student are the union of the components' lists (a few hundred books), laid
+    out once as a dense students x slots array per component, so each weight set costs one
+    weighted sum and one top-10 of that array."""
     union = sum(
         (c.astype(bool).astype(np.float32) for c in comps.values()), sp.csr_matrix(seen.shape)
     )
