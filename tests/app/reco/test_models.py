@@ -67,6 +67,33 @@ def test_local_ease_with_every_item_in_reach_is_ease(
     assert (dense > 0).sum() > 100
 
 
+def test_user_weighted_local_ease_is_ease_of_the_weighted_gram() -> None:
+    """With user_power p, a co-occurrence counts (the user's items)^-2p: with every item in
+    reach the weights are EASE's of G = X' D X, D = deg^-2p, lambda times D's mean."""
+    x = _clustered(200, 30, 3, 6, seed=8) + _clustered(200, 30, 3, 3, seed=9)
+    x.data[:] = 1.0
+    deg = np.diff(sp.csr_matrix(x).indptr).astype(np.float64)
+    d = np.power(deg, -0.5)
+    gram = (x.T @ sp.diags(d) @ x).toarray()
+    gram[np.diag_indices_from(gram)] += 10.0 * d.mean()
+    p = np.linalg.inv(gram)
+    expected = -p / np.diag(p)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    w = models.ease_local(x, 29, lam=10.0, neighbourhood=29, user_power=0.25).toarray()
+    kept = w != 0
+    assert kept.sum() > 100
+    np.testing.assert_allclose(w[kept], expected[kept], rtol=1e-3, atol=1e-5)
+    assert np.all(expected[~kept] <= 1e-6)  # only the non-positive weights were dropped
+
+
+def test_user_weighting_changes_nothing_when_every_user_reads_as_many() -> None:
+    """Weights and lambda scale together: readers of equally many books weigh the same."""
+    x = _clustered(300, 45, 3, 5, seed=3)
+    plain = models.ease_local(x, 10, lam=10.0, neighbourhood=20, cosine=True)
+    weighted = models.ease_local(x, 10, lam=10.0, neighbourhood=20, cosine=True, user_power=0.25)
+    np.testing.assert_allclose(weighted.toarray(), plain.toarray(), rtol=1e-4, atol=1e-6)
+
+
 def test_local_ease_keeps_within_neighbourhoods_and_top_k() -> None:
     x = _clustered(200, 60, 3, 6, seed=1)
     w = models.ease_local(x, 5, lam=10.0, neighbourhood=10)
@@ -129,7 +156,17 @@ def test_choice_takes_the_better_model_and_respects_budgets() -> None:
 
 def test_candidates_fit_the_catalog_size() -> None:
     names = [c.name for c in models.candidates(12_000, 100, 5_000)]
-    assert names == ["ease_local", "rp3beta", "ease_local", "ease_local", "itemknn", "ease"]
+    assert names == [
+        "ease_local",
+        "rp3beta",
+        "ease_local",
+        "ease_local",
+        "ease_local",
+        "itemknn",
+        "ease",
+    ]
+    weighted = [c.params.get("user_power", 0.0) for c in models.candidates(12_000, 100, 5_000)]
+    assert weighted == [0.0, 0.0, 0.0, models.USER_POWER, 0.0, 0.0, 0.0]
     big = models.candidates(12_000, 100, 100_000)
     assert "ease" not in [c.name for c in big]  # dense EASE only where items^2 fits
     assert {c.params["neighbourhood"] for c in big if c.name == "ease_local"} == {38.0}
@@ -265,7 +302,10 @@ def test_another_lambda_on_the_last_neighbourhoods_is_fitted_past_the_budget() -
         "ease_local:lambda=10,neighbourhood=20,cosine=1",
         "ease_local:lambda=50,neighbourhood=20,cosine=1",
     ]
-    assert choice.skipped == {"ease_local:lambda=50,neighbourhood=20,cosine=0": "time budget spent"}
+    assert choice.skipped == {
+        "ease_local:lambda=10,neighbourhood=20,cosine=1,user_power=0.25": "time budget spent",
+        "ease_local:lambda=50,neighbourhood=20,cosine=0": "time budget spent",
+    }
 
 
 @pytest.mark.parametrize("k", [1, 3, 40])
