@@ -14,7 +14,8 @@ past an invalidation (versions). When the process can tell that a list's inputs 
 instead of recomputing: the entry lives on for another TTL, up to `cache_max_age_seconds` since
 it was computed; an entry that expired without a request in its last second is revalidated the
 same way by the next request that asks for it. Redis that is down or hung
-costs at most `redis_timeout_seconds` per call, and is skipped for `redis_retry_seconds` after a
+costs at most `redis_timeout_seconds` per call (`redis_busy_limit_seconds` while the event loop
+is behind: a reply waiting for its turn is not Redis failing, `app.core.deadline`), and is skipped for `redis_retry_seconds` after a
 failure; answers then come from PostgreSQL and the cache warms again once Redis answers.
 
 Lookups are batched (`get_or_compute_many`; `get_or_compute` is the batch of one): a batch reads
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from app.core.deadline import within
 from app.core.settings import RecoSettings
 from app.observability import metrics
 from app.reco.tracing import span as reco_span
@@ -399,8 +401,10 @@ class RecoCache:
             return None
         with reco_span(f"reco.cache.redis.{op}") as span:
             try:
-                return await asyncio.wait_for(
-                    call(self.redis), timeout=self.settings.redis_timeout_seconds
+                return await within(
+                    call(self.redis),
+                    self.settings.redis_timeout_seconds,
+                    self.settings.redis_busy_limit_seconds,
                 )
             except Exception as exc:  # down, hung or refusing: fall through to PostgreSQL
                 self._redis_skip_until = time.monotonic() + self.settings.redis_retry_seconds
