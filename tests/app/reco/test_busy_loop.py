@@ -85,6 +85,29 @@ async def test_a_reply_waiting_for_a_busy_loop_is_a_redis_hit(redis: Redis) -> N
     await reader.redis.aclose()
 
 
+async def test_one_long_stall_after_the_command_is_not_a_redis_failure(redis: Redis) -> None:
+    """A single long step (a garbage collection, the process descheduled) right after the
+    command went out: the loop is idle again when the budget's timer fires, late."""
+    cache = RecoCache(RECO, redis)
+    await redis.set("bb:reco:warm", b"1")  # the connection is made beforehand
+
+    async def stall() -> None:
+        await asyncio.sleep(0)
+        turn = time.perf_counter() + 0.3
+        while time.perf_counter() < turn:
+            pass
+
+    async def compute(keys: list[str]) -> dict[str, dict[str, object] | None]:
+        return {k: {"list": k} for k in keys}
+
+    blocker = asyncio.create_task(stall())
+    got = await cache.get_or_compute_many([("k1", "ss1")], compute)
+    await blocker
+    assert got == [({"list": "k1"}, "miss")]  # not in Redis: computed, then stored there
+    assert cache.stats["redis_errors"] == 0
+    assert await redis.exists("bb:reco:k1") == 1
+
+
 async def test_the_rate_limiter_keeps_counting_in_redis_under_a_busy_loop(redis: Redis) -> None:
     limiter = RateLimiter(timeout=0.05, busy_limit=5.0)
     busy = await _under_load(1.0)
