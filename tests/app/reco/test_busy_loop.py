@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from app.auth.ratelimit import RateLimiter
 from app.core.deadline import within
 from app.core.settings import RecoSettings, Settings
-from app.reco.cache import RecoCache
+from app.reco.cache import RecoCache, ss_version_key
 from app.runtime.services import make_redis
 from tests.app.reco.test_cache import REDIS_URL
 
@@ -142,3 +142,18 @@ async def test_a_result_in_time_is_returned() -> None:
         return 7
 
     assert await within(answer(), 0.05, 0.5) == 7
+
+
+async def test_invalidating_thousands_of_study_sets_is_one_call_within_budget(
+    redis: Redis,
+) -> None:
+    """A batch of events touching thousands of study sets bumps every version, in a call that
+    fits the budget (a pipeline of thousands of INCRs did not: its replies' parsing alone
+    outlasted 50 ms and counted as a Redis failure)."""
+    cache = RecoCache(RecoSettings(redis_timeout_seconds=0.05, redis_busy_limit_seconds=0.5), redis)
+    ids = [f"ss-{i}" for i in range(3000)]
+    for _ in range(3):
+        await cache.invalidate_study_sets(ids)
+    assert cache.stats["redis_errors"] == 0
+    versions = await redis.mget([ss_version_key(i) for i in ids])
+    assert set(versions) == {b"3"}
