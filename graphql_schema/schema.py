@@ -163,7 +163,11 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
         max_chars=security.document_cache_bytes,
     )
     cost_schema = CostSchema()
-    limiter = RateLimiter(retry_seconds=security.rate_limit_redis_retry_seconds)
+    limiter = RateLimiter(
+        retry_seconds=security.rate_limit_redis_retry_seconds,
+        timeout=settings.reco.redis_timeout_seconds,
+        busy_limit=settings.reco.redis_busy_limit_seconds,
+    )
     retry_after = security.unavailable_retry_after_seconds
     plans = PlanCache(SQL_MAPPING, driver=settings.compiled_reads_driver)
 

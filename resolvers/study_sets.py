@@ -7,6 +7,7 @@ from typing import cast
 import strawberry
 
 from app.db import study
+from app.db.pagination import Page
 from app.db.records import Record
 from graphql_schema.types.context import Info
 from graphql_schema.types.pagination import page_args
@@ -31,12 +32,13 @@ async def study_sets(
         subject_id=str(filter.subject_id) if filter and filter.subject_id else None,
         grade_id=str(filter.grade_id) if filter and filter.grade_id else None,
     )
-    async with info.context.services.read_engine.connect() as conn:
-        page = await study.list_study_sets(conn, flt, args, info.context.viewer)
+    page = await study.read_study_sets(
+        info.context.services.read_engine, flt, args, info.context.viewer
+    )
     # the nodes' topics came in the page's own statement: no topic batches after it
     found = study.page_topics(page.items)
     loaders = info.context.loaders
     loaders.topic_ids_by_study_set.put({sid: [t.id for t in ts] for sid, ts in found.items()})
     rows = {t.id: cast(Record, t) for ts in found.values() for t in ts}
     loaders.topic_by_id.put(cast(dict[str, Record | None], rows))
-    return StudySetConnection.of(page)
+    return StudySetConnection.of(cast(Page[Record], page))

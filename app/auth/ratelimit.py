@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.core.deadline import within
+
 WINDOW_SECONDS = 60
 _SCRIPT = """
 local used = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -29,12 +31,15 @@ class Verdict:
 class RateLimiter:
     """Counts cost per subject per minute; Redis when given (shared by replicas), else local.
 
-    After a Redis failure (down, hung past the client's socket timeout) it counts locally for
+    After a Redis failure (down, or hung past `timeout` while the event loop keeps up, past
+    `busy_limit` while it is behind: `app.core.deadline`) it counts locally for
     `retry_seconds` before trying Redis again, as the recommendation cache does, so a hung
     Redis costs one timeout per `retry_seconds`, not one per request."""
 
     local: dict[tuple[str, int], int] = field(default_factory=dict)
     retry_seconds: float = 1.0
+    timeout: float = 0.05
+    busy_limit: float = 0.5
     redis_failures: int = 0
     _skip_until: float = 0.0
 
@@ -50,7 +55,11 @@ class RateLimiter:
             try:
                 # Hashed: a student's id never appears in Redis keys.
                 key = f"bb:rl:{hashlib.sha256(subject.encode()).hexdigest()[:20]}:{window}"
-                used = await redis.eval(_SCRIPT, 1, key, cost, WINDOW_SECONDS + 5)
+                used = await within(
+                    redis.eval(_SCRIPT, 1, key, cost, WINDOW_SECONDS + 5),
+                    self.timeout,
+                    self.busy_limit,
+                )
                 return int(used)
             except (RedisError, OSError, TimeoutError):
                 # Redis down or hung: count locally rather than refuse everyone, for a while

@@ -210,7 +210,14 @@ class RecoSettings(BaseSettings):
     cache_max_entries: int = Field(default=10_000, description="in-process cache size bound")
     redis_ttl_seconds: int = Field(default=600, description="Redis cache TTL")
     redis_timeout_seconds: float = Field(
-        default=0.05, description="the most a Redis call may cost before PostgreSQL answers"
+        default=0.05,
+        gt=0,
+        description="the most a Redis call may cost before PostgreSQL answers, loop keeping up",
+    )
+    redis_busy_limit_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="the most a Redis call may cost while this process's event loop is behind",
     )
     redis_retry_seconds: float = Field(
         default=1.0, description="after a Redis failure, skip Redis this long, then try again"

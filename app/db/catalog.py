@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, exists, func, or_, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.db.driver import driver_rows
 from app.db.models import Book, Publisher, Topic, TopicBookMapping
 from app.db.pagination import Page, PageArgs, decode_cursor
 from app.db.records import AnySelect, Record
@@ -98,6 +99,28 @@ async def books_with_publishers_by_ids(conn: AsyncConnection, ids: Sequence[str]
     """Books as `books_by_ids` reads them, each with its publisher's name (`publisher_name`,
     null when the publisher is unknown): a book and its publisher in one statement."""
     return await by_ids(conn, _BOOKS_WITH_PUBLISHERS_BY_IDS, ids)
+
+
+class BookWithPublisherRow(NamedTuple):
+    """A row of `books_with_publishers_by_ids`, as the driver reads it."""
+
+    id: str
+    publisher_id: str
+    title: str
+    description: str | None
+    tags: list[str]
+    updated_at: Any
+    publisher_name: str | None
+
+
+async def read_books_with_publishers(
+    engine: AsyncEngine, ids: Sequence[str]
+) -> list[BookWithPublisherRow]:
+    """`books_with_publishers_by_ids` (the same statement) on the pooled asyncpg connection
+    itself (app.db.driver): the books of every recommendation list a page shows."""
+    return await driver_rows(
+        engine, _BOOKS_WITH_PUBLISHERS_BY_IDS, (list(ids),), BookWithPublisherRow
+    )
 
 
 def _book_filter(query: AnySelect, flt: BookFilter) -> AnySelect:

@@ -8,9 +8,10 @@ from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import ColumnElement, false, select, true
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.viewer import Viewer
+from app.db.driver import driver_rows
 from app.db.models import StudySet, StudySetTopic
 from app.db.pagination import Page, PageArgs, decode_cursor
 from app.db.records import Record
@@ -88,12 +89,23 @@ _PAGE = (
 )
 
 
-async def list_study_sets(
-    conn: AsyncConnection, flt: StudySetFilter, page: PageArgs, viewer: Viewer
-) -> Page[Record]:
-    """A page of the study sets the viewer may read (`visible_owner`, in the statement), each row
-    with its topics (`topics_json`): the page and its topics cost one statement. Plain driver
-    SQL, as the loaders' queries: no statement building per request."""
+class StudySetPageRow(NamedTuple):
+    """A row of a study-set page (`_PAGE`), as the driver reads it."""
+
+    id: str
+    user_id: str
+    subject_id: str | None
+    grade_id: str | None
+    title: str
+    created_at: Any
+    topics_json: Any
+
+
+def _page_statement(
+    flt: StudySetFilter, page: PageArgs, viewer: Viewer
+) -> tuple[str, tuple[Any, ...]]:
+    """The page's statement and parameters: the viewer's scope (`visible_owner`), the filter
+    and the keyset, one more row than the page to tell whether another follows."""
     conds: list[str] = []
     params: list[Any] = []
 
@@ -117,8 +129,28 @@ async def list_study_sets(
         (after_id,) = decode_cursor(page.after, (str,))
         cond("id", ">", after_id)
     params.append(page.first + 1)
-    sql = _PAGE.format(where=" AND ".join(conds) or "true", limit=len(params))
-    rows = (await conn.exec_driver_sql(sql, tuple(params))).all()
+    return _PAGE.format(where=" AND ".join(conds) or "true", limit=len(params)), tuple(params)
+
+
+async def list_study_sets(
+    conn: AsyncConnection, flt: StudySetFilter, page: PageArgs, viewer: Viewer
+) -> Page[Record]:
+    """A page of the study sets the viewer may read (`visible_owner`, in the statement), each row
+    with its topics (`topics_json`): the page and its topics cost one statement. Plain driver
+    SQL, as the loaders' queries: no statement building per request."""
+    sql, params = _page_statement(flt, page, viewer)
+    rows = (await conn.exec_driver_sql(sql, params)).all()
+    return Page.from_rows(rows, page.first, lambda r: (r.id,))
+
+
+async def read_study_sets(
+    engine: AsyncEngine, flt: StudySetFilter, page: PageArgs, viewer: Viewer
+) -> Page[StudySetPageRow]:
+    """`list_study_sets`' page (the same statement) on the pooled asyncpg connection itself
+    (app.db.driver): the per-request read of a student's home page, without SQLAlchemy's
+    execution layer."""
+    sql, params = _page_statement(flt, page, viewer)
+    rows = await driver_rows(engine, sql, params, StudySetPageRow)
     return Page.from_rows(rows, page.first, lambda r: (r.id,))
 
 

@@ -14,7 +14,8 @@ past an invalidation (versions). When the process can tell that a list's inputs 
 instead of recomputing: the entry lives on for another TTL, up to `cache_max_age_seconds` since
 it was computed; an entry that expired without a request in its last second is revalidated the
 same way by the next request that asks for it. Redis that is down or hung
-costs at most `redis_timeout_seconds` per call, and is skipped for `redis_retry_seconds` after a
+costs at most `redis_timeout_seconds` per call (`redis_busy_limit_seconds` while the event loop
+is behind: a reply waiting for its turn is not Redis failing, `app.core.deadline`), and is skipped for `redis_retry_seconds` after a
 failure; answers then come from PostgreSQL and the cache warms again once Redis answers.
 
 Lookups are batched (`get_or_compute_many`; `get_or_compute` is the batch of one): a batch reads
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from app.core.deadline import within
 from app.core.settings import RecoSettings
 from app.observability import metrics
 from app.reco.tracing import span as reco_span
@@ -48,6 +50,10 @@ PREFIX = "bb:reco:"
 NB_VERSION = PREFIX + "ver:nb"
 T = TypeVar("T")
 Payload = dict[str, Any]
+
+
+# INCR of every key given: the study sets' versions bumped in one round trip and one reply.
+_BUMP = "for _, key in ipairs(KEYS) do redis.call('INCR', key) end return #KEYS"
 
 
 def ss_version_key(study_set_id: str) -> str:
@@ -399,8 +405,10 @@ class RecoCache:
             return None
         with reco_span(f"reco.cache.redis.{op}") as span:
             try:
-                return await asyncio.wait_for(
-                    call(self.redis), timeout=self.settings.redis_timeout_seconds
+                return await within(
+                    call(self.redis),
+                    self.settings.redis_timeout_seconds,
+                    self.settings.redis_busy_limit_seconds,
                 )
             except Exception as exc:  # down, hung or refusing: fall through to PostgreSQL
                 self._redis_skip_until = time.monotonic() + self.settings.redis_retry_seconds
@@ -459,14 +467,11 @@ class RecoCache:
         for sid in ids:
             self._ss_versions[sid] = self._ss_versions.get(sid, 0) + 1
         if ids:
-
-            async def bump(r: Redis) -> Any:
-                async with r.pipeline(transaction=False) as pipe:
-                    for sid in ids:
-                        pipe.incr(ss_version_key(sid))
-                    return await pipe.execute()
-
-            await self._bounded("invalidate", bump)
+            # One command and one reply for the lot: a batch of events can touch thousands of
+            # study sets, and parsing thousands of pipelined replies in Python took longer than
+            # the call's budget on a loop that kept up (a "failure" that skipped Redis for 1 s).
+            keys = [ss_version_key(sid) for sid in ids]
+            await self._bounded("invalidate", lambda r: r.eval(_BUMP, len(keys), *keys))
 
     async def invalidate_lists(self) -> None:
         self._nb_version += 1

@@ -61,10 +61,12 @@ class Services:
 
 
 def make_redis(settings: Settings) -> Redis | None:
-    """A Redis client whose calls fail fast (no retries, short timeouts) when REDIS_URL is set."""
+    """A Redis client whose calls fail fast (no retries) when REDIS_URL is set. Its socket
+    timeouts are the busy limit: callers bound each call with `app.core.deadline.within`,
+    which tells a slow Redis (`redis_timeout_seconds`) from a reply waiting for a busy loop."""
     if not settings.redis_url:
         return None
-    timeout = settings.reco.redis_timeout_seconds
+    timeout = max(settings.reco.redis_timeout_seconds, settings.reco.redis_busy_limit_seconds)
     return Redis.from_url(
         settings.redis_url,
         socket_timeout=timeout,

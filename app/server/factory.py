@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app import __version__
+from app.core.deadline import within
 from app.core.settings import Settings
 from app.db.engine import with_database
 from app.db.ops import dead_letter_count
@@ -61,9 +61,11 @@ async def readiness(services: Services) -> tuple[bool, dict[str, str]]:
     redis = services.redis
     if redis is None:
         return True, {"database": "ok"}
-    timeout = max(services.settings.reco.redis_timeout_seconds, 0.1)
+    reco = services.settings.reco
     try:
-        await asyncio.wait_for(redis.ping(), timeout=timeout)
+        await within(
+            redis.ping(), max(reco.redis_timeout_seconds, 0.1), reco.redis_busy_limit_seconds
+        )
     except Exception as exc:  # served without it: degraded, not unready
         log.warning("readiness: redis degraded: %s", exc)
         return True, {"database": "ok", "redis": "degraded"}

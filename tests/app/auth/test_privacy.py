@@ -147,6 +147,54 @@ async def test_the_data_layer_filters_by_viewer(services: Services, gql: GraphQL
         assert [r.id for r in own] == ["ss-a"]
 
 
+async def test_the_driver_read_of_a_page_keeps_the_same_scope_and_rows(
+    services: Services, gql: GraphQLClient
+) -> None:
+    """`read_study_sets` (the home page's read on the asyncpg connection) renders the same
+    policy and returns the same rows as `list_study_sets`: a student their own sets only, a
+    publisher, a service key and anonymous none, an admin all; also past a cursor."""
+    await _world(services, gql)
+    publisher = Viewer(
+        role="publisher", publisher_id="p0", scopes=frozenset({Scope.ANALYTICS_READ})
+    )
+    key = Viewer(role="service", scopes=frozenset(Scope) - {Scope.ADMIN}, key_id="k")
+    admin = Viewer(role="service", scopes=frozenset(Scope), key_id="a")
+    expected = {
+        ANONYMOUS: [],
+        publisher: [],
+        key: [],
+        Viewer("student", STUDENT): ["ss-a"],
+        Viewer("student", OTHER): ["ss-b"],
+        admin: ["ss-a", "ss-b"],
+    }
+    flt = study.StudySetFilter()
+    for first in (1, 10):
+        page = PageArgs(first=first, after=None)
+        for viewer, ids in expected.items():
+            fast = await study.read_study_sets(services.read_engine, flt, page, viewer)
+            async with services.read_engine.connect() as conn:
+                slow = await study.list_study_sets(conn, flt, page, viewer)
+            assert [r.id for r in fast.items] == ids[:first]
+            assert [tuple(r) for r in fast.items] == [tuple(r) for r in slow.items]
+            assert (fast.cursors, fast.has_next) == (slow.cursors, slow.has_next)
+            assert study.page_topics(fast.items) == study.page_topics(slow.items)
+    after = PageArgs(
+        first=10,
+        after=(
+            await study.read_study_sets(
+                services.read_engine, flt, PageArgs(first=1, after=None), admin
+            )
+        ).end_cursor,
+    )
+    rest = await study.read_study_sets(services.read_engine, flt, after, admin)
+    assert [r.id for r in rest.items] == ["ss-b"]
+    narrowed = study.StudySetFilter(user_id=OTHER)
+    mine = await study.read_study_sets(
+        services.read_engine, narrowed, page, Viewer("student", STUDENT)
+    )
+    assert mine.items == []  # a filter never widens the scope
+
+
 async def test_a_bound_key_sees_only_its_own_batches(
     services: Services, gql: GraphQLClient
 ) -> None:
