@@ -12,7 +12,8 @@ transaction, as the autocommit read engine runs its reads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,25 +23,32 @@ from app.observability import spans
 R = TypeVar("R")
 
 
+@asynccontextmanager
+async def connection(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """The asyncpg connection of a pooled entry of `engine`, outside any transaction; back to
+    the pool afterwards, or invalidated (not pooled again) when a failure closed it."""
+    raw = await engine.raw_connection()
+    driver = raw.driver_connection
+    try:
+        if driver is None:  # an invalidated proxy: not usable
+            raise LookupError("no driver connection")
+        yield driver
+    except BaseException:
+        if driver is None or driver.is_closed():
+            raw.invalidate()
+        raise
+    finally:
+        raw.close()
+
+
 async def driver_rows(
     engine: AsyncEngine, sql: str, params: Sequence[Any], row: Callable[..., R]
 ) -> list[R]:
-    """`row(*values)` per row of `sql`; a connection that the failure closed is invalidated,
-    not pooled again."""
+    """`row(*values)` per row of `sql`, in a `db.driver_read` span."""
     with spans.span(spans.tracer("bookbridge.db"), "db.driver_read") as span:
         if span.is_recording():  # what SQLAlchemy's span would say (no parameters)
             span.set_attribute("db.system", "postgresql")
             span.set_attribute("db.statement", sql)
-        raw = await engine.raw_connection()
-        driver = raw.driver_connection
-        try:
-            if driver is None:  # an invalidated proxy: not usable
-                raise LookupError("no driver connection")
+        async with connection(engine) as driver:
             records = await driver.fetch(sql, *params)
-        except BaseException:
-            if driver is None or driver.is_closed():
-                raw.invalidate()
-            raise
-        finally:
-            raw.close()
     return [row(*r) for r in records]

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
+from app.db import driver as db_driver
 from app.observability import spans
 from graphql_schema.execution.compiler.base import Fallback, Unsupported
 from graphql_schema.execution.compiler.mapping import Table
@@ -166,20 +167,9 @@ async def run_plan(
 
 
 async def _on_driver(engine: AsyncEngine, sql: str, params: list[Any]) -> Sequence[Any]:
-    """One row from the pooled asyncpg connection, outside any transaction (as the autocommit
-    read engine runs it); a connection the failure closed is invalidated, not pooled again."""
-    raw = await engine.raw_connection()
-    driver = raw.driver_connection
-    try:
-        if driver is None:  # an invalidated proxy: not usable
-            raise LookupError("no driver connection")
-        row: Sequence[Any] | None = await driver.fetchrow(sql, *params)
-    except BaseException:
-        if driver is None or driver.is_closed():
-            raw.invalidate()
-        raise
-    finally:
-        raw.close()
+    """One row from the pooled asyncpg connection (`app.db.driver.connection`, which invalidates a connection the failure closed)."""
+    async with db_driver.connection(engine) as conn:
+        row: Sequence[Any] | None = await conn.fetchrow(sql, *params)
     if row is None:
         raise LookupError("the compiled statement returned no row")
     return row
