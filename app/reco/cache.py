@@ -13,10 +13,11 @@ past an invalidation (versions). When the process can tell that a list's inputs 
 (`marker_source`: the worker's last `lists` run, read from PostgreSQL), a refresh revalidates
 instead of recomputing: the entry lives on for another TTL, up to `cache_max_age_seconds` since
 it was computed; an entry that expired without a request in its last second is revalidated the
-same way by the next request that asks for it. Redis that is down or hung
-costs at most `redis_timeout_seconds` per call (`redis_busy_limit_seconds` while the event loop
-is behind: a reply waiting for its turn is not Redis failing, `app.core.deadline`), and is skipped for `redis_retry_seconds` after a
-failure; answers then come from PostgreSQL and the cache warms again once Redis answers.
+same way by the next request that asks for it. Redis that is down or hung costs at most
+`redis_timeout_seconds` per call (`redis_busy_limit_seconds` while the event loop is behind: a
+reply waiting for its turn is not Redis failing, `app.core.deadline`), and is skipped for
+`redis_retry_seconds` after a failure; answers then come from PostgreSQL and the cache warms
+again once Redis answers.
 
 Lookups are batched (`get_or_compute_many`; `get_or_compute` is the batch of one): a batch reads
 Redis in one MGET, writes it in one pipeline and computes its misses in one call, so a page of
