@@ -60,7 +60,8 @@ def make_provider(
             return None
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "bookbridge"}
     resource = HashedResource(Resource.create(attributes))
-    provider = TracerProvider(resource=resource)
+    # RootIds: the SDK's random ids; `spans.span` decides roots without `start_span` with them
+    provider = TracerProvider(resource=resource, id_generator=spans.RootIds())
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
