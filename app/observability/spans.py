@@ -106,6 +106,116 @@ def _parent_based(provider: trace.TracerProvider) -> bool:
     return "localParentNotSampled:AlwaysOffSampler" in description
 
 
+class _Current:
+    """`start_as_current_span`'s context manager for a child the sampler would drop: the
+    sampled-out parent, current already, stands for it."""
+
+    __slots__ = ("parent",)
+
+    def __init__(self, parent: trace.Span) -> None:
+        self.parent = parent
+
+    def __enter__(self) -> trace.Span:
+        return self.parent
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _dropped_parent(context: Context | None) -> trace.Span | None:
+    """The current span when a child of it would be sampled out by a parent-based sampler
+    (no caller's context given, the current span valid and not recording), else None."""
+    if context is not None:
+        return None
+    parent = trace.get_current_span()
+    if parent.is_recording() or not parent.get_span_context().is_valid:
+        return None
+    return parent
+
+
+class ChildrenSkippedTracer(trace.Tracer):
+    """A tracer for third-party instrumentation (Redis, SQLAlchemy) under a parent-based
+    sampler: a span started under a sampled-out parent is that parent (no ids, sampler or
+    context switch; ending it does nothing), as `span` does for ours; else the SDK's span."""
+
+    def __init__(self, inner: trace.Tracer) -> None:
+        self.inner = inner
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Any = None,
+        links: Any = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        parent = _dropped_parent(context)
+        if parent is not None:
+            return parent
+        return self.inner.start_span(
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+        )
+
+    def start_as_current_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Any = None,
+        links: Any = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Any:
+        parent = _dropped_parent(context)
+        if parent is not None:
+            return _Current(parent)
+        return self.inner.start_as_current_span(
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+            end_on_exit,
+        )
+
+
+class ChildrenSkipped(trace.TracerProvider):
+    """`provider` for third-party instrumentation: its tracers skip the children of
+    sampled-out parents (`ChildrenSkippedTracer`) when its sampler would drop them anyway
+    (every `parentbased_*` OTEL_TRACES_SAMPLER); any other provider's tracers as they are."""
+
+    def __init__(self, provider: trace.TracerProvider) -> None:
+        self.provider = provider
+        self.skips = _parent_based(provider)
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Any = None,
+    ) -> trace.Tracer:
+        found = self.provider.get_tracer(
+            instrumenting_module_name, instrumenting_library_version, schema_url, attributes
+        )
+        return ChildrenSkippedTracer(found) if self.skips else found
+
+
 def _root_rule(provider: trace.TracerProvider, found: Tracer) -> tuple[int, RootIds] | None:
     """(bound, ids) when `found` starts its roots from `RootIds` under a `ParentBased` sampler
     whose root sampler is `TraceIdRatioBased` below 1 (`parentbased_traceidratio`)."""
