@@ -7,6 +7,14 @@ all (it yields the API's `INVALID_SPAN`). Otherwise `span` starts the SDK's span
 `context.attach` / `context.detach`, as `trace.use_span` does, without its generator context
 managers; an escaping exception is recorded and sets the status, as `use_span` would.
 
+A root span (no current span, no caller's context) of a provider `tracing.make_provider` built
+(ids from `RootIds`, sampler `parentbased_traceidratio` below 1) is decided here first, as the
+SDK's `TraceIdRatioBased` decides it (the trace id's low 64 bits below the ratio's bound): a
+root sampled out is the API's `NonRecordingSpan` over a fresh random trace and span id, made
+without the SDK's `start_span` (which costs about 12 us in a request: the parent lookups, both
+samplers, the sampling result); a root sampled in is started by the SDK with that very trace
+id (`RootIds` hands it over), so the SDK's sampler agrees and the span is the SDK's as before.
+
 Tracers are looked up once per (scope, provider): `TracerProvider.get_tracer` builds a new one
 on every call. `use_provider` sends our spans to a provider other than the global one (tests and
 benchmarks: OpenTelemetry's API sets its global provider once per process).
@@ -15,15 +23,24 @@ benchmarks: OpenTelemetry's API sets its global provider once per process).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextvars import Token
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace.sampling import ParentBased
-from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    ProxyTracerProvider,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 
 Tracer = trace.Tracer
 
@@ -32,6 +49,23 @@ _tracers: dict[str, tuple[trace.TracerProvider, Tracer | None]] = {}
 # local parent (every `parentbased_*` OTEL_TRACES_SAMPLER): such a child is not started at all
 _skips_children: dict[int, bool] = {}
 _chosen: trace.TracerProvider | None = None
+# tracers whose roots `span` decides itself: (the ratio's bound, the provider's RootIds)
+_roots: dict[int, tuple[int, RootIds]] = {}
+_pinned: ContextVar[int] = ContextVar("bookbridge_root_trace_id", default=0)
+_LOW_64 = TraceIdRatioBased.TRACE_ID_LIMIT
+_DROPPED = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)  # as the SDK sets them
+_RATIO_ROOT = "ParentBased{root:TraceIdRatioBased{"
+
+
+class RootIds(RandomIdGenerator):
+    """The SDK's random ids, except that the trace id `span` drew for a root it sampled in is
+    the one the SDK's `start_span` then gets (set for that call only)."""
+
+    def generate_trace_id(self) -> int:
+        return _pinned.get() or super().generate_trace_id()
+
+    def random_trace_id(self) -> int:
+        return super().generate_trace_id()
 
 
 def use_provider(provider: trace.TracerProvider | None) -> None:
@@ -53,6 +87,11 @@ def tracer(scope: str, provider: trace.TracerProvider | None = None) -> Tracer |
         found = None
     if found is not None:
         _skips_children[id(found)] = _parent_based(provider)
+        rule = _root_rule(provider, found)
+        if rule is None:
+            _roots.pop(id(found), None)
+        else:
+            _roots[id(found)] = rule
     _tracers[scope] = (provider, found)
     return found
 
@@ -65,6 +104,134 @@ def _parent_based(provider: trace.TracerProvider) -> bool:
         return False
     description: str = sampler.get_description()  # type: ignore[no-untyped-call]
     return "localParentNotSampled:AlwaysOffSampler" in description
+
+
+class _Current:
+    """`start_as_current_span`'s context manager for a child the sampler would drop: the
+    sampled-out parent, current already, stands for it."""
+
+    __slots__ = ("parent",)
+
+    def __init__(self, parent: trace.Span) -> None:
+        self.parent = parent
+
+    def __enter__(self) -> trace.Span:
+        return self.parent
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _dropped_parent(context: Context | None) -> trace.Span | None:
+    """The current span when a child of it would be sampled out by a parent-based sampler
+    (no caller's context given, the current span valid and not recording), else None."""
+    if context is not None:
+        return None
+    parent = trace.get_current_span()
+    if parent.is_recording() or not parent.get_span_context().is_valid:
+        return None
+    return parent
+
+
+class ChildrenSkippedTracer(trace.Tracer):
+    """A tracer for third-party instrumentation (Redis, SQLAlchemy) under a parent-based
+    sampler: a span started under a sampled-out parent is that parent (no ids, sampler or
+    context switch; ending it does nothing), as `span` does for ours; else the SDK's span."""
+
+    def __init__(self, inner: trace.Tracer) -> None:
+        self.inner = inner
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Any = None,
+        links: Any = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        parent = _dropped_parent(context)
+        if parent is not None:
+            return parent
+        return self.inner.start_span(
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+        )
+
+    def start_as_current_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Any = None,
+        links: Any = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Any:
+        parent = _dropped_parent(context)
+        if parent is not None:
+            return _Current(parent)
+        return self.inner.start_as_current_span(
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+            end_on_exit,
+        )
+
+
+class ChildrenSkipped(trace.TracerProvider):
+    """`provider` for third-party instrumentation: its tracers skip the children of
+    sampled-out parents (`ChildrenSkippedTracer`) when its sampler would drop them anyway
+    (every `parentbased_*` OTEL_TRACES_SAMPLER); any other provider's tracers as they are."""
+
+    def __init__(self, provider: trace.TracerProvider) -> None:
+        self.provider = provider
+        self.skips = _parent_based(provider)
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Any = None,
+    ) -> trace.Tracer:
+        found = self.provider.get_tracer(
+            instrumenting_module_name, instrumenting_library_version, schema_url, attributes
+        )
+        return ChildrenSkippedTracer(found) if self.skips else found
+
+
+def _root_rule(provider: trace.TracerProvider, found: Tracer) -> tuple[int, RootIds] | None:
+    """(bound, ids) when `found` starts its roots from `RootIds` under a `ParentBased` sampler
+    whose root sampler is `TraceIdRatioBased` below 1 (`parentbased_traceidratio`)."""
+    ids = getattr(found, "id_generator", None)
+    sampler = getattr(provider, "sampler", None)
+    if not isinstance(ids, RootIds) or not isinstance(sampler, ParentBased):
+        return None
+    description: str = sampler.get_description()  # type: ignore[no-untyped-call]
+    if not description.startswith(_RATIO_ROOT):
+        return None
+    try:
+        rate = float(description[len(_RATIO_ROOT) :].split("}", 1)[0])
+    except ValueError:
+        return None
+    bound = TraceIdRatioBased.get_bound_for_rate(rate)
+    return (bound, ids) if bound <= _LOW_64 else None  # always sampled: the SDK's way
 
 
 class span:  # used like a function: `with span(tracer, "name"):`
@@ -90,13 +257,27 @@ class span:  # used like a function: `with span(tracer, "name"):`
         if tracer is None:
             self.span = trace.INVALID_SPAN
             return
-        if context is None and _skips_children.get(id(tracer)):
+        if context is None:
             parent = trace.get_current_span()
-            if not parent.is_recording() and parent.get_span_context().is_valid:
-                # sampled out: the sampler would drop the child; the parent stands for it (its
-                # trace id in log lines), with no span, ids or context switch made for it
-                self.span = parent
-                self.shared = True
+            if parent.get_span_context().is_valid:
+                if not parent.is_recording() and _skips_children.get(id(tracer)):
+                    # sampled out: the sampler would drop the child; the parent stands for it
+                    # (its trace id in log lines), with no span, ids or context switch for it
+                    self.span = parent
+                    self.shared = True
+                    return
+            elif (rule := _roots.get(id(tracer))) is not None:  # a root: decided here
+                bound, ids = rule
+                trace_id = ids.random_trace_id()
+                if trace_id & _LOW_64 >= bound:  # sampled out, as TraceIdRatioBased decides
+                    ids_ = SpanContext(trace_id, ids.generate_span_id(), False, _DROPPED)
+                    self.span = NonRecordingSpan(ids_)
+                    return
+                pinned = _pinned.set(trace_id)
+                try:
+                    self.span = tracer.start_span(name, kind=kind, attributes=attributes)
+                finally:
+                    _pinned.reset(pinned)
                 return
         self.span = tracer.start_span(name, context=context, kind=kind, attributes=attributes)
 

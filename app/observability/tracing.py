@@ -60,7 +60,8 @@ def make_provider(
             return None
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "bookbridge"}
     resource = HashedResource(Resource.create(attributes))
-    provider = TracerProvider(resource=resource)
+    # RootIds: the SDK's random ids; `spans.span` decides roots without `start_span` with them
+    provider = TracerProvider(resource=resource, id_generator=spans.RootIds())
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
@@ -95,15 +96,18 @@ def install(provider: TracerProvider, services: Traced, *, make_global: bool = T
         trace.set_tracer_provider(provider)
     else:
         spans.use_provider(provider)
+    # a statement or command under a sampled-out request starts no span of its own (the
+    # instrumentors would start one for the sampler to drop: about 12 us each in a request)
+    skipping = spans.ChildrenSkipped(provider)
     engine = services.engine.sync_engine
     if id(engine) not in _instrumented:
         _instrumented.add(id(engine))
         SQLAlchemyInstrumentor().instrument(
-            engine=engine, tracer_provider=provider, enable_commenter=False, skip_dep_check=True
+            engine=engine, tracer_provider=skipping, enable_commenter=False, skip_dep_check=True
         )
     redis = RedisInstrumentor()
     if services.redis is not None and not redis.is_instrumented_by_opentelemetry:
-        redis.instrument(tracer_provider=provider)  # command arguments are recorded as '?'
+        redis.instrument(tracer_provider=skipping)  # command arguments are recorded as '?'
 
 
 def uninstall() -> None:

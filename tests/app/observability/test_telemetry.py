@@ -219,6 +219,69 @@ def test_a_sampled_out_root_keeps_its_ids_and_restores_the_context(
     provider.shutdown()
 
 
+def test_a_root_sampled_out_before_the_sdk_is_the_span_the_sdk_would_make(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A root of a `make_provider` provider (ids from `RootIds`) that the ratio drops is made
+    by `spans.span` without the SDK's `start_span`: the same kind of span, flags and trace
+    state as the SDK's own sampled-out root, a fresh trace and span id each time; a root the
+    ratio keeps is the SDK's span with the trace id the decision was made on, and no later
+    root gets that id again."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from app.observability.spans import RootIds, span
+
+    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, "0", "tests.fast_root")
+    plain = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
+    sdk_root = plain.get_tracer("tests.fast_root.sdk").start_span("root", kind=SpanKind.SERVER)
+    ids = set()
+    for _ in range(3):
+        with span(tracer_, "root", {"http.route": "/graphql"}, SpanKind.SERVER) as root:
+            ours = root.get_span_context()
+            theirs = sdk_root.get_span_context()
+            assert type(root) is type(sdk_root) and not root.is_recording()
+            assert (ours.trace_flags, ours.trace_state, ours.is_remote) == (
+                theirs.trace_flags,
+                theirs.trace_state,
+                theirs.is_remote,
+            )
+            assert ours.is_valid and not ours.trace_flags.sampled
+            ids.add((ours.trace_id, ours.span_id))
+    assert len(ids) == 3
+    provider.shutdown()
+
+    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, "0.999999", "tests.fast_root.kept")
+    generator = RootIds()
+    with span(tracer_, "root") as root:
+        kept = root.get_span_context()
+        assert root.is_recording() and kept.trace_flags.sampled
+        assert generator.generate_trace_id() != kept.trace_id  # the hand-over was for one call
+    provider.force_flush()
+    (done,) = exporter.get_finished_spans()
+    assert done.context.trace_id == kept.trace_id and done.parent is None
+    provider.shutdown()
+
+
+async def test_an_incoming_traceparent_is_continued_not_decided_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A caller's sampled traceparent makes the server span its child even where the ratio
+    would drop a root of ours (roots are decided before the SDK only without a caller)."""
+    from opentelemetry import propagate
+
+    from app.observability.spans import span
+
+    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, "0", "tests.fast_root.remote")
+    caller = propagate.extract({"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+    with span(tracer_, "GET /graphql", None, SpanKind.SERVER, caller) as server:
+        assert server.is_recording()
+        assert format(server.get_span_context().trace_id, "032x") == TRACE_ID
+    provider.force_flush()
+    (done,) = exporter.get_finished_spans()
+    assert done.parent is not None and format(done.parent.span_id, "016x") == PARENT_ID
+    provider.shutdown()
+
+
 def test_spans_export_their_attributes_events_status_and_parents() -> None:
     """What `spans.span` records reaches the processors and the OTLP request: names, kinds,
     attributes as the SDK cleans them, events, status (OK is final), the parent."""
@@ -401,4 +464,48 @@ def test_children_of_a_sampled_out_span_cost_no_span_of_their_own(
     with span(independent, "root") as root, span(independent, "child") as child:
         assert child is not root and child.is_recording()
     assert [s.name for s in exporter.get_finished_spans()] == ["child", "root"]
+    always.shutdown()
+
+
+def test_instrumentation_starts_no_span_under_a_sampled_out_parent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tracers the Redis and SQLAlchemy instrumentors get (`spans.ChildrenSkipped`): under
+    a sampled-out parent a span they start is that parent (the sampler would drop theirs);
+    under a sampled one, the SDK's child span; a sampler that is not parent-based decides
+    each span as before (its tracers are the SDK's own)."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    from app.observability.spans import ChildrenSkipped, span
+
+    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, "0", "tests.skipped")
+    instrumented = ChildrenSkipped(provider).get_tracer("tests.skipped.redis", "1.0")
+    with span(tracer_, "root") as root:
+        assert instrumented.start_span("SET", kind=SpanKind.CLIENT) is root
+        with instrumented.start_as_current_span("GET", kind=SpanKind.CLIENT) as current:
+            assert current is root and trace.get_current_span() is root
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    provider.force_flush()
+    assert exporter.get_finished_spans() == ()
+    provider.shutdown()
+
+    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, "1", "tests.skipped.kept")
+    instrumented = ChildrenSkipped(provider).get_tracer("tests.skipped.redis.kept", "1.0")
+    with span(tracer_, "root") as root:
+        with instrumented.start_as_current_span("GET", kind=SpanKind.CLIENT) as child:
+            assert child is not root and child.is_recording()
+        instrumented.start_span("SELECT", kind=SpanKind.CLIENT).end()
+    provider.force_flush()
+    done = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(done) == {"root", "GET", "SELECT"}
+    for name in ("GET", "SELECT"):
+        parent = done[name].parent
+        assert parent is not None and parent.span_id == done["root"].context.span_id
+    provider.shutdown()
+
+    always = TracerProvider(sampler=ALWAYS_ON)
+    assert not isinstance(
+        ChildrenSkipped(always).get_tracer("tests.skipped.always"),
+        spans_module.ChildrenSkippedTracer,
+    )
     always.shutdown()
