@@ -8,7 +8,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from sqlalchemy import text
@@ -408,10 +408,14 @@ async def test_an_entry_is_served_a_little_past_its_ttl_only_while_it_is_refresh
     assert (await cache.get_or_compute_many([("k", "ss1")], compute, "lists"))[0][1] == "miss"
 
 
-async def test_a_refresh_revalidates_a_list_whose_inputs_did_not_change() -> None:
-    settings = RecoSettings(
-        cache_ttl_seconds=60.0, cache_refresh_ahead_seconds=1.0, cache_max_age_seconds=300.0
-    )
+Compute = Callable[[list[str]], Awaitable[dict[str, dict[str, object] | None]]]
+
+
+def marked_cache(
+    settings: RecoSettings,
+) -> tuple[RecoCache, list[object], list[list[str]], Compute]:
+    """A cache whose lists marker is `marker[0]` (set it to simulate a worker run), and a
+    `compute` that records its calls in `calls` and answers {"n": how many calls so far}."""
     cache = RecoCache(settings)
     marker: list[object] = [("lists", 1)]
     calls: list[list[str]] = []
@@ -424,6 +428,14 @@ async def test_a_refresh_revalidates_a_list_whose_inputs_did_not_change() -> Non
         return {k: {"n": len(calls)} for k in keys}
 
     cache.marker_source = source
+    return cache, marker, calls, compute
+
+
+async def test_a_refresh_revalidates_a_list_whose_inputs_did_not_change() -> None:
+    settings = RecoSettings(
+        cache_ttl_seconds=60.0, cache_refresh_ahead_seconds=1.0, cache_max_age_seconds=300.0
+    )
+    cache, marker, calls, compute = marked_cache(settings)
 
     async def refresh_due() -> list[tuple[dict[str, object] | None, str]]:
         cache._local[PREFIX + "k"].expires = time.monotonic() + 0.5  # in its last second
@@ -475,18 +487,7 @@ async def test_an_expired_list_whose_inputs_did_not_change_is_revalidated_not_co
     """A list asked less often than once a TTL (no request in its last second, so no refresh
     ahead): the next request revalidates it against the lists marker instead of computing it."""
     settings = RecoSettings(cache_ttl_seconds=60.0, cache_max_age_seconds=300.0)
-    cache = RecoCache(settings)
-    marker: list[object] = [("lists", 1)]
-    calls: list[list[str]] = []
-
-    async def source() -> object:
-        return marker[0]
-
-    async def compute(keys: list[str]) -> dict[str, dict[str, object] | None]:
-        calls.append(keys)
-        return {k: {"n": len(calls)} for k in keys}
-
-    cache.marker_source = source
+    cache, marker, calls, compute = marked_cache(settings)
 
     async def expired() -> tuple[dict[str, object] | None, str]:
         cache._local[PREFIX + "k"].expires = time.monotonic() - 30  # long past its TTL

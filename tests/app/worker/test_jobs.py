@@ -26,6 +26,16 @@ from tests.factories import insert_rows
 from tests.ingest_helpers import apply
 
 
+def validating(services: Services, min_users: int = 20) -> Services:
+    """`services` whose lists job validates models from `min_users` readers (tests' small data)."""
+    reco = services.settings.reco.model_copy(update={"selection_min_users": min_users})
+    return Services(
+        settings=services.settings.model_copy(update={"reco": reco}),
+        engine=services.engine,
+        read_engine=services.read_engine,
+    )
+
+
 async def co_engagement(services: Services) -> None:
     """b1 and b2 are read together by many students; b3 alone."""
     await f.taxonomy(services)
@@ -194,12 +204,8 @@ async def test_lists_job_chooses_the_collab_model_by_validation(services: Servic
         mine = [b for i, b in enumerate(specs) if i % 2 == u % 2]
         await f.study_set(services, f"ss{u}", f"u{u}", ["t1" if u % 2 == 0 else "t2"])
         await f.events(services, f"ss{u}", rng.sample(mine, 6), "view")
-    reco = services.settings.reco.model_copy(update={"selection_min_users": 20})
-    tuned = Services(
-        settings=services.settings.model_copy(update={"reco": reco}),
-        engine=services.engine,
-        read_engine=services.read_engine,
-    )
+    tuned = validating(services)
+    reco = tuned.settings.reco
     chosen = (await job_lists(tuned))["selection"]
     assert chosen["validation_users"] == 40
     scores = chosen["validation_ndcg"]
@@ -294,13 +300,7 @@ async def test_hybrid_never_falls_below_the_chosen_collab_model_on_validation(
         picked = rng.sample(mine[: 8 + u % 7], 5) + rng.sample(names, 2)
         await f.study_set(services, f"ss{u}", f"u{u}", ["t1" if u % 2 == 0 else "t2"])
         await f.events(services, f"ss{u}", list(dict.fromkeys(picked)), "view")
-    reco = services.settings.reco.model_copy(update={"selection_min_users": 20})
-    tuned = Services(
-        settings=services.settings.model_copy(update={"reco": reco}),
-        engine=services.engine,
-        read_engine=services.read_engine,
-    )
-    chosen = (await job_lists(tuned))["selection"]
+    chosen = (await job_lists(validating(services)))["selection"]
     key = next(k for k in chosen["validation_ndcg"] if k.split(":")[0] == chosen["model"])
     best = max(chosen["validation_ndcg"].values())
     assert chosen["validation_ndcg"][key] == best
