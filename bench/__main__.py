@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -88,7 +89,13 @@ def server_env(args: argparse.Namespace, url: str) -> dict[str, str]:
     return env
 
 
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    """`kill` (SIGTERM) ends the bench like Ctrl-C: the servers it started are stopped too."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     args = parse_args(argv)
     driver.ensure_wrk()
     url = seed.plain_url(args.database_url)
