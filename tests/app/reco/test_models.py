@@ -220,6 +220,41 @@ def test_the_second_models_weight_is_the_smallest_within_one_error_of_the_best()
         assert scores[chosen["COLLABORATIVE_ALT"]] >= scores[0.0]
 
 
+def test_hybrid_leaves_out_a_component_that_only_adds_noise() -> None:
+    """The joint weight grid, simplest first: a component whose gain on validation is noise
+    gets weight 0 even when a weight of it scores highest (here CONTENT, random scores), one that clearly helps keeps its
+    weight, and the chosen blend never validates below the chosen model alone."""
+    from app.reco.selection import _score_blends, _within_one_error
+
+    rng = np.random.default_rng(0)
+    users, n = 400, 60
+    held = [rng.choice(n, 3, replace=False) for _ in range(users)]
+    truth = sp.csr_matrix(
+        (np.ones(3 * users), (np.repeat(np.arange(users), 3), np.concatenate(held))),
+        shape=(users, n),
+    )
+    seen = sp.csr_matrix((users, n), dtype=np.float32)
+    collab = sp.csr_matrix(
+        sp.random(users, n, density=0.5, format="csr", random_state=rng)
+        + 0.3 * truth.multiply(rng.random((users, n)) < 0.5)
+    )
+    useless = sp.random(users, n, density=0.5, format="csr", random_state=rng)
+    helpful = sp.csr_matrix(
+        sp.random(users, n, density=0.5, format="csr", random_state=rng)
+        + truth.multiply(rng.random((users, n)) < 0.7)
+    )
+    comps = {"COLLABORATIVE": collab, "CONTENT": useless, "TRENDING": helpful}
+    grid = [{"CONTENT": c, "TRENDING": t} for c in (0.0, 0.01, 0.02, 0.05) for t in (0.0, 0.2, 0.5)]
+    grid.sort(key=lambda ws: (sum(v > 0 for v in ws.values()), sum(ws.values())))
+    scored: list[tuple[float, dict[str, float]]] = []
+    chosen = _within_one_error(comps, seen, held, grid, scored)
+    assert chosen["CONTENT"] == 0.0 and chosen["TRENDING"] > 0
+    assert max(scored, key=lambda sw: sw[0])[1]["CONTENT"] > 0  # the noise's best weight
+    baseline = next(s for s, w in scored if w == {"CONTENT": 0.0, "TRENDING": 0.0})
+    assert next(s for s, w in scored if w is chosen) >= baseline
+    assert scored == _score_blends(comps, seen, held, grid)
+
+
 def test_split_by_ids_holds_out_what_held_out_names() -> None:
     """With ids, the held-out books depend on the ids alone: the offline evaluation derives
     study-set topics from the same user's books minus exactly these."""
