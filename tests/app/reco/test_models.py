@@ -162,11 +162,21 @@ def test_candidates_fit_the_catalog_size() -> None:
         "ease_local",
         "ease_local",
         "ease_local",
+        "ease_local",
         "itemknn",
         "ease",
     ]
     weighted = [c.params.get("user_power", 0.0) for c in models.candidates(12_000, 100, 5_000)]
-    assert weighted == [0.0, 0.0, 0.0, models.USER_POWER, 0.0, 0.0, 0.0]
+    assert weighted == [0.0, 0.0, 0.0, models.USER_POWER, 0.0, 0.0, 0.0, 0.0]
+    local = [c.params for c in models.candidates(12_000, 100, 5_000) if c.name == "ease_local"]
+    # each neighbourhood kind at lambda 10 and 50, the second right after the first (it
+    # reuses the first's systems)
+    assert [(p["cosine"], p["lambda"]) for p in local if "user_power" not in p] == [
+        (1.0, 10.0),
+        (1.0, 50.0),
+        (0.0, 10.0),
+        (0.0, 50.0),
+    ]
     big = models.candidates(12_000, 100, 100_000)
     assert "ease" not in [c.name for c in big]  # dense EASE only where items^2 fits
     assert {c.params["neighbourhood"] for c in big if c.name == "ease_local"} == {38.0}
@@ -339,6 +349,7 @@ def test_another_lambda_on_the_last_neighbourhoods_is_fitted_past_the_budget() -
     ]
     assert choice.skipped == {
         "ease_local:lambda=10,neighbourhood=20,cosine=1,user_power=0.25": "time budget spent",
+        "ease_local:lambda=10,neighbourhood=20,cosine=0": "time budget spent",
         "ease_local:lambda=50,neighbourhood=20,cosine=0": "time budget spent",
     }
 
