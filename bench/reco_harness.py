@@ -14,6 +14,10 @@ full evaluation (no database, no service):
 
 Prints NDCG@10 on validation and test users per configuration. The service's COLLABORATIVE
 on goodbooks (0.2082) is this harness's local EASE figure to the fourth digit.
+
+`--local` instead prints each local EASE variant alone (cosine or co-count neighbourhoods,
+lambda 10 / 25 / 50, and the user-weighted ones at lambda 10): which lambda and neighbourhood
+the validation split prefers against which the test users do.
 """
 
 from __future__ import annotations
@@ -81,10 +85,14 @@ def normalised_top(score: np.ndarray, seen: np.ndarray, limit: int = 100) -> np.
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", type=Path)
+    p.add_argument("--local", action="store_true", help="local EASE variants alone")
     args = p.parse_args()
     data = load(args.dataset)
     x, val = data["x"], data["val"]
     m = int(max(20, min(100, np.sqrt(1.5e8 / x.shape[1]))))
+    if args.local:
+        local_variants(data, m)
+        return
     fits = {
         "local EASE": lambda z: models.ease_local(z, 50, lam=10.0, neighbourhood=m, cosine=True),
         "user-weighted local EASE": lambda z: models.ease_local(
@@ -115,6 +123,30 @@ def main() -> None:
         for (main_model, partner, weight), parts in scores.items():
             label = main_model + (f" + {weight:g} x {partner}" if partner else "")
             print(f"{phase:<10} {label:<55} ndcg@10 {np.concatenate(parts).mean():.4f}")
+
+
+def local_variants(data: dict, m: int) -> None:
+    """NDCG@10 of each local EASE variant alone, on validation and test users."""
+    x, val = data["x"], data["val"]
+    print(f"validation fit holds {val.fit.nnz / x.nnz:.3f} of the pairs")
+    variants = [(c, 0.0, lam) for c in (True, False) for lam in (10.0, 25.0, 50.0)]
+    variants += [(c, models.USER_POWER, 10.0) for c in (True, False)]
+    for phase, fit, users, held in (
+        ("validation", val.fit, val.users, val.held),
+        ("test", x, data["test"], data["held"]),
+    ):
+        for cosine, power, lam in variants:
+            w = models.ease_local(
+                fit, 50, lam=lam, neighbourhood=m, cosine=cosine, user_power=power
+            )
+            parts = []
+            for start in range(0, len(users), 2000):
+                seeds = fit[users[start : start + 2000]]
+                s = (seeds @ w).toarray()
+                s[(seeds.toarray() > 0) | (s <= 0)] = -np.inf
+                parts.append(ndcg(s, held[start : start + 2000]))
+            label = f"{'cosine' if cosine else 'co-count'} lambda {lam:g} user_power {power:g}"
+            print(f"{phase:<10} local EASE {label:<40} ndcg@10 {np.concatenate(parts).mean():.4f}")
 
 
 if __name__ == "__main__":

@@ -174,7 +174,9 @@ class RecoSettings(BaseSettings):
         default=200, ge=1, description="fewer students to validate on: the default model, weights"
     )
     selection_seconds: float = Field(
-        default=60.0, gt=0, description="time for fitting candidates on the validation split"
+        default=60.0,
+        gt=0,
+        description="CPU seconds for fitting candidates on the validation split (not wall time)",
     )
     selection_memory_mb: float = Field(
         default=3000.0, gt=0, description="a candidate estimated to need more is not fitted"

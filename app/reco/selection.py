@@ -9,9 +9,12 @@ weights are picked from a small grid on the same students, blending the componen
 service does (each component's top `candidates_per_strategy`, normalised to its maximum). One
 of those components is a second collaborative model (`SECOND`: the best-validating candidate
 of another family than the chosen one: RP3beta beside local or dense EASE), whose lists (kind
-`collab_alt`) are written only when the grid gives it a weight. Every grid holds the weight 0
-for every component and ties go to the first, so HYBRID's validation NDCG@10 is never below
-the chosen model's. Fewer than `selection_min_users` students to validate on: the default
+`collab_alt`) are written only when the grid gives it a weight. Each grid is ordered simplest
+first (fewest weighted components, then the least total weight) and the one-standard-error
+rule takes the first weight set whose validation NDCG@10 is within one standard error of the
+best one's: a component is blended only when it gains more than the noise of the validation
+students. Every grid holds the weight 0 for every component and no set validating below it
+is taken, so HYBRID's validation NDCG@10 is never below the chosen model's. Fewer than `selection_min_users` students to validate on: the default
 model and weights.
 """
 
@@ -294,8 +297,12 @@ async def _tune_weights(
         {**first, **dict(zip(WEIGHT_GRID, combo, strict=True))}
         for combo in itertools.product(*WEIGHT_GRID.values())
     ]
-    scored = _score_blends(comps, seeds, val.held, grid)
-    ndcg, weights = max(scored, key=lambda sw: sw[0])  # first best: the grid's order
+    # the simplest first (fewest components, then the least total weight): the one-standard-
+    # error rule keeps the first of them that validates as well as the best, within the noise
+    grid.sort(key=lambda ws: (sum(v > 0 for v in ws.values()), sum(ws.values())))
+    scored: list[tuple[float, dict[str, float]]] = []
+    weights = _within_one_error(comps, seeds, val.held, grid, scored)
+    ndcg = next(score for score, ws in scored if ws is weights)
     return {"COLLABORATIVE": 1.0, **weights}, round(ndcg, 5)
 
 
@@ -304,20 +311,24 @@ def _within_one_error(
     seen: sp.csr_matrix,
     held: list[np.ndarray],
     grid: list[dict[str, float]],
+    scored: list[tuple[float, dict[str, float]]] | None = None,
 ) -> dict[str, float]:
-    """The first weight set of `grid` (smallest first) whose validation NDCG@10 is within one
-    standard error (paired over the students) of the best one's. A larger weight that gains
-    less than that on validation gained nothing on goodbooks' test users and lost up to 0.0015
-    (issue 16): the noise of 5,000 students, not a better blend."""
+    """The first weight set of `grid` (simplest first; `grid[0]` the baseline) whose validation
+    NDCG@10 is within one standard error (paired over the students) of the best one's and not
+    below the baseline's. A larger weight that gains less than that on validation gained
+    nothing on goodbooks' test users and lost up to 0.0015 (issue 16): the noise of 5,000
+    students, not a better blend. `scored`, when given, receives every set's (NDCG@10, set)."""
     per: list[np.ndarray] = []
-    scored = _score_blends(comps, seen, held, grid, per)
-    best = max(range(len(scored)), key=lambda i: scored[i][0])
-    for i, (_, weights) in enumerate(scored):
+    found = _score_blends(comps, seen, held, grid, per)
+    if scored is not None:
+        scored.extend(found)
+    best = max(range(len(found)), key=lambda i: found[i][0])
+    for i, (score, weights) in enumerate(found):
         diff = per[best] - per[i]
         error = float(diff.std(ddof=1)) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
-        if float(diff.mean()) <= error:
+        if score >= found[0][0] and float(diff.mean()) <= error:
             return weights
-    return scored[best][1]
+    return found[best][1]
 
 
 def _score_blends(

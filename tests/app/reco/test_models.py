@@ -162,11 +162,21 @@ def test_candidates_fit_the_catalog_size() -> None:
         "ease_local",
         "ease_local",
         "ease_local",
+        "ease_local",
         "itemknn",
         "ease",
     ]
     weighted = [c.params.get("user_power", 0.0) for c in models.candidates(12_000, 100, 5_000)]
-    assert weighted == [0.0, 0.0, 0.0, models.USER_POWER, 0.0, 0.0, 0.0]
+    assert weighted == [0.0, 0.0, 0.0, models.USER_POWER, 0.0, 0.0, 0.0, 0.0]
+    local = [c.params for c in models.candidates(12_000, 100, 5_000) if c.name == "ease_local"]
+    # each neighbourhood kind at lambda 10 and 50, the second right after the first (it
+    # reuses the first's systems)
+    assert [(p["cosine"], p["lambda"]) for p in local if "user_power" not in p] == [
+        (1.0, 10.0),
+        (1.0, 50.0),
+        (0.0, 10.0),
+        (0.0, 50.0),
+    ]
     big = models.candidates(12_000, 100, 100_000)
     assert "ease" not in [c.name for c in big]  # dense EASE only where items^2 fits
     assert {c.params["neighbourhood"] for c in big if c.name == "ease_local"} == {38.0}
@@ -220,6 +230,41 @@ def test_the_second_models_weight_is_the_smallest_within_one_error_of_the_best()
         assert scores[chosen["COLLABORATIVE_ALT"]] >= scores[0.0]
 
 
+def test_hybrid_leaves_out_a_component_that_only_adds_noise() -> None:
+    """The joint weight grid, simplest first: a component whose gain on validation is noise
+    gets weight 0 even when a weight of it scores highest (here CONTENT, random scores), one that clearly helps keeps its
+    weight, and the chosen blend never validates below the chosen model alone."""
+    from app.reco.selection import _score_blends, _within_one_error
+
+    rng = np.random.default_rng(0)
+    users, n = 400, 60
+    held = [rng.choice(n, 3, replace=False) for _ in range(users)]
+    truth = sp.csr_matrix(
+        (np.ones(3 * users), (np.repeat(np.arange(users), 3), np.concatenate(held))),
+        shape=(users, n),
+    )
+    seen = sp.csr_matrix((users, n), dtype=np.float32)
+    collab = sp.csr_matrix(
+        sp.random(users, n, density=0.5, format="csr", random_state=rng)
+        + 0.3 * truth.multiply(rng.random((users, n)) < 0.5)
+    )
+    useless = sp.random(users, n, density=0.5, format="csr", random_state=rng)
+    helpful = sp.csr_matrix(
+        sp.random(users, n, density=0.5, format="csr", random_state=rng)
+        + truth.multiply(rng.random((users, n)) < 0.7)
+    )
+    comps = {"COLLABORATIVE": collab, "CONTENT": useless, "TRENDING": helpful}
+    grid = [{"CONTENT": c, "TRENDING": t} for c in (0.0, 0.01, 0.02, 0.05) for t in (0.0, 0.2, 0.5)]
+    grid.sort(key=lambda ws: (sum(v > 0 for v in ws.values()), sum(ws.values())))
+    scored: list[tuple[float, dict[str, float]]] = []
+    chosen = _within_one_error(comps, seen, held, grid, scored)
+    assert chosen["CONTENT"] == 0.0 and chosen["TRENDING"] > 0
+    assert max(scored, key=lambda sw: sw[0])[1]["CONTENT"] > 0  # the noise's best weight
+    baseline = next(s for s, w in scored if w == {"CONTENT": 0.0, "TRENDING": 0.0})
+    assert next(s for s, w in scored if w is chosen) >= baseline
+    assert scored == _score_blends(comps, seen, held, grid)
+
+
 def test_split_by_ids_holds_out_what_held_out_names() -> None:
     """With ids, the held-out books depend on the ids alone: the offline evaluation derives
     study-set topics from the same user's books minus exactly these."""
@@ -251,11 +296,18 @@ def test_split_by_ids_validates_the_same_users_whatever_order_the_rows_came_in()
     assert held_a == held_b
 
 
+def _busy(seconds: float) -> None:
+    """Spend `seconds` of this thread's CPU (what the selection's time budget counts)."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
 def test_a_candidate_that_would_overrun_the_time_budget_is_not_started() -> None:
     x = _clustered(400, 90, 3, 10, seed=4)
 
     def slow(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-        time.sleep(0.4)
+        _busy(0.4)
         return models.itemknn(m, k)
 
     cands = [_candidate("a", slow), _candidate("b", slow)]
@@ -264,6 +316,24 @@ def test_a_candidate_that_would_overrun_the_time_budget_is_not_started() -> None
     )
     assert set(choice.fit_seconds) == {"a:"}
     assert "would overrun" in choice.skipped["b:"]
+
+
+def test_waiting_for_a_busy_machine_does_not_spend_the_time_budget() -> None:
+    """The budget counts CPU seconds of the selection's thread: fits that are slow only in
+    wall time (the machine busy with other work) are all fitted, so the choice does not
+    depend on the machine's load."""
+    x = _clustered(400, 90, 3, 10, seed=4)
+
+    def waiting(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+        time.sleep(0.4)
+        return models.itemknn(m, k)
+
+    cands = [_candidate("a", waiting), _candidate("b", waiting)]
+    choice, _, _ = models.choose(
+        x, 20, cands, "a", memory_budget=1e9, time_budget=0.3, min_users=50
+    )
+    assert set(choice.fit_seconds) == {"a:", "b:"} and not choice.skipped
+    assert min(choice.fit_seconds.values()) >= 0.4  # the wall time is still what is reported
 
 
 def test_local_ease_fits_of_one_matrix_share_its_gram_and_weigh_the_same() -> None:
@@ -289,7 +359,7 @@ def test_another_lambda_on_the_last_neighbourhoods_is_fitted_past_the_budget() -
 
     def slowly(c: models.Candidate) -> models.Candidate:
         def fit(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-            time.sleep(0.3)
+            _busy(0.3)
             return c.fit(m, k)
 
         return models.Candidate(c.name, c.params, fit, c.memory)
@@ -304,6 +374,7 @@ def test_another_lambda_on_the_last_neighbourhoods_is_fitted_past_the_budget() -
     ]
     assert choice.skipped == {
         "ease_local:lambda=10,neighbourhood=20,cosine=1,user_power=0.25": "time budget spent",
+        "ease_local:lambda=10,neighbourhood=20,cosine=0": "time budget spent",
         "ease_local:lambda=50,neighbourhood=20,cosine=0": "time budget spent",
     }
 
