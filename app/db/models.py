@@ -286,10 +286,28 @@ class BookPopularity(Base):
     refreshed_at: Mapped[datetime] = _now()
 
 
+NEIGHBOUR_PARTITION_PREFIX = "book_neighbours_"
+
+
+def is_neighbour_partition(table: str) -> bool:
+    """A partition of `book_neighbours` (one per kind, made by migration 0006 and the lists
+    job, not by these models)."""
+    return table.startswith(NEIGHBOUR_PARTITION_PREFIX)
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's `include_name`: its comparison of the database with these models (autogenerate,
+    migrations/env.py and the tests) leaves out book_neighbours' per-kind partitions."""
+    return not (type_ == "table" and name is not None and is_neighbour_partition(name))
+
+
 class BookNeighbour(Base):
-    """Precomputed neighbour lists: kind 'collab' (co-engagement) or 'content' (TF-IDF)."""
+    """Precomputed neighbour lists: kind 'collab' (co-engagement), 'collab_alt' or 'content'
+    (TF-IDF). Partitioned by kind (migration 0006), one partition per kind, each rewritten
+    whole by a swap (`app.reco.neighbours.swap_neighbours`)."""
 
     __tablename__ = "book_neighbours"
+    __table_args__ = {"postgresql_partition_by": "LIST (kind)"}
     kind: Mapped[str] = mapped_column(Text, primary_key=True)
     book_id: Mapped[str] = mapped_column(Id, primary_key=True)
     neighbour_id: Mapped[str] = mapped_column(Id, primary_key=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -317,19 +320,103 @@ async def compute_content(conn: AsyncConnection, k: int) -> list[tuple[str, str,
     return [(ids[i], ids[j], s) for i, j, s in tfidf_neighbours(docs, k)]
 
 
-async def replace_neighbours(
-    conn: AsyncConnection, kind: str, rows: list[tuple[str, str, float]]
-) -> int:
-    """Swap one kind's lists in a transaction: readers see the old lists until commit."""
-    await conn.execute(text("DELETE FROM book_neighbours WHERE kind = :kind"), {"kind": kind})
+NEIGHBOURS_TABLE = "book_neighbours"
+_PLAIN_KIND = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_PARTITION_OF = text(
+    """
+    SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = CAST(:parent AS regclass)
+      AND pg_get_expr(c.relpartbound, c.oid) = :bound
+    """
+)
+
+
+def partition_name(kind: str) -> str:
+    """The partition of a kind's lists: `book_neighbours_<kind>`, or a hash of the kind when it
+    is not a plain lower-case name (any text is a valid kind; not every text an identifier)."""
+    if _PLAIN_KIND.fullmatch(kind):
+        return f"{NEIGHBOURS_TABLE}_{kind}"
+    return f"{NEIGHBOURS_TABLE}_k" + hashlib.sha256(kind.encode()).hexdigest()[:16]
+
+
+def _literal(value: str) -> str:
+    """A SQL string literal (DDL takes no bind parameters)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A kind's new lists in a table of their own, keyed and analysed, not yet attached."""
+
+    kind: str
+    table: str
+    rows: int
+    copy_seconds: float
+    key_seconds: float
+
+
+async def stage_neighbours(
+    conn: AsyncConnection, kind: str, rows: Sequence[tuple[str, str, float]]
+) -> Staged:
+    """COPY a kind's new lists into a fresh table without indexes, then build its primary key
+    (one sorted build, far cheaper than checking each row against an index, let alone against
+    the dead rows a DELETE leaves) and its statistics. The table carries the partition's
+    constraint as a CHECK, so attaching it scans nothing. Nothing readers see changes until
+    `swap_neighbours`; a bad row fails here and the transaction leaves the old lists as they
+    were."""
+    table = partition_name(kind) + "_next"
+    mark = time.perf_counter()
+    await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))  # a crashed run's, if committed
+    await conn.execute(text(f"CREATE TABLE {table} (LIKE {NEIGHBOURS_TABLE})"))
+    await conn.execute(
+        text(
+            f"ALTER TABLE {table} ADD CONSTRAINT kind_of_partition CHECK (kind = {_literal(kind)})"
+        )
+    )
     if rows:
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
         await driver.copy_records_to_table(
-            "book_neighbours",
+            table,
             records=((kind, a, b, s) for a, b, s in rows),  # not a second list of millions
             columns=["kind", "book_id", "neighbour_id", "score"],
         )
-    await conn.execute(text("ANALYZE book_neighbours"))  # fresh statistics: hash joins, not sorts
-    return len(rows)
+    copied = time.perf_counter()
+    await conn.execute(
+        text(
+            f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY (kind, book_id, neighbour_id)"
+        )
+    )
+    await conn.execute(text(f"ANALYZE {table}"))  # fresh statistics: hash joins, not sorts
+    return Staged(kind, table, len(rows), copied - mark, time.perf_counter() - copied)
+
+
+async def swap_neighbours(conn: AsyncConnection, staged: Sequence[Staged]) -> None:
+    """Put staged lists in place of their kinds' partitions: DETACH and DROP the old one,
+    ATTACH the new one (a kind's first write just attaches). Metadata changes only, so the
+    transaction's tail is short; DETACH locks the parent table until commit, so readers wait
+    that long and then see the new lists, never an empty kind. Call it last in the
+    transaction, after the work that takes time."""
+    for s in staged:
+        name = partition_name(s.kind)
+        bound = f"FOR VALUES IN ({_literal(s.kind)})"
+        params = {"parent": NEIGHBOURS_TABLE, "bound": bound}
+        for (old,) in (await conn.execute(_PARTITION_OF, params)).all():
+            await conn.execute(text(f"ALTER TABLE {NEIGHBOURS_TABLE} DETACH PARTITION {old}"))
+            await conn.execute(text(f"DROP TABLE {old}"))
+        await conn.execute(text(f"ALTER TABLE {s.table} RENAME TO {name}"))
+        await conn.execute(
+            text(f"ALTER TABLE {name} RENAME CONSTRAINT {s.table}_pkey TO {name}_pkey")
+        )
+        await conn.execute(text(f"ALTER TABLE {NEIGHBOURS_TABLE} ATTACH PARTITION {name} {bound}"))
+
+
+async def replace_neighbours(
+    conn: AsyncConnection, kind: str, rows: Sequence[tuple[str, str, float]]
+) -> int:
+    """Rewrite one kind's lists: staged, then swapped in. Readers see the old lists until
+    commit."""
+    staged = await stage_neighbours(conn, kind, rows)
+    await swap_neighbours(conn, [staged])
+    return staged.rows

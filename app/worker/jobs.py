@@ -31,6 +31,15 @@ log = logging.getLogger("bookbridge.worker")
 Job = Callable[[Services], Awaitable[dict[str, Any]]]
 
 
+def staged_seconds(staged: Sequence[neighbours.Staged]) -> dict[str, float]:
+    """Each staged kind's COPY and primary-key build (and statistics), for the job's log."""
+    out: dict[str, float] = {}
+    for s in staged:
+        out[f"{s.kind}_copy"] = s.copy_seconds
+        out[f"{s.kind}_key"] = s.key_seconds
+    return out
+
+
 async def job_lists(services: Services) -> dict[str, Any]:
     """Popularity rollup, trend lists and both neighbour lists (the collab model and HYBRID's
     weights chosen by validation, `app/reco/selection.py`), then invalidate cached lists."""
@@ -45,28 +54,35 @@ async def job_lists(services: Services) -> dict[str, Any]:
         out["trending"] = await jobs.refresh_trending(conn, s.trending_size)
         out["topic_top"] = await jobs.refresh_topic_top(conn, s.candidates_per_topic)
     seconds["popularity_trending"] = time.perf_counter() - mark
+    # Each kind's new lists are staged (COPY into a fresh table, primary key built after) and
+    # swapped in last, just before commit (`neighbours.swap_neighbours`): readers wait only
+    # for the swap, and no dead rows are left behind, so no VACUUM either.
     mark = time.perf_counter()
     async with services.engine.begin() as conn:
         content = await neighbours.compute_content(conn, s.neighbours_k)
         seconds["content"] = time.perf_counter() - mark
-        out["content"] = await neighbours.replace_neighbours(conn, "content", content)
+        staged = [await neighbours.stage_neighbours(conn, "content", content)]
+        swap = time.perf_counter()
+        await neighbours.swap_neighbours(conn, staged)
+    seconds["content_swap"] = time.perf_counter() - swap  # the commit included
+    seconds |= staged_seconds(staged)
     seconds["content_write"] = time.perf_counter() - mark - seconds["content"]
+    out["content"] = staged[0].rows
     mark = time.perf_counter()
     async with services.engine.begin() as conn:
         collab, chosen, alt = await selection.compute_collab(conn, s, content)
         seconds["collab_selection_refit"] = time.perf_counter() - mark
-        out["collab"] = await neighbours.replace_neighbours(conn, "collab", collab)
-        out["collab_alt"] = await neighbours.replace_neighbours(conn, "collab_alt", alt)
+        staged = [
+            await neighbours.stage_neighbours(conn, "collab", collab),
+            await neighbours.stage_neighbours(conn, "collab_alt", alt),
+        ]
         await selection.store(conn, chosen)
+        swap = time.perf_counter()
+        await neighbours.swap_neighbours(conn, staged)  # both kinds at once, with the choice
+    seconds["collab_swap"] = time.perf_counter() - swap
+    seconds |= staged_seconds(staged)
     seconds["collab_write"] = time.perf_counter() - mark - seconds["collab_selection_refit"]
-    mark = time.perf_counter()
-    # both kinds were rewritten whole: their old rows are dead. Without this (or a busy
-    # autovacuum) each run leaves millions more, and the next run's COPY into the bloated
-    # table and index took 63 s instead of 13 at 100,000 books
-    async with services.engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text("VACUUM book_neighbours"))
-    seconds["vacuum"] = time.perf_counter() - mark
+    out["collab"], out["collab_alt"] = staged[0].rows, staged[1].rows
     out["selection"] = chosen.to_json()
     out["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     metrics.observe_selection(

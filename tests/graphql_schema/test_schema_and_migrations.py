@@ -8,7 +8,7 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from app.db.models import Base
+from app.db.models import Base, include_name
 from app.runtime.services import Services
 from graphql_schema.schema import build_schema
 
@@ -22,7 +22,8 @@ def test_committed_schema_matches_live_schema() -> None:
 
 async def test_migrations_match_models(services: Services) -> None:
     def diff(sync_conn: Any) -> list[Any]:
-        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_name": include_name}  # as migrations/env.py
+        context = MigrationContext.configure(sync_conn, opts=opts)
         return list(compare_metadata(context, Base.metadata))
 
     async with services.engine.connect() as conn:

@@ -27,8 +27,8 @@ def test_pending_revisions_are_listed_oldest_first() -> None:
     assert everything[:6] == ["0001", "0002", "0003", "0004", "0005", "0005b"]
     assert everything[-1] == scripts().get_current_head()
     assert pending_revisions(("0003",))[0] == ("0004", "api keys and trusted documents")
-    # a database migrated to the two old heads has only the merge left
-    assert [rev for rev, _ in pending_revisions(("0004", "0005"))] == ["0005b"]
+    # a database migrated to the two old heads has the merge and what came after it left
+    assert [rev for rev, _ in pending_revisions(("0004", "0005"))] == ["0005b", "0006"]
     assert pending_revisions(tuple(scripts().get_heads())) == ()
 
 
