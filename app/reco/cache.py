@@ -49,10 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bookbridge.reco.cache")
 PREFIX = "bb:reco:"
-# A group's computations of misses running at once; misses arriving meanwhile wait for one of
-# them to end and are computed together in one call (a cold page of 32 students: a few batched
-# computations instead of 32 side by side, each wanting its own connections)
-GROUP_FLIGHTS = 2
 # Redis calls in a row that reach the busy limit with the loop behind before Redis is skipped
 BEHIND_STRIKES = 3
 NB_VERSION = PREFIX + "ver:nb"
@@ -109,8 +105,6 @@ class RecoCache:
         self._queued: dict[str, dict[str, _Want]] = {}  # group -> keys due for its next refresh
         self._group_compute: dict[str, ComputeMany] = {}
         self._draining: set[str] = set()
-        self._flights: dict[str, int] = {}  # group -> its computations running
-        self._batches: dict[str, dict[str, asyncio.Future[Payload | None]]] = {}  # next ones
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresh_gate = asyncio.Semaphore(1)
         self._redis_skip_until = 0.0
@@ -165,7 +159,7 @@ class RecoCache:
         if wants and self.marker_source is not None:
             wants = await self._revive(wants, found, now)
         if wants:
-            found.update(await self._fetch(wants, compute, group))
+            found.update(await self._fetch(wants, compute))
         for _, source in found.values():
             metrics.cache_lookup("reco", hit=source != "miss")
         return [found[key] for key, _ in lookups]
@@ -225,7 +219,7 @@ class RecoCache:
         return [w for w in wants if w.key not in revived]
 
     async def _fetch(
-        self, wants: list[_Want], compute: ComputeMany, group: str | None = None
+        self, wants: list[_Want], compute: ComputeMany
     ) -> dict[str, tuple[Payload | None, str]]:
         """Redis, else PostgreSQL (once for concurrent callers); stored in both."""
         remote = await self._redis_get(wants)
@@ -241,7 +235,7 @@ class RecoCache:
             out[want.key] = value, "redis"
         if not missing:
             return out
-        values = await self._single_flight([w.key for w in missing], compute, group)
+        values = await self._single_flight([w.key for w in missing], compute)
         store: list[tuple[str, tuple[int, int], Payload]] = []
         for want in missing:
             value = values[want.key]
@@ -347,18 +341,14 @@ class RecoCache:
         task.add_done_callback(self._tasks.discard)
 
     async def _single_flight(
-        self, keys: list[str], compute: ComputeMany, group: str | None = None
+        self, keys: list[str], compute: ComputeMany
     ) -> dict[str, Payload | None]:
-        """Values of `keys`: the ones in flight awaited, the others computed together (for a
-        `group`, in its next batch when `GROUP_FLIGHTS` of its computations are running)."""
+        """Values of `keys`: the ones in flight awaited, the others computed together."""
         pending = {k: self._inflight[PREFIX + k] for k in keys if PREFIX + k in self._inflight}
         mine = [k for k in keys if k not in pending]
         parts = [self._wait(k, future) for k, future in pending.items()]
-        if mine and group is not None and self._flights.get(group, 0) >= GROUP_FLIGHTS:
-            self._gather(group, mine, compute)
-            parts += [self._wait(k, self._inflight[PREFIX + k]) for k in mine]
-        elif mine:
-            parts.append(self._flight(group, mine, compute))
+        if mine:
+            parts.append(self._compute(mine, compute))
         if len(parts) == 1:
             return await parts[0]
         out: dict[str, Payload | None] = {}
@@ -368,51 +358,6 @@ class RecoCache:
                 raise part
             out.update(part)
         return out
-
-    async def _flight(
-        self, group: str | None, keys: list[str], compute: ComputeMany
-    ) -> dict[str, Payload | None]:
-        """`_compute`, counted among the group's flights."""
-        if group is None:
-            return await self._compute(keys, compute)
-        self._flights[group] = self._flights.get(group, 0) + 1
-        try:
-            return await self._compute(keys, compute)
-        finally:
-            self._flights[group] -= 1
-            self._launch(group)
-
-    def _gather(self, group: str, keys: list[str], compute: ComputeMany) -> None:
-        """Keys into the group's next batch, announced in flight (callers of them wait)."""
-        loop = asyncio.get_running_loop()
-        batch = self._batches.setdefault(group, {})
-        for key in keys:
-            batch[key] = self._inflight[PREFIX + key] = loop.create_future()
-        self._group_compute[group] = compute
-
-    def _launch(self, group: str) -> None:
-        """The group's gathered batch, computed in one call once a flight has ended."""
-        batch = self._batches.pop(group, None)
-        if batch:
-            self._spawn(self._run_batch(group, batch))
-
-    async def _run_batch(
-        self, group: str, batch: dict[str, asyncio.Future[Payload | None]]
-    ) -> None:
-        for key, future in batch.items():  # _compute announces them again
-            if self._inflight.get(PREFIX + key) is future:
-                del self._inflight[PREFIX + key]
-        try:
-            values = await self._flight(group, list(batch), self._group_compute[group])
-        except BaseException as exc:
-            for future in batch.values():
-                future.set_exception(exc)
-                future.exception()  # mark retrieved: waiters (if any) re-raise it
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for key, future in batch.items():
-            future.set_result(values.get(key))
 
     @staticmethod
     async def _wait(key: str, future: asyncio.Future[Payload | None]) -> dict[str, Payload | None]:

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from app.core.settings import RecoSettings
 from app.reco import service
-from app.reco.cache import GROUP_FLIGHTS, PREFIX, RecoCache
+from app.reco.cache import PREFIX, RecoCache
 from app.reco.strategies import RecList
 from app.runtime.services import Services, make_redis
 from tests import reco_factories as f
@@ -124,36 +124,6 @@ async def test_concurrent_misses_compute_once() -> None:
     results = await asyncio.gather(*tasks)
     assert calls == 1
     assert all(value == {"n": 1} for value, _ in results)
-
-
-async def test_misses_of_a_group_beyond_its_flights_are_computed_in_one_batch() -> None:
-    """Students asking their pages at once, every list cold: GROUP_FLIGHTS computations run,
-    the misses that arrive meanwhile wait for one of them to end and are then computed in one
-    call, each key once, each caller getting its own key's value."""
-    cache = RecoCache()
-    calls: list[list[str]] = []
-    gate = asyncio.Event()
-
-    async def compute(keys: list[str]) -> dict[str, dict[str, object] | None]:
-        calls.append(sorted(keys))
-        await gate.wait()
-        return {k: {"key": k} for k in keys}
-
-    def ask(key: str) -> asyncio.Task[list[tuple[dict[str, object] | None, str]]]:
-        lookup = cache.get_or_compute_many([(key, f"s-{key}")], compute, "lists")
-        return asyncio.create_task(lookup)
-
-    first = [ask(f"k{i}") for i in range(GROUP_FLIGHTS)]
-    await asyncio.sleep(0.01)
-    later = [ask(k) for k in ("k7", "k8", "k9", "k7")]
-    await asyncio.sleep(0.01)
-    assert calls == [[f"k{i}"] for i in range(GROUP_FLIGHTS)]  # the others wait
-    gate.set()
-    got = await asyncio.gather(*first, *later)
-    assert calls[GROUP_FLIGHTS:] == [["k7", "k8", "k9"]]  # one call, each key once
-    keys = [f"k{i}" for i in range(GROUP_FLIGHTS)] + ["k7", "k8", "k9", "k7"]
-    assert got == [[({"key": k}, "miss")] for k in keys]
-    assert cache.stats["misses"] == GROUP_FLIGHTS + 3
 
 
 async def test_batches_and_single_lookups_share_one_flight_per_key() -> None:
