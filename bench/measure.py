@@ -155,6 +155,7 @@ def summarize(name: str, concurrency: int, app: Side, raw: Side, peer: Side) -> 
         "_detail": {
             "unit": "requests/s",
             "runs": [round(m.throughput_rps, 1) for m in mine],
+            "p99_runs": [round(m.p99_ms, 2) for m in mine],  # the first repeat may be cold
             "raw_runs": [round(r.throughput_rps, 1) for r in raws],
             "postgraphile_runs": [round(r.throughput_rps, 1) for r in peers],
             "raw_p50_ms": ms(raws, "p50_ms"),

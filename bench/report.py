@@ -102,7 +102,8 @@ def line(row: dict[str, Any]) -> str:
             if peer is not None
             else ""
         )
-        + f"runs {[round(x) for x in d['runs']]} raw {[round(x) for x in d['raw_runs']]}  "
+        + f"runs {[round(x) for x in d['runs']]} p99 {d.get('p99_runs')} "
+        + f"raw {[round(x) for x in d['raw_runs']]}  "
         f"errors {d['errors']}  wrk cpu {d['client_cpu']}"
         f"  rss peak {row.get('peak_rss_mb')} MB after {row.get('rss_after_mb')} MB"
         + f"  server cpu {d.get('server_cpu_us')} us/req"

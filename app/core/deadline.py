@@ -10,7 +10,9 @@ the service is the slow one (TimeoutError, as before, after a grace of a fifth o
 loop behind gives the call another `budget`, up to `limit` seconds in all, after which it fails
 whatever the reason. A hung service thus costs about `budget` on an idle loop, at most `limit`
 on a busy one. No task is created: the call runs in the caller's task under `asyncio.timeout`,
-whose deadline the budget moves.
+whose deadline the budget moves. A call that reached `limit` while the loop was still behind
+at its last look raises `LoopBehind` (a TimeoutError): the caller cannot tell a slow service
+from its own loop's lag there, and may choose not to treat the service as down.
 """
 
 from __future__ import annotations
@@ -24,8 +26,13 @@ T = TypeVar("T")
 BUSY_SHARE = 0.2
 
 
+class LoopBehind(TimeoutError):
+    """`within`'s limit was reached while the event loop was behind: not known to be the
+    service's fault."""
+
+
 class _Budget:
-    __slots__ = ("due", "handle", "loop", "scope", "timeout")
+    __slots__ = ("behind", "due", "handle", "loop", "scope", "timeout")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, scope: asyncio.Timeout, timeout: float
@@ -34,6 +41,7 @@ class _Budget:
         self.scope = scope
         self.timeout = timeout
         self.due = loop.time() + timeout
+        self.behind = False  # what the last look at the loop found
         self.handle: asyncio.Handle = loop.call_at(self.due, self._spent)
 
     def _spent(self) -> None:
@@ -45,7 +53,8 @@ class _Budget:
         # garbage collection, the process descheduled) plus the turn it took to get here.
         now = self.loop.time()
         grace = self.timeout * BUSY_SHARE
-        if now - self.due < grace:
+        self.behind = now - self.due >= grace
+        if not self.behind:
             # The loop keeps up: the service is slow; give up, after a short grace in which
             # a reply that came with this very turn (its read is queued behind the probe) is
             # still read.
@@ -57,11 +66,17 @@ class _Budget:
 
 async def within(call: Awaitable[T], budget: float, limit: float) -> T:
     """`call`'s result; TimeoutError once it has taken `budget` seconds while the event loop
-    kept up, or `limit` seconds in any case (`limit` below `budget` counts as `budget`)."""
+    kept up, or `limit` seconds in any case (`limit` below `budget` counts as `budget`):
+    `LoopBehind` when the loop was behind at the last look."""
     loop = asyncio.get_running_loop()
-    async with asyncio.timeout_at(loop.time() + max(budget, limit)) as scope:
-        watch = _Budget(loop, scope, budget)
-        try:
-            return await call
-        finally:
-            watch.handle.cancel()
+    try:
+        async with asyncio.timeout_at(loop.time() + max(budget, limit)) as scope:
+            watch = _Budget(loop, scope, budget)
+            try:
+                return await call
+            finally:
+                watch.handle.cancel()
+    except TimeoutError:
+        if watch.behind:
+            raise LoopBehind from None
+        raise

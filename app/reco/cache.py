@@ -16,7 +16,8 @@ it was computed; an entry that expired without a request in its last second is r
 same way by the next request that asks for it. Redis that is down or hung costs at most
 `redis_timeout_seconds` per call (`redis_busy_limit_seconds` while the event loop is behind: a
 reply waiting for its turn is not Redis failing, `app.core.deadline`), and is skipped for
-`redis_retry_seconds` after a failure; answers then come from PostgreSQL and the cache warms
+`redis_retry_seconds` after a failure (a call that reached the busy limit with the loop still
+behind falls back without skipping, up to `BEHIND_STRIKES` in a row); answers then come from PostgreSQL and the cache warms
 again once Redis answers.
 
 Lookups are batched (`get_or_compute_many`; `get_or_compute` is the batch of one): a batch reads
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from app.core.deadline import within
+from app.core.deadline import LoopBehind, within
 from app.core.settings import RecoSettings
 from app.observability import metrics
 from app.reco.tracing import span as reco_span
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bookbridge.reco.cache")
 PREFIX = "bb:reco:"
+# Redis calls in a row that reach the busy limit with the loop behind before Redis is skipped
+BEHIND_STRIKES = 3
 NB_VERSION = PREFIX + "ver:nb"
 T = TypeVar("T")
 Payload = dict[str, Any]
@@ -105,6 +108,7 @@ class RecoCache:
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresh_gate = asyncio.Semaphore(1)
         self._redis_skip_until = 0.0
+        self._behind = 0  # LoopBehind timeouts in a row
         # what the lists are computed from, as a value that changes when it does (None: unknown)
         self.marker_source: Callable[[], Awaitable[object]] | None = None
         self._marker: tuple[float, object] | None = None
@@ -114,6 +118,7 @@ class RecoCache:
             "redis_hits": 0,
             "misses": 0,
             "redis_errors": 0,
+            "redis_late": 0,  # calls past the busy limit with the loop behind (not skipped)
             "revalidated": 0,
         }
 
@@ -406,22 +411,42 @@ class RecoCache:
             return None
         with reco_span(f"reco.cache.redis.{op}") as span:
             try:
-                return await within(
+                got = await within(
                     call(self.redis),
                     self.settings.redis_timeout_seconds,
                     self.settings.redis_busy_limit_seconds,
                 )
-            except Exception as exc:  # down, hung or refusing: fall through to PostgreSQL
-                self._redis_skip_until = time.monotonic() + self.settings.redis_retry_seconds
-                self.stats["redis_errors"] += 1
+                self._behind = 0
+                return got
+            except LoopBehind:
+                # The busy limit passed while this process's loop was behind: the reply may
+                # have been waiting for its turn. This call falls through to PostgreSQL, but
+                # Redis is not skipped unless it happens BEHIND_STRIKES times in a row (a
+                # hung Redis under a busy loop then costs at most that many limits).
+                self._behind += 1
+                self.stats["redis_late"] += 1
                 span.set_attribute("error", True)
-                log.warning(
-                    "redis %s failed (%s); skipping Redis for %.1fs",
-                    op,
-                    type(exc).__name__,
-                    self.settings.redis_retry_seconds,
-                )
+                if self._behind < BEHIND_STRIKES:
+                    log.info("redis %s: no reply by the busy limit, loop behind", op)
+                    return None
+                self._skip(op, "LoopBehind")
                 return None
+            except Exception as exc:  # down, hung or refusing: fall through to PostgreSQL
+                self._skip(op, type(exc).__name__)
+                span.set_attribute("error", True)
+                return None
+
+    def _skip(self, op: str, why: str) -> None:
+        """A Redis failure: skip Redis for `redis_retry_seconds`."""
+        self._behind = 0
+        self._redis_skip_until = time.monotonic() + self.settings.redis_retry_seconds
+        self.stats["redis_errors"] += 1
+        log.warning(
+            "redis %s failed (%s); skipping Redis for %.1fs",
+            op,
+            why,
+            self.settings.redis_retry_seconds,
+        )
 
     async def _redis_get(
         self, wants: Sequence[_Want]

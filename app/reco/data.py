@@ -6,7 +6,8 @@ loaders and the offline evaluation share one code path. Engagement counts come f
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -469,3 +470,257 @@ async def effective_settings(conn: AsyncConnection, settings: RecoSettings) -> R
     if weights is None:
         return settings
     return settings.model_copy(update={"hybrid_weights": weights})
+
+
+# HYBRID's inputs for a batch of study sets (`hybrid_inputs`): the reads of
+# `study_set_inputs`, `topic_candidates`, `neighbour_scores` and `trending` as two kinds of
+# statement sent side by side: the base (contexts with their topics, explicit or matched from
+# the title or subject, the books their students finished, the lists job's weights, the
+# topics' candidates and each set's trend list) and the neighbour scores of one or two kinds
+# (the costly part: its sort grows with seeds x neighbours, so the kinds run on their own
+# backends at once). Rows tagged by kind; columns kind, study set, a-e (text), x-z (float8),
+# n (bigint), r (order).
+_HYBRID_SETS = """
+WITH ss AS (
+    SELECT id, user_id, subject_id, grade_id, title FROM study_sets WHERE id = ANY($1::text[])
+), own AS (
+    -- the sets' own books (seeds), and every book their students finished
+    SELECT e.study_set_id, s.user_id, e.book_id, b.title, max(e.occurred_at) AS last_at,
+           bool_or(e.event_type = ANY($2::text[])) AS excluded
+    FROM study_sets s
+    JOIN engagement_events e ON e.study_set_id = s.id
+    JOIN books b ON b.id = e.book_id
+    WHERE s.user_id IN (SELECT user_id FROM ss)
+      AND (e.study_set_id IN (SELECT id FROM ss) OR e.event_type = ANY($2::text[]))
+    GROUP BY e.study_set_id, s.user_id, e.book_id, b.title
+), ex AS (
+    SELECT DISTINCT ss.id AS study_set_id, o.book_id::text COLLATE "C" AS book_id
+    FROM ss JOIN own o ON o.user_id = ss.user_id WHERE o.excluded
+), w AS (
+    SELECT last_details -> 'weights' AS weights FROM worker_jobs
+    WHERE job = $3 AND last_status = 'ok'
+"""
+
+# $1 ids, $2 excluding event types, $3 the selection row, $4 topics matched, $5 candidates per
+# topic, $6 trend list length
+_HYBRID_BASE = (
+    _HYBRID_SETS
+    + """), explicit AS (
+    SELECT st.study_set_id, t.id, t.label,
+           row_number() OVER (PARTITION BY st.study_set_id ORDER BY t.id) AS n
+    FROM study_set_topics st JOIN topics t ON t.id = st.topic_id
+    WHERE st.study_set_id IN (SELECT id FROM ss)
+), matched AS (
+    SELECT s.id AS study_set_id, m.id, m.label, m.matched, m.n
+    FROM ss s CROSS JOIN LATERAL (
+        SELECT t.id, t.label, q.query @@ to_tsvector('english', t.label) AS matched,
+               row_number() OVER (ORDER BY q.query @@ to_tsvector('english', t.label) DESC,
+                   ts_rank(to_tsvector('english', t.label), q.query) DESC, t.id) AS n
+        FROM topics t,
+             LATERAL (SELECT to_tsquery('simple', coalesce(nullif(array_to_string(
+                 tsvector_to_array(to_tsvector('english', s.title)), ' | '), ''), 'zzznomatch'))
+                 AS query) q
+        WHERE (s.subject_id IS NULL OR t.subject_id IS NULL OR t.subject_id = s.subject_id)
+          AND (s.grade_id IS NULL OR t.grade_id IS NULL OR t.grade_id = s.grade_id)
+          AND (q.query @@ to_tsvector('english', t.label)
+               OR (s.subject_id IS NOT NULL AND t.subject_id = s.subject_id))
+        ORDER BY matched DESC, ts_rank(to_tsvector('english', t.label), q.query) DESC, t.id
+        LIMIT $4
+    ) m
+    WHERE NOT EXISTS (SELECT 1 FROM explicit x WHERE x.study_set_id = s.id)
+), tops AS (
+    SELECT id AS topic_id FROM explicit UNION SELECT id FROM matched
+), cand AS (
+    SELECT topic_id, book_id, weight, events, decayed, base_score, rank::bigint AS rank
+    FROM topic_top_books WHERE topic_id IN (SELECT topic_id FROM tops) AND rank <= $5
+    UNION ALL
+    SELECT t.topic_id, c.book_id, c.weight, c.events, c.decayed, c.base_score, c.rank
+    FROM tops t CROSS JOIN LATERAL (
+        SELECT m.book_id, m.weight, coalesce(p.events, 0) AS events,
+               coalesce(p.decayed, 0) AS decayed, coalesce(p.base_score, 0) AS base_score,
+               row_number() OVER (ORDER BY m.weight * coalesce(p.base_score, 0) DESC,
+                                  m.weight DESC, m.book_id) AS rank
+        FROM topic_book_mappings m
+        LEFT JOIN book_popularity p ON p.book_id = m.book_id
+        WHERE m.topic_id = t.topic_id
+        ORDER BY m.weight * coalesce(p.base_score, 0) DESC, m.weight DESC, m.book_id
+        LIMIT $5
+    ) c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM topic_top_books x WHERE x.topic_id = t.topic_id AND x.rank <= $5)
+), scopes AS (
+    SELECT DISTINCT c.sub, c.grade FROM ss CROSS JOIN LATERAL (
+        SELECT x.sub, x.grade
+        FROM (VALUES (1, coalesce(ss.subject_id, ''), coalesce(ss.grade_id, '')),
+                     (2, coalesce(ss.subject_id, ''), ''), (3, '', '')) AS x(o, sub, grade)
+        WHERE EXISTS (SELECT 1 FROM trending_books t
+                      WHERE t.subject_id = x.sub AND t.grade_id = x.grade AND t.rank <= $6)
+        ORDER BY x.o LIMIT 1
+    ) c
+)
+SELECT 'c' AS kind, id::text AS sid, user_id::text AS a, subject_id::text AS b,
+       grade_id::text AS c, title AS d, NULL::text AS e,
+       NULL::float8 AS x, NULL::float8 AS y, NULL::float8 AS z, NULL::bigint AS n,
+       NULL::bigint AS r
+FROM ss
+UNION ALL
+SELECT 't', study_set_id, id, NULL, NULL, label, NULL, NULL, NULL, NULL, NULL, n FROM explicit
+UNION ALL
+SELECT 'm', study_set_id, id, NULL, NULL, label, NULL, NULL, NULL, NULL,
+       CASE WHEN matched THEN 1 ELSE 0 END, n
+FROM matched
+UNION ALL
+SELECT 'x', study_set_id, book_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ex
+UNION ALL
+SELECT 'w', NULL, NULL, NULL, NULL, weights::text, NULL, NULL, NULL, NULL, NULL, NULL FROM w
+UNION ALL
+SELECT 'p', NULL, topic_id, book_id, NULL, NULL, NULL, weight, decayed, base_score, events, rank
+FROM cand
+UNION ALL
+SELECT 'r', NULL, s.sub, s.grade, t.book_id, sub.name, g.name, t.score, NULL, NULL, NULL, t.rank
+FROM scopes s
+JOIN trending_books t ON t.subject_id = s.sub AND t.grade_id = s.grade
+LEFT JOIN subjects sub ON sub.id = s.sub
+LEFT JOIN grades g ON g.id = s.grade
+WHERE t.rank <= $6
+"""
+)
+
+# $1-$3 as above, $4 seeds per set, $5 neighbours kept per set and kind, $6 the kinds,
+# $7 weights tuned by validation, $8 collab_alt weighted by the settings' own weights
+_HYBRID_NEAR = (
+    _HYBRID_SETS
+    + """), seeds AS (
+    SELECT study_set_id, book_id::text COLLATE "C" AS book_id, title FROM (
+        SELECT o.study_set_id, o.book_id, o.title, row_number() OVER (
+            PARTITION BY o.study_set_id ORDER BY o.last_at DESC, o.book_id DESC) AS rn
+        FROM own o WHERE o.study_set_id IN (SELECT id FROM ss)
+    ) x WHERE rn <= $4
+), kinds AS (
+    -- collab_alt only when HYBRID weighs it: the validated weights', else the settings'
+    SELECT k AS kind FROM unnest($6::text[]) AS k
+    WHERE k <> 'collab_alt' OR CASE
+        WHEN $7 AND EXISTS (
+            SELECT 1 FROM w WHERE jsonb_typeof(weights) = 'object' AND weights <> '{}'::jsonb)
+        THEN coalesce((SELECT (weights ->> 'COLLABORATIVE_ALT')::float8 FROM w), 0) > 0
+        ELSE $8 END
+), agg AS (
+    -- per (set, kind, neighbour): the similarities summed in a fixed order (best first, then
+    -- by seed), the best one and its seed's title: a window over one sort, which costs far
+    -- less than ordered aggregates (a sort per group); the same sums as `neighbour_scores`
+    SELECT study_set_id, kind, neighbour_id, total, best, title FROM (
+        SELECT s.study_set_id, n.kind COLLATE "C" AS kind, n.neighbour_id,
+               sum(n.score) OVER win AS total, n.score AS best, s.title,
+               row_number() OVER win AS first
+        FROM seeds s JOIN book_neighbours n
+          ON n.kind IN (SELECT kind FROM kinds) AND n.book_id = s.book_id
+        -- NOT IN over a CTE: a hashed subplan (NOT EXISTS was planned as a nested loop)
+        WHERE (s.study_set_id, n.neighbour_id::text) NOT IN (SELECT study_set_id, book_id FROM ex)
+        WINDOW win AS (
+            PARTITION BY s.study_set_id, n.kind COLLATE "C", n.neighbour_id
+            ORDER BY n.score DESC, s.book_id
+            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+    ) x WHERE first = 1
+), ranked AS (
+    SELECT *, row_number() OVER (
+        PARTITION BY study_set_id, kind ORDER BY total DESC, neighbour_id) AS rn
+    FROM agg
+)
+SELECT 'n', study_set_id, kind, neighbour_id, NULL, title, NULL, total, best, NULL, NULL, rn
+FROM ranked WHERE rn <= $5
+"""
+)
+
+
+@dataclass(slots=True)
+class HybridInputs:
+    """Everything HYBRID's lists of a batch of study sets are computed from (`hybrid_inputs`)."""
+
+    contexts: dict[str, StudySetContext]
+    excluded: dict[str, frozenset[str]]  # per study set: the books its student finished
+    weights: dict[str, float] | None  # HYBRID weights the lists job validated, if any
+    candidates: dict[str, list[Candidate]]  # per topic, best first
+    # per neighbour kind, per study set: (book, summed similarity, best, closest seed title)
+    neighbours: dict[str, dict[str, list[tuple[str, float, float, str]]]]
+    trending: dict[tuple[str, str], list[tuple[str, float]]]  # per (subject, grade) scope
+    names: dict[str, str]  # `s:<id>` / `g:<id>` -> name, for the scopes above
+
+
+@sql_span("hybrid_inputs")
+async def hybrid_inputs(
+    fetch: Callable[..., Awaitable[list[Any]]], ids: Sequence[str], settings: RecoSettings
+) -> HybridInputs:
+    """HYBRID's inputs for the study sets `ids` (unknown ones absent): what
+    `study_set_inputs`, `topic_candidates`, `neighbour_scores` (collab, content; collab_alt
+    when HYBRID's weights, validated or the settings', give it a weight) and `trending` (each
+    set's first scope with a list) read, in three statements sent at once (`fetch(sql,
+    *params)` runs one on a connection of its own) instead of five statements in two rounds,
+    three more when the sets' topics must be matched."""
+    default_alt = settings.hybrid_weights.get("COLLABORATIVE_ALT", 0.0) > 0
+    common = (list(ids), list(settings.exclude_event_types), SELECTION_ROW)
+    near = (settings.seed_books, settings.candidates_per_strategy)
+    base = fetch(
+        _HYBRID_BASE,
+        *common,
+        settings.topic_match_limit,
+        settings.candidates_per_topic,
+        settings.trending_size,
+    )
+    parts = [
+        fetch(_HYBRID_NEAR, *common, *near, kinds, settings.tune_hybrid_weights, default_alt)
+        for kinds in (["collab", "collab_alt"], ["content"])
+    ]
+    by_kind: dict[str, list[Any]] = {}
+    for part in await asyncio.gather(base, *parts):
+        for row in part:
+            by_kind.setdefault(row[0], []).append(row)
+    return _hybrid_of(by_kind)
+
+
+def _hybrid_of(rows: dict[str, list[Any]]) -> HybridInputs:
+    """`hybrid_inputs` from its rows by kind (columns: kind, study set, a-e, x-z, n, r)."""
+    contexts = {r[1]: StudySetContext(r[1], r[2], r[3], r[4], r[5]) for r in rows.get("c", ())}
+    # explicit topics by id; matched ones best first, as `_match_topics` sets them
+    for _, sid, topic_id, _, _, label, _, _, _, _, is_match, _ in sorted(
+        rows.get("t", []) + rows.get("m", []), key=lambda r: (r[1], r[11])
+    ):
+        ctx = contexts[sid]
+        ctx.topics[topic_id] = label
+        if is_match is not None and ctx.topic_source != "title":
+            ctx.topic_source = "title" if is_match else "subject"
+    for ctx in contexts.values():
+        if not ctx.topics:
+            ctx.topic_source = "none"
+    excluded: dict[str, set[str]] = {}
+    for r in rows.get("x", ()):
+        excluded.setdefault(r[1], set()).add(r[2])
+    weights = None
+    for r in rows.get("w", ()):
+        raw = orjson.loads(r[5]) if r[5] else None
+        if isinstance(raw, dict) and raw:
+            weights = {str(k): float(v) for k, v in raw.items()}
+    candidates: dict[str, list[Candidate]] = {}
+    for r in sorted(rows.get("p", ()), key=lambda r: (r[2], r[11])):
+        candidates.setdefault(r[2], []).append(
+            Candidate(r[3], r[7], int(r[10]), float(r[8]), float(r[9]))
+        )
+    neighbours: dict[str, dict[str, list[tuple[str, float, float, str]]]] = {}
+    for r in sorted(rows.get("n", ()), key=lambda r: (r[2], r[1], r[11])):
+        neighbours.setdefault(r[2], {}).setdefault(r[1], []).append((r[3], r[7], r[8], r[5]))
+    trending: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    names: dict[str, str] = {}
+    for r in sorted(rows.get("r", ()), key=lambda r: (r[2], r[3], r[11])):
+        trending.setdefault((r[2], r[3]), []).append((r[4], r[7]))
+        if r[5] is not None:
+            names[f"s:{r[2]}"] = r[5]
+        if r[6] is not None:
+            names[f"g:{r[3]}"] = r[6]
+    return HybridInputs(
+        contexts,
+        {sid: frozenset(excluded.get(sid, ())) for sid in contexts},
+        weights,
+        candidates,
+        neighbours,
+        trending,
+        names,
+    )

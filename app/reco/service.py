@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.core.errors import InvalidArgument, NotFound
 from app.core.settings import RecoSettings
 from app.core.viewer import StudentScope
+from app.db import driver
 from app.reco import data, experiments, lists, strategies
 from app.reco.cache import Payload
 from app.reco.strategies import RecList
@@ -109,6 +110,9 @@ async def _compute(services: Services, keys: Sequence[ListKey]) -> dict[str, Pay
     connect = services.read_engine.connect
     ids = sorted({k.study_set_id for k in keys})
     out: dict[str, Payload | None] = {k.cache_key: None for k in keys}
+    if all(_plain_hybrid(s, k) for k in keys):
+        await _compute_hybrid(services, keys, ids, out)
+        return out
     groups: dict[tuple[str, int], list[tuple[ListKey, _Choice]]] = {}
     async with connect() as conn:
         # contexts, own books and the lists job's validated weights: one statement
@@ -140,6 +144,37 @@ async def _compute(services: Services, keys: Sequence[ListKey]) -> dict[str, Pay
 
     await asyncio.gather(*(compute_group(st, n, m) for (st, n), m in groups.items()))
     return out
+
+
+def _plain_hybrid(s: RecoSettings, key: ListKey) -> bool:
+    """The key's list is HYBRID's, outside any experiment."""
+    return key.strategy == "HYBRID" or (key.strategy is None and not s.experiments)
+
+
+async def _compute_hybrid(
+    services: Services, keys: Sequence[ListKey], ids: list[str], out: dict[str, Payload | None]
+) -> None:
+    """HYBRID lists outside experiments (the default): every input in one statement
+    (`data.hybrid_inputs`), then scored here; the lists `compute_group` gives for them."""
+    s = services.settings.reco
+
+    async def fetch(sql: str, *params: Any) -> list[Any]:
+        # a pooled connection each: none held while another is awaited
+        async with driver.connection(services.read_engine) as conn:
+            records: list[Any] = await conn.fetch(sql, *params)
+            return records
+
+    inputs = await data.hybrid_inputs(fetch, ids, s)
+    for first in sorted({k.first for k in keys}):
+        found = strategies.hybrid_lists(s, inputs, first)
+        for key in keys:
+            if key.first == first and key.study_set_id in found:
+                out[key.cache_key] = {
+                    "user_id": inputs.contexts[key.study_set_id].user_id,
+                    "list": found[key.study_set_id].to_json(),
+                    "experiment": None,
+                    "variant": None,
+                }
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,24 +228,55 @@ async def _fill(conn: AsyncConnection, s: RecoSettings, name: str, jobs: list[Jo
 
 
 async def _fill_trending(conn: AsyncConnection, s: RecoSettings, jobs: list[Job]) -> None:
-    def chain(ctx: StudySetContext) -> list[tuple[str, str]]:
-        sub, grade = ctx.subject_id or "", ctx.grade_id or ""
-        return list(dict.fromkeys([(sub, grade), (sub, ""), ("", "")]))
-
-    scopes = sorted({sc for j in jobs for sc in chain(j.ctx)})
+    scopes = sorted({sc for j in jobs for sc in _chain(j.ctx)})
     lists, names = await data.trending(conn, scopes, s.trending_size)
     for j in jobs:
-        for sub, grade in chain(j.ctx):
-            if lists.get((sub, grade)):
-                where = " and ".join(
-                    n for n in (names.get(f"s:{sub}", ""), names.get(f"g:{grade}", "")) if n
-                )
-                j.components["TRENDING"] = trending_component(
-                    lists[(sub, grade)], f"in {where}" if where else "across all subjects"
-                )
-                break
-        else:
-            j.components["TRENDING"] = Component()
+        j.components["TRENDING"] = _trending_of(j.ctx, lists, names)
+
+
+def _chain(ctx: StudySetContext) -> list[tuple[str, str]]:
+    """The trend lists a study set may use, first choice first."""
+    sub, grade = ctx.subject_id or "", ctx.grade_id or ""
+    return list(dict.fromkeys([(sub, grade), (sub, ""), ("", "")]))
+
+
+def _trending_of(
+    ctx: StudySetContext,
+    lists: Mapping[tuple[str, str], Sequence[tuple[str, float]]],
+    names: Mapping[str, str],
+) -> Component:
+    """The first trend list of the study set's chain that has books."""
+    for sub, grade in _chain(ctx):
+        if lists.get((sub, grade)):
+            where = " and ".join(
+                n for n in (names.get(f"s:{sub}", ""), names.get(f"g:{grade}", "")) if n
+            )
+            return trending_component(
+                lists[(sub, grade)], f"in {where}" if where else "across all subjects"
+            )
+    return Component()
+
+
+def hybrid_lists(
+    settings: RecoSettings, inputs: data.HybridInputs, first: int
+) -> dict[str, RecList]:
+    """HYBRID's top-`first` list of each study set of `inputs` (`data.hybrid_inputs`): the
+    lists `recommend_concurrently` gives for HYBRID, from one statement's rows."""
+    s = data.with_weights(settings, inputs.weights)
+    out = {}
+    for sid, ctx in inputs.contexts.items():
+        job = Job(ctx, OwnBooks([], inputs.excluded[sid]))
+        job.components["TOPIC"] = topic_component(ctx.topics, inputs.candidates, s.half_life_days)
+        for name, kind in NEIGHBOUR_KINDS.items():
+            if _unused(s, name):
+                job.components[name] = Component()
+                continue
+            phrase = CONTENT_PHRASE if name == "CONTENT" else COLLAB_PHRASE
+            rows = inputs.neighbours.get(kind, {}).get(sid, [])
+            job.components[name] = neighbour_rows_component(rows, phrase)
+        job.components["TRENDING"] = _trending_of(ctx, inputs.trending, inputs.names)
+        out[sid] = _assemble(s, job, "HYBRID", first)
+    return out
 
 
 def _assemble(s: RecoSettings, job: Job, strategy: str, first: int) -> RecList:

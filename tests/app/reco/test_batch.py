@@ -18,8 +18,8 @@ import pytest
 
 from app.core.settings import Experiment, Variant
 from app.core.viewer import StudentScope
-from app.db import models
-from app.reco import data, service
+from app.db import driver, models
+from app.reco import data, service, strategies
 from app.reco.service import ListKey
 from app.runtime.services import Services
 from app.server.factory import create_app
@@ -135,10 +135,11 @@ async def test_a_page_of_lists_costs_fixed_sql_cold_and_none_warm(
         last, redis[n] = await page(client, sql, n)  # Redis hits
         assert first == again == last
         assert not [s for s in reads + sql.statements if any(t in s for t in RECO_TABLES)]
-    # page (with its topics) + inputs (contexts, own books and the lists job's HYBRID weights
-    # in one statement), title-matched topics, topic candidates, collab, content, trending
-    # (with its names) + books (with their publishers)
-    assert cold == {3: 8, SETS: 8}, cold
+    # page (with its topics) + HYBRID's inputs (contexts, topics explicit or title-matched,
+    # own books, weights, topic candidates and trending in one statement; the collab and the
+    # content neighbour scores in one each, the three sent at once) + books (with their
+    # publishers)
+    assert cold == {3: 5, SETS: 5}, cold
     assert local == redis == {3: 2, SETS: 2}, (local, redis)
 
 
@@ -286,3 +287,43 @@ async def test_the_one_statement_inputs_equal_the_separate_reads(services: Servi
             assert got.contexts == contexts and got.own == own
             assert got.weights == await data.tuned_weights(conn)
     assert "b2" in got.own["ss02"].excluded
+
+
+async def test_hybrid_in_one_batch_of_statements_equals_the_component_reads(
+    services: Services,
+) -> None:
+    """HYBRID's lists from `data.hybrid_inputs` (three statements at once) are the lists the
+    component reads give, value for value: explicit, title-matched and no topics, finished
+    books excluded, any batch of sets, and collab_alt read only when HYBRID weighs it."""
+    await world(services)
+    alt = [
+        {"kind": "collab_alt", "book_id": f"b{i}", "neighbour_id": f"b{11 - i}", "score": 0.2 * i}
+        for i in range(1, 11)
+        if i != 11 - i
+    ]
+    await insert_rows(services, models.BookNeighbour, alt)
+    ids = [f"ss{n:02d}" for n in range(1, SETS + 1)]
+    every: dict[str, Any] = {}
+    for weights in (None, {"COLLABORATIVE": 1.0, "TOPIC": 0.1, "COLLABORATIVE_ALT": 0.5}):
+        s = services.settings.reco
+        if weights is not None:
+            s = s.model_copy(update={"hybrid_weights": weights, "tune_hybrid_weights": False})
+        for asked in (ids, ids[::5], ["ss03"], ["ss04", "nope"]):
+            async with services.read_engine.connect() as conn:
+                inputs = await data.study_set_inputs(conn, asked, s)
+            wanted = data.with_weights(s, inputs.weights)
+            old = await strategies.recommend_concurrently(
+                services.read_engine.connect, wanted, inputs.contexts, "HYBRID", 10, inputs.own
+            )
+
+            async def fetch(sql: str, *params: Any) -> list[Any]:
+                async with driver.connection(services.read_engine) as conn:
+                    return list(await conn.fetch(sql, *params))
+
+            new = strategies.hybrid_lists(s, await data.hybrid_inputs(fetch, asked, s), 10)
+            assert new == old, (weights, asked)
+            if asked == ids:
+                new_all = new
+            assert all(found.items for found in new.values())
+        every[str(weights)] = new_all
+    assert every["None"] != list(every.values())[1]  # collab_alt, when weighed, was read

@@ -16,11 +16,11 @@ import pytest
 from redis.asyncio import Redis
 
 from app.auth.ratelimit import RateLimiter
-from app.core.deadline import within
+from app.core.deadline import LoopBehind, within
 from app.core.settings import RecoSettings, Settings
-from app.reco.cache import RecoCache, ss_version_key
+from app.reco.cache import BEHIND_STRIKES, RecoCache, ss_version_key
 from app.runtime.services import make_redis
-from tests.app.reco.test_cache import REDIS_URL
+from tests.app.reco.test_cache import REDIS_URL, free_port
 
 BUSY_TURN = 0.03  # each busy task holds the loop this long per turn
 
@@ -157,3 +157,45 @@ async def test_invalidating_thousands_of_study_sets_is_one_call_within_budget(
     assert cache.stats["redis_errors"] == 0
     versions = await redis.mget([ss_version_key(i) for i in ids])
     assert set(versions) == {b"3"}
+
+
+async def test_the_busy_limit_reached_behind_a_loop_raises_loop_behind() -> None:
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    with pytest.raises(TimeoutError) as idle:  # idle: Redis's fault
+        await within(asyncio.shield(never), 0.05, 0.5)
+    assert not isinstance(idle.value, LoopBehind)
+    busy = await _under_load(1.5)
+    with pytest.raises(LoopBehind):
+        await within(asyncio.shield(never), 0.05, 0.3)
+    await asyncio.gather(*busy)
+    never.cancel()
+
+
+async def test_a_busy_loop_timeout_falls_back_without_skipping_redis_twice_then_skips() -> None:
+    """Past even the busy limit with the loop behind, a call falls back to PostgreSQL without
+    skipping Redis (its reply may have been waiting for its turn: the last note's 1 s of lists
+    from PostgreSQL under load); BEHIND_STRIKES such calls in a row do skip it (a hung Redis
+    under a busy loop costs at most that many limits). A socket that never answers stands in
+    for the hung Redis."""
+    port = free_port()
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", port)
+    hung = make_redis(Settings(redis_url=f"redis://127.0.0.1:{port}/0", reco=RECO))
+    cache = RecoCache(RecoSettings(redis_timeout_seconds=0.05, redis_busy_limit_seconds=0.3), hung)
+
+    async def compute(keys: list[str]) -> dict[str, dict[str, object] | None]:
+        return {k: {"list": k} for k in keys}
+
+    busy = await _under_load(6.0)
+    seen = []
+    for i in range(BEHIND_STRIKES):
+        cache.clear_local()
+        got = await cache.get_or_compute_many([(f"k{i}", "ss1")], compute)
+        assert got == [({"list": f"k{i}"}, "miss")]
+        seen.append((cache.stats["redis_late"], cache.stats["redis_errors"]))
+    await asyncio.gather(*busy)
+    # each lookup: the MGET late (and, for the first ones, the SET of the computed value)
+    assert seen[0][1] == 0 and seen[0][0] >= 1
+    assert seen[-1][1] == 1  # the strikes ran out: Redis skipped
+    assert hung is not None
+    await hung.aclose()
+    server.close()

@@ -44,10 +44,7 @@ async def test_resolver_cache_and_sql_spans(
     assert {
         "reco.recommendations",
         "reco.cache.lookup",
-        "reco.sql.study_set_inputs",
-        "reco.sql.topic_candidates",
-        "reco.sql.neighbour_scores",
-        "reco.sql.trending",
+        "reco.sql.hybrid_inputs",  # HYBRID's inputs in one batch of statements
     } <= names
     root = next(sp for sp in spans if sp.name == "reco.recommendations")
     assert root.attributes is not None and root.attributes["reco.cache.source"] == "miss"
@@ -58,5 +55,9 @@ async def test_resolver_cache_and_sql_spans(
     await service.recommendations(s, "ss1", 5, "HYBRID")
     again = memory.get_finished_spans()
     assert not [sp for sp in again if sp.name.startswith("reco.sql.")]  # served from the cache
+    memory.clear()
+    await service.recommendations(s, "ss1", 5, "COLLABORATIVE")  # another strategy: its reads
+    names = {span.name for span in memory.get_finished_spans()}
+    assert {"reco.sql.study_set_inputs", "reco.sql.neighbour_scores"} <= names
     hit = next(sp for sp in again if sp.name == "reco.cache.lookup")
     assert hit.attributes is not None and hit.attributes["reco.cache.source"] == "local"
