@@ -2,8 +2,8 @@
 a traced one (or any two env variants), each with its own wrk, their CPU per request read from
 /proc over the same windows. Taking turns (`python -m bench --tracing`, `bench.tracing_cost`)
 puts the two servers in different seconds of a shared machine, whose speed moves 10-30% from
-one run to the next; side by side, whatever the machine does hits both alike, so the ratio is
-steady from window to window (docs/performance.md).
+one run to the next; side by side, whatever the machine does hits both alike, so the ratio
+moves far less from window to window (docs/performance.md).
 
     python -m bench.tracing_simul [--scenario book_by_id] [--cached] [--windows 5] [--seconds 3]
         [--a untraced] [--b 'traced'] [--b 'traced:OTEL_TRACES_SAMPLER_ARG=0'] ...
