@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +25,7 @@ TOP_TERMS = 30  # ... above it a book's candidates come from its this many best 
 POSTING_CAP = 32  # ... each cut to the this many books the term weighs most in
 PRESELECT = 400  # ... of which the this many best by their top terms' part are scored exactly
 PAIR_CHUNK = 65_536  # candidate pairs whose common-term part is summed at once
+COPY_SLICE = 65_536  # list rows turned into tuples at once while they are written
 STOPWORDS = frozenset(
     [
         "a",
@@ -66,33 +67,101 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 
 
 Triples = list[tuple[int, int, float]]  # (row item, neighbour item, score)
+# The same lists as three arrays (row items, neighbour items, scores): millions of rows at the
+# large scale, where a Python tuple per row was a gigabyte and seconds of the lists job.
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def top_k(sim_rows: np.ndarray, k: int, offset: int) -> Triples:
+def triples(arrays: Arrays) -> Triples:
+    rows, cols, vals = arrays
+    return list(zip(rows.tolist(), cols.tolist(), vals.tolist(), strict=True))
+
+
+def _joined(parts: list[Arrays]) -> Arrays:
+    if not parts:
+        return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
+    return (
+        np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False),
+        np.concatenate([p[1] for p in parts]).astype(np.int64, copy=False),
+        np.concatenate([p[2] for p in parts]).astype(np.float64, copy=False),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Lists:
+    """Neighbour lists of books named by `ids` (an object array of book ids): the book
+    `ids[rows[i]]`, its neighbour `ids[cols[i]]` and their score. Ids are looked up per
+    slice while the rows are written, so no list of millions of tuples is ever held."""
+
+    ids: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def of(cls, ids: Sequence[str], arrays: Arrays) -> Lists:
+        named = np.empty(len(ids), dtype=object)
+        named[:] = list(ids)
+        return cls(named, *arrays)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[tuple[str, str, float]]:
+        for lo in range(0, len(self.rows), COPY_SLICE):
+            yield from self._slice(lo, lo + COPY_SLICE)
+
+    def _slice(self, lo: int, hi: int) -> Iterator[tuple[str, str, float]]:
+        return zip(
+            self.ids[self.rows[lo:hi]].tolist(),
+            self.ids[self.cols[lo:hi]].tolist(),
+            self.scores[lo:hi].tolist(),
+            strict=True,
+        )
+
+    def of_books(self, books: set[str]) -> list[tuple[str, str, float]]:
+        """The rows of the given books, as tuples (a few of millions: for HYBRID's tuning)."""
+        keep = np.fromiter((b in books for b in self.ids), dtype=bool, count=len(self.ids))
+        mask = keep[self.rows]
+        return list(Lists(self.ids, self.rows[mask], self.cols[mask], self.scores[mask]))
+
+
+Rows = Sequence[tuple[str, str, float]] | Lists
+
+
+def top_k_arrays(sim_rows: np.ndarray, k: int, offset: int) -> Arrays:
     """The k best positive columns of each row of a dense block (the diagonal is skipped)."""
     n = sim_rows.shape[1]
     kk = min(k, n - 1)
     if kk <= 0:
-        return []
+        return _joined([])
     rows = np.arange(sim_rows.shape[0])
     sim_rows[rows, offset + rows] = 0.0
     idx = np.argpartition(sim_rows, n - kk, axis=1)[:, n - kk :]  # the kk largest
     vals = np.take_along_axis(sim_rows, idx, axis=1)
     keep = vals > 0
     picked = np.broadcast_to(rows[:, None], idx.shape)[keep] + offset
-    return list(zip(picked.tolist(), idx[keep].tolist(), vals[keep].tolist(), strict=True))
+    return picked, idx[keep], vals[keep]
 
 
-def sparse_top_k(block: sp.csr_matrix, k: int, offset: int) -> Triples:
+def top_k(sim_rows: np.ndarray, k: int, offset: int) -> Triples:
+    return triples(top_k_arrays(sim_rows, k, offset))
+
+
+def sparse_top_k_arrays(block: sp.csr_matrix, k: int, offset: int) -> Arrays:
     """`top_k` of a sparse block without densifying it: co-engagement rows of a large catalog
     are mostly empty, and a dense 1,024 x 100,000 block per chunk was most of the worker's
     list refresh at the large scale. Ties go to the lower column; a block dense enough to be
     ranked densely (`DENSE_ABOVE`) breaks ties as `np.argpartition` does, which is arbitrary
     but the same on every run and every replica."""
     if block.nnz > DENSE_ABOVE * block.shape[0] * block.shape[1]:
-        return top_k(block.toarray().astype(np.float32, copy=False), k, offset)
+        return top_k_arrays(block.toarray().astype(np.float32, copy=False), k, offset)
     rows, cols, vals = top_k_rows(block, k, offset)
-    return list(zip(rows.tolist(), cols.tolist(), vals.tolist(), strict=True))
+    return rows, cols, vals
+
+
+def sparse_top_k(block: sp.csr_matrix, k: int, offset: int) -> Triples:
+    return triples(sparse_top_k_arrays(block, k, offset))
 
 
 def _rows_per_block(columns: int) -> int:
@@ -110,15 +179,15 @@ def cosine_neighbours(matrix: sp.csr_matrix, k: int, alpha: float = 0.5) -> Trip
     left, right = np.power(counts, alpha), np.power(counts, 1 - alpha)
     xt = matrix.T.tocsr().astype(np.float32)
     x = matrix.tocsc().astype(np.float32)
-    out: Triples = []
+    out: list[Arrays] = []
     for start in range(0, items, CHUNK):
         stop = min(start + CHUNK, items)
         co = (xt[start:stop] @ x).tocsr()
         co.data = co.data.astype(np.float64)
         rows = np.repeat(np.arange(stop - start), np.diff(co.indptr))
         co.data /= left[start + rows] * right[co.indices]
-        out.extend(sparse_top_k(co, k, start))
-    return out
+        out.append(sparse_top_k_arrays(co, k, start))
+    return triples(_joined(out))
 
 
 def ease_neighbours(matrix: sp.csr_matrix, k: int, lam: float) -> Triples:
@@ -129,10 +198,10 @@ def ease_neighbours(matrix: sp.csr_matrix, k: int, lam: float) -> Triples:
     p = np.linalg.inv(gram)
     b = -p / np.diag(p)[None, :]
     del p, gram
-    out: Triples = []
-    for start in range(0, b.shape[0], CHUNK):
-        out.extend(top_k(b[start : start + CHUNK], k, start))
-    return out
+    out = [
+        top_k_arrays(b[start : start + CHUNK], k, start) for start in range(0, b.shape[0], CHUNK)
+    ]
+    return triples(_joined(out))
 
 
 def tokens(
@@ -145,6 +214,11 @@ def tokens(
 
 
 def tfidf_neighbours(docs: Sequence[list[str]], k: int, exact_up_to: int = EXACT_UP_TO) -> Triples:
+    """`tfidf_lists` as (row, neighbour, score) tuples."""
+    return triples(tfidf_lists(docs, k, exact_up_to))
+
+
+def tfidf_lists(docs: Sequence[list[str]], k: int, exact_up_to: int = EXACT_UP_TO) -> Arrays:
     """Cosine neighbours over sublinear TF-IDF vectors (rows with no terms get none): every
     pair up to `exact_up_to` documents, candidate pairs only above it (`_candidate_top_k`)."""
     vocab: dict[str, int] = {}
@@ -153,7 +227,7 @@ def tfidf_neighbours(docs: Sequence[list[str]], k: int, exact_up_to: int = EXACT
         (vocab.setdefault(w, len(vocab)) for doc in docs for w in doc), dtype=np.int64
     )
     if not vocab:
-        return []
+        return _joined([])
     rows = np.repeat(np.arange(len(docs)), [len(doc) for doc in docs])
     m = sp.csr_matrix(
         (np.ones(len(terms)), (rows, terms)), shape=(len(docs), len(vocab)), dtype=np.float64
@@ -181,7 +255,7 @@ def _common_terms(m: sp.csr_matrix, df: np.ndarray) -> tuple[sp.csr_matrix, np.n
     return m[:, np.flatnonzero(keep)].tocsr(), common
 
 
-def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
+def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Arrays:
     """Top-k of M M' (rows L2-normalised), exactly, in row blocks. The few terms that most
     documents share (tags such as 'fiction') make the sparse product nearly dense and cost it
     the square of their document counts; their part of every score is one small dense BLAS
@@ -190,17 +264,17 @@ def _cosine_top_k(m: sp.csr_matrix, df: np.ndarray, k: int) -> Triples:
     rare, common = _common_terms(m, df)
     dense = m[:, common].toarray().astype(np.float32) if len(common) else None
     rare_t = rare.T.tocsr()
-    out: Triples = []
+    out: list[Arrays] = []
     step = _rows_per_block(n)
     for start in range(0, n, step):
         block = (rare[start : start + step] @ rare_t).tocsr()
         if dense is None:
-            out.extend(sparse_top_k(block, k, start))
+            out.append(sparse_top_k_arrays(block, k, start))
             continue
         scores = dense[start : start + step] @ dense.T
         scores += block.toarray().astype(np.float32, copy=False)
-        out.extend(top_k(scores, k, start))
-    return out
+        out.append(top_k_arrays(scores, k, start))
+    return _joined(out)
 
 
 def _candidate_top_k(
@@ -210,7 +284,7 @@ def _candidate_top_k(
     terms: int = TOP_TERMS,
     cap: int = POSTING_CAP,
     preselect: int | None = None,
-) -> Triples:
+) -> Arrays:
     """Top-k of M M' over candidate pairs only, so that time grows with books x candidates
     rather than books^2. Candidates come from an inverted index of each book's `terms`
     highest-weighted terms (its rarest, by IDF) whose posting lists are cut to the `cap` books
@@ -241,7 +315,7 @@ def _candidate_top_k(
     )
     top32 = top.astype(np.float32)
     m32 = m.astype(np.float32)
-    out: Triples = []
+    out: list[Arrays] = []
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
         partial = (top32[start:stop] @ postings).tocsr()
@@ -258,8 +332,8 @@ def _candidate_top_k(
             pair = m32[rows[lo:hi]].multiply(m32[picked[lo:hi]])
             data[lo:hi] = np.asarray(pair.sum(axis=1)).ravel()
         block = sp.csr_matrix((data, (rows - start, picked)), shape=(stop - start, n))
-        out.extend(sparse_top_k(block, k, start))
-    return out
+        out.append(sparse_top_k_arrays(block, k, start))
+    return _joined(out)
 
 
 def _row_top(m: sp.csr_matrix, terms: int) -> sp.csr_matrix:
@@ -313,11 +387,12 @@ async def compute_collab(
     return [(names[i], names[j], s) for i, j, s in triples]
 
 
-async def compute_content(conn: AsyncConnection, k: int) -> list[tuple[str, str, float]]:
+async def compute_content(conn: AsyncConnection, k: int) -> Lists:
     rows = (await conn.execute(_CONTENT)).all()
     docs = [tokens(r.title, r.description, r.tags or [], r.topics) for r in rows]
     ids = [r.id for r in rows]
-    return [(ids[i], ids[j], s) for i, j, s in tfidf_neighbours(docs, k)]
+    del rows
+    return Lists.of(ids, tfidf_lists(docs, k))
 
 
 NEIGHBOURS_TABLE = "book_neighbours"
@@ -355,9 +430,7 @@ class Staged:
     key_seconds: float
 
 
-async def stage_neighbours(
-    conn: AsyncConnection, kind: str, rows: Sequence[tuple[str, str, float]]
-) -> Staged:
+async def stage_neighbours(conn: AsyncConnection, kind: str, rows: Rows) -> Staged:
     """COPY a kind's new lists into a fresh table without indexes, then build its primary key
     (one sorted build, far cheaper than checking each row against an index, let alone against
     the dead rows a DELETE leaves) and its statistics. The table carries the partition's
@@ -379,7 +452,7 @@ async def stage_neighbours(
         assert driver is not None
         await driver.copy_records_to_table(
             table,
-            records=((kind, a, b, s) for a, b, s in rows),  # not a second list of millions
+            records=_records(kind, rows),
             columns=["kind", "book_id", "neighbour_id", "score"],
         )
     copied = time.perf_counter()
@@ -412,9 +485,12 @@ async def swap_neighbours(conn: AsyncConnection, staged: Sequence[Staged]) -> No
         await conn.execute(text(f"ALTER TABLE {NEIGHBOURS_TABLE} ATTACH PARTITION {name} {bound}"))
 
 
-async def replace_neighbours(
-    conn: AsyncConnection, kind: str, rows: Sequence[tuple[str, str, float]]
-) -> int:
+def _records(kind: str, rows: Rows) -> Iterator[tuple[str, str, str, float]]:
+    """COPY's records, made as they are sent: not a second list of millions."""
+    return ((kind, a, b, s) for a, b, s in rows)
+
+
+async def replace_neighbours(conn: AsyncConnection, kind: str, rows: Rows) -> int:
     """Rewrite one kind's lists: staged, then swapped in. Readers see the old lists until
     commit."""
     staged = await stage_neighbours(conn, kind, rows)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.settings import RecoSettings
-from app.reco import data, models
+from app.reco import data, models, neighbours
 
 DEFAULT_MODEL = "ease_local"
 SECOND = "COLLABORATIVE_ALT"  # HYBRID's second collaborative component (lists kind collab_alt)
@@ -114,19 +113,20 @@ async def engagement(conn: AsyncConnection) -> Matrix:
     return Matrix(x, list(users), list(books))
 
 
-Rows = list[tuple[str, str, float]]
+Rows = neighbours.Lists
 
 
 async def compute_collab(
     conn: AsyncConnection,
     s: RecoSettings,
-    content: Sequence[tuple[str, str, float]] = (),
+    content: neighbours.Rows = (),
 ) -> tuple[Rows, Selection, Rows]:
     """The `collab` lists (book, neighbour, score) of the chosen model, the choice, and the
     `collab_alt` lists of the second model (empty unless HYBRID's validated weights use it)."""
     found = await engagement(conn)
     if found.x.nnz == 0:
-        return [], Selection(DEFAULT_MODEL, {}, "no engagement yet"), []
+        none = _rows(sp.csr_matrix((0, 0)), [])
+        return none, Selection(DEFAULT_MODEL, {}, "no engagement yet"), none
     items = found.x.shape[1]
     cands = models.candidates(s.ease_max_items, s.ease_local_neighbourhood, items, s.ease_lambda)
     if s.collab_model != "auto":
@@ -165,7 +165,7 @@ async def compute_collab(
     started = time.perf_counter()
     rows = _rows(models.refit(cands, choice, found.x, s.neighbours_k), found.books)
     out.refit_seconds = round(time.perf_counter() - started, 3)
-    alt: Rows = []
+    alt = _rows(sp.csr_matrix((0, 0)), [])
     if second and out.weights and out.weights.get(SECOND, 0.0) > 0:
         started = time.perf_counter()
         cand = next(c for c in cands if models.candidate_key(c) == second)
@@ -176,11 +176,11 @@ async def compute_collab(
 
 
 def _rows(w: sp.csr_matrix, names: list[str]) -> Rows:
+    """A fit's lists as arrays named by `names` (no tuple per row)."""
     coo = w.tocoo()
-    return [
-        (names[i], names[j], v)
-        for i, j, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True)
-    ]
+    return neighbours.Lists.of(
+        names, (coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(np.float64))
+    )
 
 
 def _family(model: str) -> str:
@@ -222,7 +222,7 @@ async def _tune_weights(
     matrix: Matrix,
     val: models.Validation,
     fitted: sp.csr_matrix,
-    content: Sequence[tuple[str, str, float]],
+    content: neighbours.Rows,
     second: sp.csr_matrix | None = None,
 ) -> tuple[dict[str, float], float]:
     """HYBRID's weights by validation NDCG@10, COLLABORATIVE fixed at 1: first the second
@@ -231,7 +231,11 @@ async def _tune_weights(
     index = {b: i for i, b in enumerate(matrix.books)}
     # only the lists of the validation students' own books reach their scores (seeds @ w)
     seed_books = {matrix.books[j] for j in np.unique(val.fit[val.users].indices)}
-    content = [row for row in content if row[0] in seed_books]
+    content = (
+        content.of_books(seed_books)
+        if isinstance(content, neighbours.Lists)
+        else [row for row in content if row[0] in seed_books]
+    )
     for a, b, _ in content:
         index.setdefault(a, len(index))
         index.setdefault(b, len(index))

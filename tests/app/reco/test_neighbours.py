@@ -105,3 +105,27 @@ def test_preselected_candidates_keep_exact_scores_and_the_best_pairs(
         return sum(1 for i, j, _ in triples if (i, j) in scores)
 
     assert hits(fewer) > 0.9 * hits(everything)
+
+
+def test_lists_name_their_rows_as_the_tuples_did(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The content lists travel as arrays (`Lists`) from the ranking to COPY: read back as
+    rows they are exactly the (book, neighbour, score) tuples the ranking's triples name, in
+    the same order, across the slices they are named in."""
+    rng = np.random.default_rng(3)
+    common = [f"c{i}" for i in range(12)]
+    docs = [
+        [*rng.choice(common, 4, replace=False), *(f"r{x}" for x in rng.integers(0, 150, 4))]
+        for _ in range(300)
+    ]
+    ids = [f"book-{i:04d}'x" for i in range(len(docs))]
+    for exact_up_to in (10_000, 0):  # every pair, and candidate pairs
+        arrays = neighbours.tfidf_lists(docs, 7, exact_up_to=exact_up_to)
+        tuples = neighbours.tfidf_neighbours(docs, 7, exact_up_to=exact_up_to)
+        monkeypatch.setattr(neighbours, "COPY_SLICE", 97)  # rows named per slice
+        named = neighbours.Lists.of(ids, arrays)
+        assert len(named) == len(tuples) > 97
+        assert list(named) == [(ids[i], ids[j], s) for i, j, s in tuples]
+        books = {ids[i] for i in range(0, len(ids), 7)}
+        assert named.of_books(books) == [(a, b, s) for a, b, s in named if a in books]
+    empty = neighbours.Lists.of([], neighbours.tfidf_lists([], 7))
+    assert len(empty) == 0 and list(empty) == []

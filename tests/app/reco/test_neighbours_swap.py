@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import numpy as np
 import pytest
 import sqlalchemy.exc
 from sqlalchemy import text
@@ -169,3 +170,24 @@ async def test_reads_of_a_kind_touch_only_its_partition_by_its_primary_key(
         )
     assert "book_neighbours_collab_pkey" in plan
     assert "book_neighbours_content" not in plan and "collab_alt" not in plan
+
+
+async def test_lists_as_arrays_stage_exactly_the_rows_tuples_do(services: Services) -> None:
+    """`stage_neighbours` takes the lists job's arrays (`neighbours.Lists`) as well as tuples,
+    and writes the same rows from either."""
+    rows = lists("x", books=30, k=4)
+    ids = sorted({a for a, _, _ in rows} | {b for _, b, _ in rows})
+    at = {b: i for i, b in enumerate(ids)}
+    arrays = neighbours.Lists.of(
+        ids,
+        (
+            np.array([at[a] for a, _, _ in rows]),
+            np.array([at[b] for _, b, _ in rows]),
+            np.array([s for _, _, s in rows]),
+        ),
+    )
+    async with services.engine.begin() as conn:
+        assert await neighbours.replace_neighbours(conn, "collab", arrays) == len(rows)
+        await neighbours.replace_neighbours(conn, "content", rows)
+    async with services.engine.connect() as conn:
+        assert await rows_of(conn, "collab") == await rows_of(conn, "content") == set(rows)
