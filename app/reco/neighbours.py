@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -11,11 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.reco.models import kth_largest, top_k_rows
 
+log = logging.getLogger("bookbridge.reco.neighbours")
 CHUNK = 1024
+# The swap waits at most this long for `book_neighbours`' lock (a long query holding it would
+# otherwise keep the swap waiting, and every read queued behind the swap), then tries again.
+SWAP_LOCK_TIMEOUT_MS = 2000
+SWAP_ATTEMPTS = 5
+LOCK_NOT_AVAILABLE = "55P03"
 BLOCK_CELLS = 2_000_000
 COMMON_TERM_SHARE = 0.01  # a term in more than this share of documents is "common" ...
 MAX_COMMON_TERMS = 256  # ... up to this many of the most frequent
@@ -465,12 +474,47 @@ async def stage_neighbours(conn: AsyncConnection, kind: str, rows: Rows) -> Stag
     return Staged(kind, table, len(rows), copied - mark, time.perf_counter() - copied)
 
 
-async def swap_neighbours(conn: AsyncConnection, staged: Sequence[Staged]) -> None:
+async def swap_neighbours(
+    conn: AsyncConnection,
+    staged: Sequence[Staged],
+    lock_timeout_ms: int = SWAP_LOCK_TIMEOUT_MS,
+    attempts: int = SWAP_ATTEMPTS,
+) -> None:
     """Put staged lists in place of their kinds' partitions: DETACH and DROP the old one,
     ATTACH the new one (a kind's first write just attaches). Metadata changes only, so the
     transaction's tail is short; DETACH locks the parent table until commit, so readers wait
     that long and then see the new lists, never an empty kind. Call it last in the
-    transaction, after the work that takes time."""
+    transaction, after the work that takes time.
+
+    The swap waits at most `lock_timeout_ms` for the table's lock: a long query that holds it
+    would otherwise keep the swap waiting, and every reader queued behind the swap. It then
+    rolls back to a savepoint (the staged tables stay), waits and tries again, `attempts`
+    times in all, and raises the database's lock error after the last."""
+    for attempt in range(1, attempts + 1):
+        savepoint = await conn.begin_nested()
+        try:
+            await conn.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+            await _swap(conn, staged)
+            await conn.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
+        except DBAPIError as exc:
+            await savepoint.rollback()
+            busy = getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+            if not busy or attempt == attempts:
+                raise
+            log.warning(
+                "book_neighbours is locked by another session: swap attempt %d of %d "
+                "gave up after %d ms, trying again",
+                attempt,
+                attempts,
+                lock_timeout_ms,
+            )
+            await asyncio.sleep(min(1.0 * attempt, 5.0))
+        else:
+            await savepoint.commit()
+            return
+
+
+async def _swap(conn: AsyncConnection, staged: Sequence[Staged]) -> None:
     for s in staged:
         name = partition_name(s.kind)
         bound = f"FOR VALUES IN ({_literal(s.kind)})"

@@ -191,3 +191,37 @@ async def test_lists_as_arrays_stage_exactly_the_rows_tuples_do(services: Servic
         await neighbours.replace_neighbours(conn, "content", rows)
     async with services.engine.connect() as conn:
         assert await rows_of(conn, "collab") == await rows_of(conn, "content") == set(rows)
+
+
+async def test_a_swap_blocked_by_a_long_query_gives_up_and_tries_again(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A query holding `book_neighbours` does not keep the swap (and every reader queued behind
+    it) waiting: the swap gives up after its lock timeout, keeps its staged lists, tries again
+    and goes through once the query ends; it fails with the lock error after its last try."""
+    async with services.engine.begin() as conn:
+        await neighbours.replace_neighbours(conn, "collab", lists("x"))
+    async with services.engine.connect() as holder:
+        await holder.execute(text("BEGIN"))
+        await holder.execute(text("LOCK TABLE book_neighbours IN ACCESS SHARE MODE"))
+        # while it holds the lock: every try gives up, the old lists stay
+        with pytest.raises(sqlalchemy.exc.DBAPIError) as failed:
+            async with services.engine.begin() as conn:
+                staged = await neighbours.stage_neighbours(conn, "collab", lists("y"))
+                await neighbours.swap_neighbours(conn, [staged], lock_timeout_ms=50, attempts=2)
+        assert getattr(failed.value.orig, "sqlstate", None) == neighbours.LOCK_NOT_AVAILABLE
+
+        # a swap that starts while it holds the lock goes through once the holder lets go
+        async def release_later() -> None:
+            await asyncio.sleep(1.5)
+            await holder.execute(text("COMMIT"))
+
+        releasing = asyncio.create_task(release_later())
+        async with services.engine.begin() as conn:
+            staged = await neighbours.stage_neighbours(conn, "collab", lists("z"))
+            await neighbours.swap_neighbours(conn, [staged], lock_timeout_ms=100, attempts=10)
+        await releasing
+    assert "swap attempt 1 of 10" in caplog.text
+    async with services.engine.connect() as conn:
+        assert await rows_of(conn, "collab") == set(lists("z"))
+        assert not [name for name in await partitions(conn) if name.endswith("_next")]
