@@ -62,13 +62,11 @@ _CONTEXTS = text(
     """
 )
 
-_MATCH_TOPICS = text(
-    """
-    SELECT s.id AS study_set_id, m.id, m.label, m.matched
-    FROM study_sets s
-    CROSS JOIN LATERAL (
-        SELECT t.id, t.label, q.query @@ to_tsvector('english', t.label) AS matched,
-               ts_rank(to_tsvector('english', t.label), q.query) AS rank
+# Topics a study set's title matches (any of its words, English stemming), within its subject
+# and grade, or any topic of its subject; `q.query` is the title's query. Shared by the
+# per-strategy read (`_MATCH_TOPICS`) and HYBRID's one-statement inputs (`_HYBRID_BASE`), so
+# both match alike. Needs the study set as `s`.
+_TITLE_TOPICS = """
         FROM topics t,
              LATERAL (SELECT to_tsquery('simple', coalesce(nullif(array_to_string(
                  tsvector_to_array(to_tsvector('english', s.title)), ' | '), ''), 'zzznomatch'))
@@ -77,7 +75,18 @@ _MATCH_TOPICS = text(
           AND (s.grade_id IS NULL OR t.grade_id IS NULL OR t.grade_id = s.grade_id)
           AND (q.query @@ to_tsvector('english', t.label)
                OR (s.subject_id IS NOT NULL AND t.subject_id = s.subject_id))
-        ORDER BY matched DESC, rank DESC, t.id
+"""
+
+_MATCH_TOPICS = text(
+    """
+    SELECT s.id AS study_set_id, m.id, m.label, m.matched
+    FROM study_sets s
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.label, q.query @@ to_tsvector('english', t.label) AS matched,
+               ts_rank(to_tsvector('english', t.label), q.query) AS rank
+"""
+    + _TITLE_TOPICS
+    + """        ORDER BY matched DESC, rank DESC, t.id
         LIMIT :limit
     ) m
     WHERE s.id = ANY(:ids)
@@ -516,15 +525,9 @@ _HYBRID_BASE = (
         SELECT t.id, t.label, q.query @@ to_tsvector('english', t.label) AS matched,
                row_number() OVER (ORDER BY q.query @@ to_tsvector('english', t.label) DESC,
                    ts_rank(to_tsvector('english', t.label), q.query) DESC, t.id) AS n
-        FROM topics t,
-             LATERAL (SELECT to_tsquery('simple', coalesce(nullif(array_to_string(
-                 tsvector_to_array(to_tsvector('english', s.title)), ' | '), ''), 'zzznomatch'))
-                 AS query) q
-        WHERE (s.subject_id IS NULL OR t.subject_id IS NULL OR t.subject_id = s.subject_id)
-          AND (s.grade_id IS NULL OR t.grade_id IS NULL OR t.grade_id = s.grade_id)
-          AND (q.query @@ to_tsvector('english', t.label)
-               OR (s.subject_id IS NOT NULL AND t.subject_id = s.subject_id))
-        ORDER BY matched DESC, ts_rank(to_tsvector('english', t.label), q.query) DESC, t.id
+"""
+    + _TITLE_TOPICS
+    + """        ORDER BY matched DESC, ts_rank(to_tsvector('english', t.label), q.query) DESC, t.id
         LIMIT $4
     ) m
     WHERE NOT EXISTS (SELECT 1 FROM explicit x WHERE x.study_set_id = s.id)

@@ -44,6 +44,21 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _create_table(partitioning: str) -> None:
+    """`book_neighbours` as 0003 made it, partitioned as `partitioning` says (or not)."""
+    op.execute(
+        f"""
+        CREATE TABLE book_neighbours (
+            kind text NOT NULL,
+            book_id varchar COLLATE "C" NOT NULL,
+            neighbour_id varchar COLLATE "C" NOT NULL,
+            score double precision NOT NULL,
+            CONSTRAINT pk_book_neighbours PRIMARY KEY (kind, book_id, neighbour_id)
+        ) {partitioning}
+        """
+    )
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     op.execute("ALTER TABLE book_neighbours RENAME TO book_neighbours_unpartitioned")
@@ -51,17 +66,7 @@ def upgrade() -> None:
         "ALTER TABLE book_neighbours_unpartitioned "
         "RENAME CONSTRAINT pk_book_neighbours TO pk_book_neighbours_unpartitioned"
     )
-    op.execute(
-        """
-        CREATE TABLE book_neighbours (
-            kind text NOT NULL,
-            book_id varchar COLLATE "C" NOT NULL,
-            neighbour_id varchar COLLATE "C" NOT NULL,
-            score double precision NOT NULL,
-            CONSTRAINT pk_book_neighbours PRIMARY KEY (kind, book_id, neighbour_id)
-        ) PARTITION BY LIST (kind)
-        """
-    )
+    _create_table("PARTITION BY LIST (kind)")
     present = bind.execute(
         sa.text("SELECT DISTINCT kind FROM book_neighbours_unpartitioned")
     ).scalars()
@@ -81,17 +86,7 @@ def downgrade() -> None:
         "ALTER TABLE book_neighbours_partitioned "
         "RENAME CONSTRAINT pk_book_neighbours TO pk_book_neighbours_partitioned"
     )
-    op.execute(
-        """
-        CREATE TABLE book_neighbours (
-            kind text NOT NULL,
-            book_id varchar COLLATE "C" NOT NULL,
-            neighbour_id varchar COLLATE "C" NOT NULL,
-            score double precision NOT NULL,
-            CONSTRAINT pk_book_neighbours PRIMARY KEY (kind, book_id, neighbour_id)
-        )
-        """
-    )
+    _create_table("")
     op.execute("INSERT INTO book_neighbours SELECT * FROM book_neighbours_partitioned")
     op.execute("DROP TABLE book_neighbours_partitioned")  # and its partitions
     op.execute("ANALYZE book_neighbours")

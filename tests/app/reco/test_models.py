@@ -204,6 +204,18 @@ def test_blend_scoring_equals_ranking_each_blend() -> None:
         assert weights == expected and score == pytest.approx(slow, abs=1e-9)
 
 
+def _three_held_out(
+    rng: np.random.Generator, users: int, n: int
+) -> tuple[list[np.ndarray], sp.csr_matrix, sp.csr_matrix]:
+    """Three held-out items per user, the same as a 0/1 matrix, and nothing seen."""
+    held = [rng.choice(n, 3, replace=False) for _ in range(users)]
+    truth = sp.csr_matrix(
+        (np.ones(3 * users), (np.repeat(np.arange(users), 3), np.concatenate(held))),
+        shape=(users, n),
+    )
+    return held, truth, sp.csr_matrix((users, n), dtype=np.float32)
+
+
 def test_the_second_models_weight_is_the_smallest_within_one_error_of_the_best() -> None:
     """A partner that only adds noise gets weight 0; one that clearly helps gets a weight, and
     never one validating below weight 0 (the chosen model alone)."""
@@ -211,12 +223,7 @@ def test_the_second_models_weight_is_the_smallest_within_one_error_of_the_best()
 
     rng = np.random.default_rng(5)
     users, n = 400, 60
-    held = [rng.choice(n, 3, replace=False) for _ in range(users)]
-    truth = sp.csr_matrix(
-        (np.ones(3 * users), (np.repeat(np.arange(users), 3), np.concatenate(held))),
-        shape=(users, n),
-    )
-    seen = sp.csr_matrix((users, n), dtype=np.float32)
+    held, truth, seen = _three_held_out(rng, users, n)
     noise = sp.random(users, n, density=0.5, format="csr", random_state=rng)
     collab = sp.csr_matrix(noise + 0.3 * truth.multiply(rng.random((users, n)) < 0.5))
     grid = [{"COLLABORATIVE_ALT": w} for w in (0.0, 0.1, 0.2, 0.35, 0.5)]
@@ -238,12 +245,7 @@ def test_hybrid_leaves_out_a_component_that_only_adds_noise() -> None:
 
     rng = np.random.default_rng(0)
     users, n = 400, 60
-    held = [rng.choice(n, 3, replace=False) for _ in range(users)]
-    truth = sp.csr_matrix(
-        (np.ones(3 * users), (np.repeat(np.arange(users), 3), np.concatenate(held))),
-        shape=(users, n),
-    )
-    seen = sp.csr_matrix((users, n), dtype=np.float32)
+    held, truth, seen = _three_held_out(rng, users, n)
     collab = sp.csr_matrix(
         sp.random(users, n, density=0.5, format="csr", random_state=rng)
         + 0.3 * truth.multiply(rng.random((users, n)) < 0.5)
