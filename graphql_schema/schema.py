@@ -27,6 +27,7 @@ from graphql_schema.extensions.masking import mask_unexpected_errors
 from graphql_schema.extensions.tracing import Finish, OperationTelemetry
 from graphql_schema.extensions.unavailable import UNAVAILABLE, mark_unavailable
 from graphql_schema.types import catalog as catalog_t
+from graphql_schema.types import study_set as study_set_t
 from graphql_schema.types import taxonomy as taxonomy_t
 from graphql_schema.types.analytics import PublisherAnalytics
 from graphql_schema.types.catalog import (
@@ -214,5 +215,6 @@ def build_schema(settings: Settings | None = None, **_: Any) -> BookbridgeSchema
 SQL_MAPPING: dict[str, Table] = {
     **catalog_t.SQL,
     **taxonomy_t.SQL,
-    "Query": Table("", {**catalog_t.QUERY_SQL, **taxonomy_t.QUERY_SQL}),
+    **study_set_t.SQL,
+    "Query": Table("", {**catalog_t.QUERY_SQL, **taxonomy_t.QUERY_SQL, **study_set_t.QUERY_SQL}),
 }

@@ -201,6 +201,12 @@ class RecoSettings(BaseSettings):
         ge=0,
         description="how long a refresh may keep a list whose inputs did not change",
     )
+    stored_list_max_age_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="a study set's stored HYBRID list (study_set_lists) is served this long at"
+        " most; 0 stores none (no compiled study-set recommendations)",
+    )
     cache_refresh_batch: int = Field(
         default=4, ge=1, description="lists computed together by one background refresh"
     )

@@ -134,6 +134,29 @@ class StudySet(Base):
     ingested_at: Mapped[datetime] = _now()
 
 
+class StudySetList(Base):
+    """A study set's plain-HYBRID recommendation list at `max_first` items (migration 0007): the
+    one stored copy both read paths serve, sliced to `first` (HYBRID's top-n is the prefix of
+    its top-`max_first`). A row is fresh while `book_ids` is set, `lists_run` is the lists job's
+    current run count and `computed_at` is younger than the stored-list max age. Ingestion that
+    changes a set's engagement or topics turns its row into a tombstone (`generation` + 1, the
+    list NULL) in the same statement; a write-back only lands under the generation it read
+    before computing, so a list computed from inputs older than a change never passes as fresh.
+    `reasons` holds each item's reasons as the JSON text of their array (as orjson writes it)."""
+
+    __tablename__ = "study_set_lists"
+    study_set_id: Mapped[str] = mapped_column(
+        Id, ForeignKey("study_sets.id", ondelete="CASCADE"), primary_key=True
+    )
+    generation: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    lists_run: Mapped[int | None] = mapped_column(Integer)
+    computed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    strategy: Mapped[str | None] = mapped_column(Text)
+    book_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    scores: Mapped[list[float] | None] = mapped_column(ARRAY(Float))
+    reasons: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+
+
 class StudySetTopic(Base):
     """The canonical topics of a study set; `source` says whether they were sent or matched."""
 

@@ -9,6 +9,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.reco import stored
+
 Record = dict[str, Any]
 
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -96,11 +98,14 @@ async def upsert(conn: AsyncConnection, table: str, records: Sequence[Record]) -
     return int(row.inserted), int(row.updated)
 
 
+# The study sets the batch changed: their stored lists become tombstones in the same statement
+# (app/reco/stored.py), so the next read computes them again.
 UPSERT_STUDY_SETS_IDS = text(
     _upsert_sql("study_sets")
     .split("SELECT count(*)")[0]
     .replace("RETURNING (xmax = 0) AS inserted", "RETURNING id, (xmax = 0) AS inserted")
-    + "SELECT id, inserted FROM upserted"
+    + f", forgot AS ({stored.tombstone('SELECT id FROM upserted WHERE NOT inserted')})"
+    + " SELECT id, inserted FROM upserted"
 )
 
 
@@ -146,8 +151,13 @@ async def replace_study_set_topics(conn: AsyncConnection, topics: dict[str, list
     if not topics:
         return
     ids = sorted(topics)
+    # their stored lists become tombstones in the same statement (app/reco/stored.py)
+    forgot = stored.tombstone("SELECT unnest(CAST(:ids AS text[]))")
     await conn.execute(
-        text("DELETE FROM study_set_topics WHERE study_set_id = ANY(CAST(:ids AS text[]))"),
+        text(
+            f"WITH forgot AS ({forgot}) "
+            "DELETE FROM study_set_topics WHERE study_set_id = ANY(CAST(:ids AS text[]))"
+        ),
         {"ids": ids},
     )
     pairs = [{"s": sid, "t": tid} for sid in ids for tid in sorted(topics[sid])]
@@ -188,6 +198,8 @@ INSERT_EVENTS = text(
         _DAILY.format(name=f"daily_{t}", table=t, key=f"{t}_id")
         for t in ("book", "topic", "study_set")
     )
+    # the study sets with new events: their stored lists become tombstones (app/reco/stored.py)
+    + f",\n    forgot AS ({stored.tombstone('SELECT study_set_id FROM new_events')})"
     + "\n    SELECT count(*) AS inserted FROM new_events"
 )
 

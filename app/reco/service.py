@@ -11,7 +11,7 @@ from app.core.errors import InvalidArgument, NotFound
 from app.core.settings import RecoSettings
 from app.core.viewer import StudentScope
 from app.db import driver
-from app.reco import data, experiments, lists, strategies
+from app.reco import data, experiments, lists, stored, strategies
 from app.reco.cache import Payload
 from app.reco.strategies import RecList
 from app.reco.tracing import span as reco_span
@@ -164,17 +164,34 @@ async def _compute_hybrid(
             records: list[Any] = await conn.fetch(sql, *params)
             return records
 
-    inputs = await data.hybrid_inputs(fetch, ids, s)
-    for first in sorted({k.first for k in keys}):
-        found = strategies.hybrid_lists(s, inputs, first)
-        for key in keys:
-            if key.first == first and key.study_set_id in found:
-                out[key.cache_key] = {
-                    "user_id": inputs.contexts[key.study_set_id].user_id,
-                    "list": found[key.study_set_id].to_json(),
-                    "experiment": None,
-                    "variant": None,
-                }
+    if s.stored_list_max_age_seconds <= 0:  # no stored lists: computed for the request
+        inputs = await data.hybrid_inputs(fetch, ids, s)
+        for first in sorted({k.first for k in keys}):
+            found = strategies.hybrid_lists(s, inputs, first)
+            for key in keys:
+                if key.first == first and key.study_set_id in found:
+                    user_id = inputs.contexts[key.study_set_id].user_id
+                    out[key.cache_key] = _hybrid_payload(user_id, found[key.study_set_id])
+        return
+    # The stored lists first (app/reco/stored.py): what they lack or hold stale is computed at
+    # max_first, stored, and sliced like them, so both read paths serve the very same list.
+    got = await stored.read(fetch, ids, stored.service_max_age(s))
+    missing = sorted(sid for sid, row in got.sets.items() if row.found is None)
+    if missing:
+        inputs = await data.hybrid_inputs(fetch, missing, s)
+        computed = strategies.hybrid_lists(s, inputs, s.max_first)
+        await stored.write(fetch, got, computed)
+        for sid, made in computed.items():
+            got.sets[sid].found = made
+    for key in keys:
+        row = got.sets.get(key.study_set_id)
+        if row is not None and row.found is not None:
+            listed = stored.prefix(row.found, key.first)
+            out[key.cache_key] = _hybrid_payload(row.user_id, listed)
+
+
+def _hybrid_payload(user_id: str, found: RecList) -> Payload:
+    return {"user_id": user_id, "list": found.to_json(), "experiment": None, "variant": None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,17 @@ import strawberry
 
 from app.db.pagination import Page
 from app.db.records import Record
+from graphql_schema.execution.compiler.mapping import (
+    Column,
+    Connection,
+    Eq,
+    FieldSql,
+    Linked,
+    Order,
+    Ref,
+    StoredList,
+    Table,
+)
 from graphql_schema.types.catalog import Topic
 from graphql_schema.types.context import Info
 from graphql_schema.types.pagination import PageInfo
@@ -93,3 +104,39 @@ class StudySetFilter:
     user_id: strawberry.ID | None = None
     subject_id: strawberry.ID | None = None
     grade_id: strawberry.ID | None = None
+
+
+# --- the compiled read path (graphql_schema/execution/compiler): fields -> tables and columns ---
+# A student's home page (`studySets { ... recommendations }`) in one statement: the student's own
+# sets only (`owner`), topics in id order as `app.db.study` reads them, the stored HYBRID list.
+_BY_ID = (Order("id"),)
+SQL: dict[str, Table] = {
+    "StudySet": Table(
+        "study_sets",
+        {
+            "id": Column("id"),
+            "userId": Column("user_id"),
+            "title": Column("title"),
+            "createdAt": Column("created_at", "datetime"),
+            "subject": Ref("Subject", "subject_id"),
+            "grade": Ref("Grade", "grade_id"),
+            "topics": Linked("Topic", "study_set_topics", "study_set_id", "topic_id", _BY_ID),
+            "recommendations": StoredList(),
+        },
+    ),
+}
+QUERY_SQL: dict[str, FieldSql] = {
+    "studySets": Connection(
+        "StudySetConnection",
+        "StudySetEdge",
+        "StudySet",
+        table="study_sets",
+        order=_BY_ID,
+        owner="user_id",
+        filters={
+            "userId": Eq("user_id", empty_unset=True),
+            "subjectId": Eq("subject_id", empty_unset=True),
+            "gradeId": Eq("grade_id", empty_unset=True),
+        },
+    ),
+}

@@ -33,6 +33,7 @@ class Site:
     node: FieldNode
     values: Values
     shape: Hashable
+    viewer: bool = False  # its one parameter is the viewer's scope (Plan.for_viewer), no argument
 
 
 class Builder(Protocol):
@@ -40,9 +41,11 @@ class Builder(Protocol):
 
     pages: tuple[int, int]
     sites: list[Site]
+    nulls: int  # values emitted so far that may be NULL (the statement must then fall back)
 
     def alias(self) -> str: ...
     def site(self, field: GraphQLField, node: FieldNode, values: Values) -> list[str]: ...
+    def scope(self, field: GraphQLField, node: FieldNode) -> str: ...
     def subfields(self, type_: GraphQLObjectType, details: list[FieldDetails]) -> Any: ...
     def table(self, type_name: str) -> Table: ...
     def object(self, type_name: str, alias: str, details: list[FieldDetails]) -> str: ...

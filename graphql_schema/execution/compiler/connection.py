@@ -55,6 +55,8 @@ def _values(spec: Connection, pages: tuple[int, int]) -> Any:
                     kinds = (float, str)
                 params.append(text if isinstance(kind, FullText) else f"%{_escape_like(text)}%")
             else:
+                if isinstance(kind, Eq) and kind.empty_unset and not value:
+                    continue
                 params.append(str(value))
             active.append(name)
         if page.after is not None:
@@ -79,6 +81,8 @@ def connection_sql(
     n = f"{placeholders[0]}::int"
     a = c.alias()
     conds, lateral, order = _where(spec, a, parent, active, after, iter(placeholders[1:]))
+    if spec.owner is not None:
+        conds.insert(0, f"{a}.{spec.owner} = {c.scope(field, details[0].node)}")
     by = ", ".join(f"{e}{' DESC' if d else ''}" for e, d, _ in order)
 
     conn_type = get_named_type(field.type)
@@ -97,11 +101,17 @@ def connection_sql(
         elif name == "pageInfo":
             parts.append(_page_info(c, conn_type.fields[name], sub, n, needs))
         elif name == "edges":
+            nulls = c.nulls
             edge = _edge(c, spec, edge_type, a, sub, columns, needs)
-            aggregates.append(
+            edges = (
                 f"coalesce(string_agg({edge}, ',' ORDER BY e.rn) FILTER (WHERE e.rn <= {n}), '')"
-                f" AS j{i}"
             )
+            if c.nulls != nulls:
+                # an edge that may be NULL (a stale stored list): string_agg would skip it
+                # silently; NULL instead, and the statement falls back to normal execution
+                every = f"bool_and(({edge}) IS NOT NULL) FILTER (WHERE e.rn <= {n})"
+                edges = f"CASE WHEN {every} IS NOT FALSE THEN {edges} END"
+            aggregates.append(f"{edges} AS j{i}")
             parts.append(f"'[' || g.j{i} || ']'")
         else:
             raise Unsupported(f"{conn_type.name}.{name}")

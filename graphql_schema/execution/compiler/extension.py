@@ -120,14 +120,14 @@ async def _answer(cache: PlanCache, ec: ExecutionContext) -> ExecutionResult | N
             pages = (settings.default_page_size, settings.max_page_size)
             try:
                 plan = Compiler(
-                    schema, cache.mapping, document, operation, variables, pages
+                    schema, cache.mapping, document, operation, variables, pages, settings.reco
                 ).compile()
             except Unsupported:
                 plan = None
             cache.put(key, plan)
         if plan is None or plan is True:
             return None
-        params = plan.parameters(variables)
+        params = plan.for_viewer(plan.parameters(variables), ec.context.viewer)
     except Fallback:
         return None
     return await _run(ec, plan, params, driver=cache.driver)

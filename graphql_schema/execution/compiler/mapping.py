@@ -51,10 +51,30 @@ class Children:
 
 
 @dataclass(frozen=True, slots=True)
+class Linked:
+    """Every `target` row that a `table` row links to this row (`key` = this row's id, `link` =
+    the target's id), in the target's `order`."""
+
+    target: str
+    table: str
+    key: str
+    link: str
+    order: tuple[Order, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredList:
+    """A study set's stored HYBRID list (app/reco/stored.py) as a RecommendationList, sliced to
+    the `first` argument; a missing or stale row makes the whole operation fall back."""
+
+
+@dataclass(frozen=True, slots=True)
 class Eq:
-    """Filter: the row's `column` equals the value."""
+    """Filter: the row's `column` equals the value (`empty_unset`: an empty value is no
+    condition, as resolvers that test the value's truth read it)."""
 
     column: str
+    empty_unset: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +113,8 @@ class Connection:
 
     `node_column` None: the edge row is the node; else the node is the `node` row whose id is
     that column. `key`: the column equal to the parent's id (None for a root connection).
+    `owner`: a student's own rows only (`app.db.study.visible_owner`: the viewer's user id is a
+    bind parameter; any other viewer makes the request fall back to normal execution).
     """
 
     connection: str
@@ -102,6 +124,7 @@ class Connection:
     order: tuple[Order, ...]
     key: str | None = None
     node_column: str | None = None
+    owner: str | None = None  # rows whose `owner` column is the viewer's own user id only
     edge_fields: Mapping[str, Column] = field(default_factory=dict)
     filters: Mapping[str, Filter] = field(default_factory=dict)
 
@@ -121,7 +144,7 @@ class All:
     order: tuple[Order, ...]
 
 
-FieldSql = Column | Ref | Children | Connection | Lookup | All
+FieldSql = Column | Ref | Children | Linked | StoredList | Connection | Lookup | All
 
 
 @dataclass(frozen=True, slots=True)

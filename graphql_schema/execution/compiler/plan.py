@@ -31,6 +31,9 @@ from graphql.execution.collect_fields import (
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
+from app.core.settings import RecoSettings
+from app.core.viewer import Viewer
+from app.db.study import visible_owner
 from graphql_schema.execution.compiler.base import Fallback, Site, Unsupported, Values
 from graphql_schema.execution.compiler.connection import connection_sql
 from graphql_schema.execution.compiler.jsonsql import concat, json_lit, lit, value_json
@@ -39,11 +42,14 @@ from graphql_schema.execution.compiler.mapping import (
     Children,
     Column,
     Connection,
+    Linked,
     Lookup,
     Order,
     Ref,
+    StoredList,
     Table,
 )
+from graphql_schema.execution.compiler.recommendations import stored_list_sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +57,15 @@ class Plan:
     sql: str
     keys: tuple[str, ...]
     sites: tuple[Site, ...]
+    viewer_slots: tuple[int, ...] = ()  # parameters that are the viewer's own user id
 
     def parameters(self, variables: VariableValues) -> list[Any]:
+        """The arguments' parameters; the viewer's (`viewer_slots`) are None until `for_viewer`."""
         out: list[Any] = []
         for site in self.sites:
+            if site.viewer:
+                out.append(None)
+                continue
             try:
                 args = get_argument_values(site.field, site.node, variables)
             except Exception as exc:
@@ -63,6 +74,19 @@ class Plan:
             if shape != site.shape:
                 raise Fallback("the arguments' shape differs from the compiled plan's")
             out += values
+        return out
+
+    def for_viewer(self, params: list[Any], viewer: Viewer) -> list[Any]:
+        """`params` with the viewer's scope set: a student's own user id (`visible_owner`); any
+        other viewer (an admin, a publisher, anonymous) is normal execution's (Fallback)."""
+        if not self.viewer_slots:
+            return params
+        owner = visible_owner(viewer)
+        if not isinstance(owner, str):
+            raise Fallback("not a student's own rows")
+        out = list(params)
+        for i in self.viewer_slots:
+            out[i] = owner
         return out
 
 
@@ -90,8 +114,10 @@ class Compiler:
         operation: OperationDefinitionNode,
         variables: VariableValues,
         pages: tuple[int, int],
+        reco: RecoSettings | None = None,
     ) -> None:
         self.schema = schema
+        self.reco = reco  # None: no stored recommendation lists (StoredList unsupported)
         self.mapping = mapping
         self.operation = operation
         self.variables = variables
@@ -104,6 +130,8 @@ class Compiler:
         self.count = 0
         self.aliases = 0
         self.sites: list[Site] = []
+        self.viewer_slots: list[int] = []
+        self.nulls = 0
 
     def alias(self) -> str:
         self.aliases += 1
@@ -117,6 +145,13 @@ class Compiler:
         first = self.count + 1
         self.count += len(params)
         return [f"${i}" for i in range(first, self.count + 1)]
+
+    def scope(self, field: GraphQLField, node: FieldNode) -> str:
+        """The placeholder of the viewer's own user id (set per request: Plan.for_viewer)."""
+        self.sites.append(Site(field, node, _no_values, (), viewer=True))
+        self.viewer_slots.append(self.count)
+        self.count += 1
+        return f"${self.count}"
 
     def compile(self) -> Plan:
         root = self.schema.query_type
@@ -142,7 +177,8 @@ class Compiler:
         if not keys:
             raise Unsupported("nothing selected")
         select = ", ".join(f"{c} AS c{i}" for i, c in enumerate(columns))
-        return Plan(f"SELECT {select}", tuple(keys), tuple(self.sites))
+        sql = f"SELECT {select}"
+        return Plan(sql, tuple(keys), tuple(self.sites), tuple(self.viewer_slots))
 
     def _check(self, collected: Any) -> None:
         """Every collected field plain: no @defer, no fragment arguments."""
@@ -220,6 +256,21 @@ class Compiler:
             obj = self.object(spec.target, inner, details)
             where = f"{inner}.{spec.key} = {alias}.id"
             return self.array(obj, self.table(spec.target).table, inner, spec.order, where)
+        if isinstance(spec, Linked):
+            inner, link = self.alias(), self.alias()
+            obj = self.object(spec.target, inner, details)
+            target = self.table(spec.target).table
+            return (
+                f"(SELECT '[' || coalesce(string_agg({obj}, ',' ORDER BY"
+                f" {order_by(inner, spec.order)}), '') || ']' FROM {spec.table} {link}"
+                f" JOIN {target} {inner} ON {inner}.id = {link}.{spec.link}"
+                f" WHERE {link}.{spec.key} = {alias}.id)"
+            )
+        if isinstance(spec, StoredList):
+            if self.reco is None:
+                raise Unsupported(f"{gql.name}.{name}")
+            self.nulls += 1
+            return stored_list_sql(self, self.reco, field, details, alias)
         if isinstance(spec, Connection):
             return connection_sql(self, spec, field, details, alias)
         raise Unsupported(f"{gql.name}.{name}")
@@ -241,6 +292,10 @@ def order_by(alias: str, order: tuple[Order, ...]) -> str:
 
 def _nullable(field: GraphQLField) -> bool:
     return not isinstance(field.type, GraphQLNonNull)
+
+
+def _no_values(args: dict[str, Any]) -> tuple[Hashable, list[Any]]:
+    return (), []
 
 
 def _lookup_id(args: dict[str, Any]) -> tuple[Hashable, list[Any]]:

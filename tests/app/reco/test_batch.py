@@ -138,8 +138,9 @@ async def test_a_page_of_lists_costs_fixed_sql_cold_and_none_warm(
     # page (with its topics) + HYBRID's inputs (contexts, topics explicit or title-matched,
     # own books, weights, topic candidates and trending in one statement; the collab and the
     # content neighbour scores in one each, the three sent at once) + books (with their
-    # publishers)
-    assert cold == {3: 5, SETS: 5}, cold
+    # publishers) + the stored lists' read before computing and their write-back after
+    # (app/reco/stored.py)
+    assert cold == {3: 7, SETS: 7}, cold
     assert local == redis == {3: 2, SETS: 2}, (local, redis)
 
 

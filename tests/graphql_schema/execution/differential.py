@@ -28,9 +28,11 @@ class Paths:
         off = services.settings.model_copy(update={"compiled_reads": False})
         return cls(services, build_schema(services.settings), build_schema(off))
 
-    async def run(self, schema: BookbridgeSchema, query: str, variables: Any) -> tuple[Any, ...]:
+    async def run(
+        self, schema: BookbridgeSchema, query: str, variables: Any, viewer: Viewer = ADMIN
+    ) -> tuple[Any, ...]:
         result = await schema.execute(
-            query, variables, context_value=Context.create(self.services, viewer=ADMIN)
+            query, variables, context_value=Context.create(self.services, viewer=viewer)
         )
         errors = [
             (e.message, e.path, (e.extensions or {}).get("code")) for e in result.errors or ()
@@ -40,10 +42,10 @@ class Paths:
         )
         return orjson.dumps(result.data), errors, compiled
 
-    async def compare(self, query: str, variables: Any = None) -> bool:
+    async def compare(self, query: str, variables: Any = None, viewer: Viewer = ADMIN) -> bool:
         """Assert both paths answer the same bytes and errors; True when it was compiled."""
-        data, errors, compiled = await self.run(self.compiled, query, variables)
-        want_data, want_errors, _ = await self.run(self.normal, query, variables)
+        data, errors, compiled = await self.run(self.compiled, query, variables, viewer)
+        want_data, want_errors, _ = await self.run(self.normal, query, variables, viewer)
         assert data == want_data, (query, variables)
         if not compiled and data == b"null" and len(errors) == len(want_errors) == 1:
             # Both answers come from normal execution, which runs async root fields

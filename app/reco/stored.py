@@ -1,0 +1,151 @@
+"""Stored HYBRID lists (`study_set_lists`, migration 0007): the one copy both read paths serve.
+
+Each study set's plain-HYBRID list is stored at `max_first` items; any `first` is its prefix
+(`strategies.ranked` orders by score, then tiebreak, then book id, from inputs that do not
+depend on `first`). The reco service reads fresh rows before computing anything and writes
+back what it had to compute; the compiled read path (graphql_schema/execution/compiler/
+recommendations.py) reads the same rows with the same freshness condition (`fresh`).
+
+A row is fresh while its list is set, it was computed under the lists job's current run count
+(worker_jobs 'lists'.runs, which moves when a run ends) and it is younger than
+`stored_list_max_age_seconds`. Ingestion that changes a set's engagement or topics turns the
+row into a tombstone in its own statement (`TOMBSTONE`: generation + 1, list NULL); a write-back
+lands only under the generation read before its inputs were, so a list computed from inputs
+that a later batch changed is dropped instead of stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from app.core.settings import RecoSettings
+from app.reco.strategies import Item, RecList
+
+Fetch = Callable[..., Awaitable[list[Any]]]
+
+# The lists job's current run count: what a fresh row's `lists_run` must equal.
+CURRENT_RUN = "coalesce((SELECT w.runs FROM worker_jobs w WHERE w.job = 'lists'), 0)"
+
+
+def fresh(alias: str, max_age_seconds: float) -> str:
+    """SQL: the row `alias` of study_set_lists holds a fresh list (`max_age_seconds` is a
+    setting, written as a literal: plans are built per process and settings)."""
+    age = float(max_age_seconds)
+    return (
+        f"({alias}.book_ids IS NOT NULL AND {alias}.lists_run = {CURRENT_RUN}"
+        f" AND {alias}.computed_at > now() - make_interval(secs => {age!r}))"
+    )
+
+
+def tombstone(ids_sql: str) -> str:
+    """SQL (a data-modifying CTE's body): the stored lists of the study sets `ids_sql` selects
+    become tombstones, in study set order (concurrent batches lock rows in one order)."""
+    return (
+        "INSERT INTO study_set_lists AS l (study_set_id, generation)"
+        f' SELECT DISTINCT i.id COLLATE "C", 1 FROM ({ids_sql}) AS i(id) ORDER BY 1'
+        " ON CONFLICT (study_set_id) DO UPDATE SET generation = l.generation + 1,"
+        " lists_run = NULL, computed_at = NULL, strategy = NULL, book_ids = NULL,"
+        " scores = NULL, reasons = NULL"
+    )
+
+
+_READ = (
+    "SELECT s.id, s.user_id, coalesce(l.generation, 0) AS generation,"
+    " CASE WHEN {fresh} THEN l.book_ids END AS book_ids, l.scores, l.reasons, l.strategy,"
+    " r.run, r.at"
+    " FROM study_sets s CROSS JOIN (SELECT {run} AS run, now() AS at) r"
+    " LEFT JOIN study_set_lists l ON l.study_set_id = s.id"
+    " WHERE s.id = ANY($1::text[])"
+)
+
+_WRITE = (
+    "INSERT INTO study_set_lists AS l"
+    " (study_set_id, generation, lists_run, computed_at, strategy, book_ids, scores, reasons)"
+    " SELECT r.id, r.generation, $2, $3, r.strategy, r.book_ids, r.scores, r.reasons"
+    " FROM jsonb_to_recordset($1::jsonb) AS r(id text, generation bigint, strategy text,"
+    " book_ids text[], scores float8[], reasons text[])"
+    " JOIN study_sets s ON s.id = r.id"
+    ' ORDER BY r.id COLLATE "C"'
+    " ON CONFLICT (study_set_id) DO UPDATE SET lists_run = EXCLUDED.lists_run,"
+    " computed_at = EXCLUDED.computed_at, strategy = EXCLUDED.strategy,"
+    " book_ids = EXCLUDED.book_ids, scores = EXCLUDED.scores, reasons = EXCLUDED.reasons"
+    " WHERE l.generation = EXCLUDED.generation"
+)
+
+
+@dataclass(slots=True)
+class Stored:
+    """A known study set as read: its owner, the generation its row had (0: no row) and its
+    stored list when fresh."""
+
+    user_id: str
+    generation: int
+    found: RecList | None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    sets: dict[str, Stored]
+    run: int  # the lists job's run count when read
+    at: datetime | None  # when read (None: no set found): what is computed after it is as old
+
+
+async def read(fetch: Fetch, ids: Sequence[str], max_age_seconds: float) -> Read:
+    """The study sets `ids` that exist, with their fresh stored lists (one statement)."""
+    sql = _READ.format(fresh=fresh("l", max_age_seconds), run=CURRENT_RUN)
+    rows = await fetch(sql, list(ids))
+    sets: dict[str, Stored] = {}
+    run, at = 0, None
+    for r in rows:
+        run, at = r["run"], r["at"]
+        found = None
+        if r["book_ids"] is not None:
+            items = [
+                Item(b, float(s), orjson.loads(why))
+                for b, s, why in zip(r["book_ids"], r["scores"], r["reasons"], strict=True)
+            ]
+            found = RecList(items, r["strategy"])
+        sets[r["id"]] = Stored(r["user_id"], int(r["generation"]), found)
+    return Read(sets, int(run), at)
+
+
+async def write(fetch: Fetch, got: Read, lists: Mapping[str, RecList]) -> None:
+    """Store freshly computed lists, each only under the generation `got` read (a batch that
+    changed the set since has bumped it: that list is not stored)."""
+    rows = [
+        {
+            "id": sid,
+            "generation": got.sets[sid].generation,
+            "strategy": found.strategy,
+            "book_ids": [i.book_id for i in found.items],
+            "scores": [i.score for i in found.items],
+            "reasons": [orjson.dumps(i.reasons).decode() for i in found.items],
+        }
+        for sid, found in sorted(lists.items())
+        if sid in got.sets
+    ]
+    if rows and got.at is not None:
+        await fetch(_WRITE, orjson.dumps(rows).decode(), got.run, got.at)
+
+
+def service_max_age(s: RecoSettings) -> float:
+    """The age up to which the reco service serves a stored row: the compiled path's max age
+    less the longest a list may then live in the cache (Redis TTL, in-process TTL and stale
+    serving, revalidation), so a cached list never outlives its row's freshness (a compiled
+    read would fall back for the rest of its life). At most 0: every miss recomputes."""
+    lifetime = max(
+        float(s.redis_ttl_seconds),
+        s.cache_ttl_seconds + s.cache_stale_seconds,
+        s.cache_max_age_seconds,
+    )
+    return max(0.0, s.stored_list_max_age_seconds - lifetime)
+
+
+def prefix(found: RecList, first: int) -> RecList:
+    """The top-`first` list of a stored top-`max_first` one."""
+    return RecList(found.items[:first], found.strategy)
