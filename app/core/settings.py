@@ -207,6 +207,12 @@ class RecoSettings(BaseSettings):
         description="a study set's stored HYBRID list (study_set_lists) is served this long at"
         " most; 0 stores none (no compiled study-set recommendations)",
     )
+    stored_list_fill: int = Field(
+        default=2000,
+        ge=0,
+        description="after each lists job run, the worker stores the lists of this many most"
+        " recently engaged study sets; 0: none (lists are stored when first read)",
+    )
     cache_refresh_batch: int = Field(
         default=4, ge=1, description="lists computed together by one background refresh"
     )

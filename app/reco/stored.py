@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from app.core.settings import RecoSettings
+from app.reco import data, strategies
 from app.reco.strategies import Item, RecList
 
 Fetch = Callable[..., Awaitable[list[Any]]]
@@ -149,3 +150,29 @@ def service_max_age(s: RecoSettings) -> float:
 def prefix(found: RecList, first: int) -> RecList:
     """The top-`first` list of a stored top-`max_first` one."""
     return RecList(found.items[:first], found.strategy)
+
+
+# The study sets engaged with most recently first: whose lists the worker stores ahead of reads.
+_ACTIVE = (
+    "SELECT study_set_id FROM engagement_daily_study_set GROUP BY 1"
+    " ORDER BY max(day) DESC, study_set_id LIMIT $1"
+)
+
+
+async def fill(fetch: Fetch, s: RecoSettings, limit: int, batch: int = 200) -> int:
+    """Store the lists of the `limit` most recently engaged study sets that hold no fresh one,
+    `batch` sets per computation (the worker, after each lists job run: a student's first
+    request after it is already served from the store). How many lists it stored."""
+    if limit <= 0 or s.stored_list_max_age_seconds <= 0:
+        return 0
+    ids = [r[0] for r in await fetch(_ACTIVE, limit)]
+    done = 0
+    for i in range(0, len(ids), batch):
+        got = await read(fetch, ids[i : i + batch], service_max_age(s))
+        missing = sorted(sid for sid, row in got.sets.items() if row.found is None)
+        if missing:
+            inputs = await data.hybrid_inputs(fetch, missing, s)
+            computed = strategies.hybrid_lists(s, inputs, s.max_first)
+            await write(fetch, got, computed)
+            done += len(computed)
+    return done

@@ -23,8 +23,9 @@ import orjson
 from prometheus_client import start_http_server
 from sqlalchemy import text
 
+from app.db import driver
 from app.observability import metrics
-from app.reco import jobs, neighbours, selection
+from app.reco import jobs, neighbours, selection, stored
 from app.runtime.services import Services
 
 log = logging.getLogger("bookbridge.worker")
@@ -207,7 +208,27 @@ async def _run_locked(services: Services, name: str, interval: float, full: bool
                 "details": orjson.dumps(status["details"], default=str).decode(),
             },
         )
+    if name == "lists" and status["outcome"] == "ok":
+        # after the run count moved (the stored lists' marker): lists stored now are fresh
+        status["stored_lists"] = await fill_stored_lists(services)
     return status
+
+
+async def fill_stored_lists(services: Services) -> int | str:
+    """The recently engaged study sets' lists, stored ahead of their students' reads
+    (app/reco/stored.py); a failure is logged, and the lists are stored when first read."""
+
+    async def fetch(sql: str, *params: Any) -> list[Any]:
+        async with driver.connection(services.read_engine) as conn:
+            found: list[Any] = await conn.fetch(sql, *params)
+            return found
+
+    s = services.settings.reco
+    try:
+        return await stored.fill(fetch, s, s.stored_list_fill)
+    except Exception as exc:
+        log.exception("storing the recently engaged study sets' lists failed")
+        return f"{type(exc).__name__}: {exc}"
 
 
 async def run_worker(

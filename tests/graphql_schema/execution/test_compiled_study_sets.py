@@ -24,6 +24,7 @@ from app.ingest.service import apply_batch
 from app.reco import data, stored, strategies
 from app.runtime.services import Services
 from app.server.factory import create_app
+from app.worker.jobs import run_job
 from tests import auth_helpers
 from tests import reco_factories as f
 from tests.app.reco.test_batch import EXP, SETS, world
@@ -185,7 +186,7 @@ async def test_experiments_or_no_stored_lists_leave_it_to_normal_execution(
         settings = services.settings.model_copy(update={"reco": reco})
         paths = Paths.of(dataclasses.replace(services, settings=settings))
         assert not await warm(paths, HOME, None, U1), update
-        assert await warm(paths, '{ studySets { edges { node { id topics { id } } } } }', None, U1)
+        assert await warm(paths, "{ studySets { edges { node { id topics { id } } } } }", None, U1)
 
 
 async def test_hybrids_top_n_is_the_prefix_of_its_top_max_first(services: Services) -> None:
@@ -228,3 +229,20 @@ async def test_over_http_one_statement_the_same_bytes_and_the_fast_path(
     assert {b for b, _ in bodies["normal"] + bodies["compiled"]} == {bodies["normal"][0][0]}
     assert [n for _, n in bodies["compiled"]] == [1, 1, 1]
     assert b'"errors"' not in bodies["compiled"][0][0]
+
+
+async def test_the_worker_stores_the_recently_engaged_sets_lists(paths: Paths) -> None:
+    services = paths.services
+    # u3's sets ss05 and ss06 engaged through ingestion (the daily aggregates the worker reads)
+    records = [
+        {"id": f"w{sid}", "study_set_id": sid, "event_type": "view", "book_id": "b1"}
+        | {"occurred_at": f.NOW.isoformat()}
+        for sid in ("ss05", "ss06")
+    ]
+    await apply_batch(services.engine, services.after_commit, "engagement_events", records)
+    record = await run_job(services, "lists", 0.0)
+    assert record["outcome"] == "ok" and record["stored_lists"] == 2, record
+    assert await rows(services) == {"ss05": (1, True), "ss06": (1, True)}
+    # u3's first request is served from the store: compiled, the same bytes
+    assert await paths.compare(HOME, None, Viewer(role="student", user_id="u3"))
+    assert not await paths.compare(HOME, None, U2)  # not stored yet: computed, then stored
