@@ -208,7 +208,7 @@ class RecoSettings(BaseSettings):
         " most; 0 stores none (no compiled study-set recommendations)",
     )
     stored_list_fill: int = Field(
-        default=2000,
+        default=5000,
         ge=0,
         description="after each lists job run, the worker stores the lists of this many most"
         " recently engaged study sets; 0: none (lists are stored when first read)",
