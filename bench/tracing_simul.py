@@ -91,15 +91,15 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=32)
     args = p.parse_args()
     url = seed.plain_url(args.database_url)
-    found = [s for s in asyncio.run(scenarios.read_scenarios(url)) if s.name == args.scenario]
-    if not found:
-        raise SystemExit(f"no read scenario {args.scenario!r}")
+    chosen = asyncio.run(scenarios.by_name(url, args.scenario))
+    if chosen is None:
+        raise SystemExit(f"no read or recommendation scenario {args.scenario!r}")
     env = server_env(argparse.Namespace(redis_url=args.redis_url), url)
     # two servers share the PostgreSQL server: half the usual pool each
     env["BOOKBRIDGE_DB_POOL_SIZE"] = str(max(1, int(env["BOOKBRIDGE_DB_POOL_SIZE"]) // 2))
     if not args.cached:
         env["BOOKBRIDGE_RESPONSE_CACHE_ENABLED"] = "false"
-    script = driver.write_script(found[0].bodies, "/graphql", found[0].headers)
+    script = driver.write_script(chosen.bodies, "/graphql", chosen.headers)
     try:
         with sink.otlp_sink() as endpoint:
             reference = variant(args.a, env, endpoint)
