@@ -98,10 +98,10 @@ async def run(args: argparse.Namespace, url: str, endpoint: str) -> None:
     provider = tracing.make_provider()  # OTLP to the sink, sampled as the variables say
     assert provider is not None
     for name in args.scenarios.split(","):
-        chosen = await scenarios.by_name(url, name)
-        if chosen is None:
+        scenario = await scenarios.by_name(url, name)
+        if scenario is None:
             raise SystemExit(f"no read or recommendation scenario {name!r}")
-        calls = [_request(app, b, chosen.headers) for b in chosen.bodies]
+        calls = [_request(app, b, scenario.headers) for b in scenario.bodies]
         for call in calls[: args.requests]:  # warm: every body's response cached
             if await call() != 200:
                 raise SystemExit(f"{name}: a request failed")
