@@ -152,6 +152,18 @@ async def read_scenarios(url: str) -> list[Scenario]:
     ]
 
 
+async def by_name(url: str, name: str) -> Scenario | None:
+    """One read or recommendation scenario by its name (the tracing tools' `--scenario`); the
+    recommendation ones with an admin key made for the occasion (bench.seed.admin_key)."""
+    if name in ("recommendations_cached", "recommendations_uncached"):
+        from bench import seed
+
+        found = await recommendation_scenarios(url, await seed.admin_key(url))
+    else:
+        found = await read_scenarios(url)
+    return next((s for s in found if s.name == name), None)
+
+
 def _after(value: str | None) -> str | None:
     """The id a service cursor points after."""
     if value is None:

@@ -142,8 +142,11 @@ def answers_get(path: str) -> Callable[[str], bool]:
 
 
 @contextmanager
-def uvicorn(app: str, env: dict[str, str], workers: int, ready_path: str) -> Iterator[str]:
-    """Run `app` (a factory) as `bookbridge serve` does: uvloop, httptools, no access log."""
+def uvicorn(
+    app: str, env: dict[str, str], workers: int, ready_path: str, cwd: str | None = None
+) -> Iterator[str]:
+    """Run `app` (a factory) as `bookbridge serve` does: uvloop, httptools, no access log;
+    from the source tree `cwd` (default: this one)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -165,7 +168,8 @@ def uvicorn(app: str, env: dict[str, str], workers: int, ready_path: str) -> Ite
         "--log-level",
         "warning",
     ]
-    with process(cmd, env, f"http://127.0.0.1:{port}", answers_get(ready_path)) as base:
+    tree = Path(cwd) if cwd is not None else None
+    with process(cmd, env, f"http://127.0.0.1:{port}", answers_get(ready_path), cwd=tree) as base:
         yield base
 
 

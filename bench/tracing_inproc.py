@@ -49,7 +49,7 @@ async def _lifespan(app: Any) -> None:
     app.state_task = task  # kept alive for the run
 
 
-def _request(app: Any, body: bytes) -> Any:
+def _request(app: Any, body: bytes, headers: dict[str, str] | None = None) -> Any:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -64,6 +64,7 @@ def _request(app: Any, body: bytes) -> Any:
             (b"host", b"bench"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
         ],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
@@ -96,9 +97,11 @@ async def run(args: argparse.Namespace, url: str, endpoint: str) -> None:
     os.environ.update(tracing_env(endpoint) | {"OTEL_TRACES_SAMPLER_ARG": args.ratio})
     provider = tracing.make_provider()  # OTLP to the sink, sampled as the variables say
     assert provider is not None
-    found = {s.name: s for s in await scenarios.read_scenarios(url)}
     for name in args.scenarios.split(","):
-        calls = [_request(app, b.encode() if isinstance(b, str) else b) for b in found[name].bodies]
+        scenario = await scenarios.by_name(url, name)
+        if scenario is None:
+            raise SystemExit(f"no read or recommendation scenario {name!r}")
+        calls = [_request(app, b, scenario.headers) for b in scenario.bodies]
         for call in calls[: args.requests]:  # warm: every body's response cached
             if await call() != 200:
                 raise SystemExit(f"{name}: a request failed")

@@ -10,7 +10,9 @@ moves far less from window to window (docs/performance.md).
 
 A variant is NAME[:KEY=VALUE,...]: a NAME starting with `traced` adds the bench's tracing
 settings (OTLP/HTTP to a local sink that drops the spans, parentbased_traceidratio 0.1), then
-the KEY=VALUEs are added to the server's environment (e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE=64).
+the KEY=VALUEs are added to the server's environment (e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE=64);
+TREE=PATH serves that source tree instead of this one (e.g. `git archive main` unpacked), so
+`--a untraced:TREE=/tmp/main --b traced:TREE=/tmp/main` measures main's code.
 Each `--b` is compared with `--a` in a run of its own. Needs a seeded bench database and wrk."""
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import asyncio
 import statistics
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from bench import driver, scenarios, seed, servers, sink
@@ -35,6 +38,15 @@ def variant(spec: str, base: dict[str, str], endpoint: str) -> tuple[str, dict[s
     return name, env | extra
 
 
+def _serve(env: dict[str, str]) -> AbstractContextManager[str]:
+    """The bench server with `env`, from the tree its TREE says (default: this one)."""
+    env = dict(env)
+    tree = env.pop("TREE", None)
+    if tree is not None:
+        env["PYTHONPATH"] = tree
+    return servers.uvicorn("bench.served:create_app", env, 1, "/healthz", cwd=tree)
+
+
 def _load(args: argparse.Namespace, script: Path, base: str, runs: dict[str, driver.Run]) -> None:
     runs[base] = driver.wrk(base, script, args.concurrency, args.seconds)
 
@@ -48,8 +60,8 @@ def side_by_side(
     """b's CPU per request / a's, one ratio per window (a first window is discarded: warm-up)."""
     ratios: list[float] = []
     with (
-        servers.uvicorn("bench.served:create_app", a[1], 1, "/healthz") as base_a,
-        servers.uvicorn("bench.served:create_app", b[1], 1, "/healthz") as base_b,
+        _serve(a[1]) as base_a,
+        _serve(b[1]) as base_b,
     ):
         bases = (base_a, base_b)
         for window in range(args.windows + 1):
@@ -91,15 +103,15 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=32)
     args = p.parse_args()
     url = seed.plain_url(args.database_url)
-    found = [s for s in asyncio.run(scenarios.read_scenarios(url)) if s.name == args.scenario]
-    if not found:
-        raise SystemExit(f"no read scenario {args.scenario!r}")
+    chosen = asyncio.run(scenarios.by_name(url, args.scenario))
+    if chosen is None:
+        raise SystemExit(f"no read or recommendation scenario {args.scenario!r}")
     env = server_env(argparse.Namespace(redis_url=args.redis_url), url)
     # two servers share the PostgreSQL server: half the usual pool each
     env["BOOKBRIDGE_DB_POOL_SIZE"] = str(max(1, int(env["BOOKBRIDGE_DB_POOL_SIZE"]) // 2))
     if not args.cached:
         env["BOOKBRIDGE_RESPONSE_CACHE_ENABLED"] = "false"
-    script = driver.write_script(found[0].bodies, "/graphql", found[0].headers)
+    script = driver.write_script(chosen.bodies, "/graphql", chosen.headers)
     try:
         with sink.otlp_sink() as endpoint:
             reference = variant(args.a, env, endpoint)

@@ -156,10 +156,19 @@ class RecoCache:
                 expiring.append(want)
         if expiring:
             self._refresh_ahead(expiring, compute, group)
-        if wants and self.marker_source is not None:
-            wants = await self._revive(wants, found, now)
         if wants:
-            found.update(await self._fetch(wants, compute))
+            # a span only for the lookups that leave the in-process cache (revived, Redis, or
+            # computed): a hit here is told by the caller's span (`reco.cache.source=local`),
+            # and is most requests of a busy replica, for whom a child span is pure cost
+            leaving = wants
+            with reco_span("reco.cache.lookup", {"reco.cache.keys": len(leaving)}) as span:
+                if self.marker_source is not None:
+                    wants = await self._revive(wants, found, now)
+                if wants:
+                    found.update(await self._fetch(wants, compute))
+                if span.is_recording():  # revived entries count as "local"
+                    sources = sorted({found[w.key][1] for w in leaving})
+                    span.set_attribute("reco.cache.source", ",".join(sources))
         for _, source in found.values():
             metrics.cache_lookup("reco", hit=source != "miss")
         return [found[key] for key, _ in lookups]

@@ -75,8 +75,11 @@ async def recommendations_many(
     """Many study sets' lists at once (a page of study sets): the same lists, cache entries and
     exposures as `recommendations` gives one by one, with the cache misses computed together.
     A study set out of `scope` or unknown gets a NotFound in its place."""
-    with reco_span("reco.recommendations_many", {"reco.keys": len(keys)}):
-        return [found for found, _ in await _lists(services, keys, scope)]
+    with reco_span("reco.recommendations_many", {"reco.keys": len(keys)}) as span:
+        served = await _lists(services, keys, scope)
+        if span.is_recording():
+            span.set_attribute("reco.cache.source", ",".join(sorted({s for _, s in served})))
+        return [found for found, _ in served]
 
 
 async def _lists(
@@ -89,10 +92,10 @@ async def _lists(
         # any list key, not only this request's: the group's refreshes are merged (cache.py)
         return await _compute(services, [ListKey.parse(c) for c in cache_keys])
 
-    with reco_span("reco.cache.lookup") as cache_span:
-        lookups = [(k.cache_key, k.study_set_id) for k in keys]
-        cached = await services.reco_cache.get_or_compute_many(lookups, compute, LISTS)
-        cache_span.set_attribute("reco.cache.source", ",".join(sorted({s for _, s in cached})))
+    lookups = [(k.cache_key, k.study_set_id) for k in keys]
+    # the cache's own span (`reco.cache.lookup`) covers what leaves the process; the caller's
+    # span says where the lists came from (`reco.cache.source`)
+    cached = await services.reco_cache.get_or_compute_many(lookups, compute, LISTS)
     served = [_visible(k, value, scope) for k, (value, _) in zip(keys, cached, strict=True)]
     exposures = [
         _exposure(k, value, found)

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from app.reco import service, tracing
 from app.reco.cache import RecoCache
 from app.runtime.services import Services
+from tests import reco_factories as f
 from tests.app.reco.test_topic import refresh, setup
 
 
@@ -49,6 +50,9 @@ async def test_resolver_cache_and_sql_spans(
     root = next(sp for sp in spans if sp.name == "reco.recommendations")
     assert root.attributes is not None and root.attributes["reco.cache.source"] == "miss"
     assert root.attributes["reco.strategy"] == "HYBRID"
+    lookup = next(sp for sp in spans if sp.name == "reco.cache.lookup")
+    assert lookup.parent is not None and lookup.parent.span_id == root.context.span_id
+    assert lookup.attributes == {"reco.cache.keys": 1, "reco.cache.source": "miss"}
     sql = [sp for sp in spans if sp.name.startswith("reco.sql.")]
     assert all(sp.context.trace_id == root.context.trace_id for sp in sql)
     memory.clear()
@@ -59,5 +63,65 @@ async def test_resolver_cache_and_sql_spans(
     await service.recommendations(s, "ss1", 5, "COLLABORATIVE")  # another strategy: its reads
     names = {span.name for span in memory.get_finished_spans()}
     assert {"reco.sql.study_set_inputs", "reco.sql.neighbour_scores"} <= names
-    hit = next(sp for sp in again if sp.name == "reco.cache.lookup")
-    assert hit.attributes is not None and hit.attributes["reco.cache.source"] == "local"
+    # a list served from this process's cache: the resolver's span says so, and there is no
+    # cache span under it (nothing left the process: most requests of a busy replica)
+    assert [sp.name for sp in again] == ["reco.recommendations"]
+    hit = again[0].attributes
+    assert hit is not None and hit["reco.cache.source"] == "local"
+    assert hit["reco.strategy"] == "HYBRID" and hit["reco.first"] == 5
+
+
+async def test_a_batch_of_lists_says_where_its_lists_came_from(
+    services: Services, memory: InMemorySpanExporter
+) -> None:
+    await setup(services)
+    await refresh(services)
+    s = Services(
+        settings=services.settings,
+        engine=services.engine,
+        read_engine=services.read_engine,
+        reco_cache=RecoCache(services.settings.reco),
+    )
+    await f.study_set(services, "ss2", "u2", ["t1", "t2"])
+    keys = [service.ListKey("ss1", 5), service.ListKey("ss2", 5)]
+    await service.recommendations(s, "ss1", 5, None)  # ss1's list cached in process
+    memory.clear()
+    await service.recommendations_many(s, keys)
+    spans = memory.get_finished_spans()
+    batch = next(sp for sp in spans if sp.name == "reco.recommendations_many")
+    assert batch.attributes == {"reco.keys": 2, "reco.cache.source": "local,miss"}
+    lookup = next(sp for sp in spans if sp.name == "reco.cache.lookup")
+    # only ss2's lookup left the process
+    assert lookup.attributes == {"reco.cache.keys": 1, "reco.cache.source": "miss"}
+    memory.clear()
+    await service.recommendations_many(s, keys)
+    spans = memory.get_finished_spans()
+    assert [sp.name for sp in spans] == ["reco.recommendations_many"]
+    assert spans[0].attributes == {"reco.keys": 2, "reco.cache.source": "local"}
+
+
+async def test_a_sampled_out_request_records_no_reco_span(services: Services) -> None:
+    """Under a parent-based ratio sampler (the deployment's), a list computed for a request
+    that was sampled out leaves no span at all: not its resolver's, lookup's or queries'."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    await setup(services)
+    await refresh(services)
+    s = Services(
+        settings=services.settings,
+        engine=services.engine,
+        read_engine=services.read_engine,
+        reco_cache=RecoCache(services.settings.reco),
+    )
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use_provider(provider)
+    try:
+        found = await service.recommendations(s, "ss1", 5, "HYBRID")  # a miss: SQL ran
+        assert found.items
+        assert s.reco_cache.stats["local_hits"] == 0
+    finally:
+        tracing.use_provider(None)
+        provider.shutdown()
+    assert exporter.get_finished_spans() == ()
