@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import gc
 import time
+import weakref
 from typing import Any
 
 import orjson
@@ -90,10 +91,16 @@ def on_checkout(dbapi_connection: Any, *_: Any) -> None:
         box[1] += 1
 
 
+_logged: weakref.WeakSet[Any] = weakref.WeakSet()  # driver connections that have the logger
+
+
 def on_connect(dbapi_connection: Any, _record: Any) -> None:
+    """The statement logger on the driver connection, once (asyncpg's `add_query_logger`
+    builds a callback wrapper on every call: a cost per checkout the service does not have)."""
     driver = getattr(dbapi_connection, "driver_connection", None)
-    if driver is not None and hasattr(driver, "add_query_logger"):
+    if driver is not None and driver not in _logged and hasattr(driver, "add_query_logger"):
         driver.add_query_logger(count_driver)
+        _logged.add(driver)
 
 
 class SqlCounter:

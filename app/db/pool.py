@@ -46,7 +46,7 @@ class FairAsyncQueue(AsyncAdaptedQueue[_T]):
         super().put_nowait(item)
 
     def get_nowait(self) -> _T:
-        if any(not w.done() for w in self._waiters):
+        if self._waiters and any(not w.done() for w in self._waiters):
             raise Empty()  # the ones waiting come first
         return super().get_nowait()
 

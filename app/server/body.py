@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # scope key: (body, its parsed JSON) for the app behind, which then need not parse it again
@@ -105,11 +104,26 @@ class RequestBodyMiddleware:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        # the first of each header, as Starlette's Headers.get reads them; one pass, and the
+        # others kept for the app behind
+        encoding = length = media = None
+        kept: list[tuple[bytes, bytes]] = []
+        for key, value in scope["headers"]:
+            if key == b"content-encoding":
+                if encoding is None:
+                    encoding = value
+                continue
+            if key == b"content-length":
+                if length is None:
+                    length = value
+                continue
+            if key == b"content-type" and media is None:
+                media = value
+            kept.append((key, value))
         parsed: object = None
         try:
-            body = await self._read(headers, receive)
-            if scope["path"] in self.json_paths and _is_json(headers):
+            body = await self._read(encoding, length, receive)
+            if scope["path"] in self.json_paths and _is_json(media):
                 parsed = _check_json(body, self.json_limits)
         except BodyError as exc:
             await _refuse(send, exc)
@@ -117,16 +131,17 @@ class RequestBodyMiddleware:
         scope = dict(scope)
         if parsed is not None:
             scope[PARSED_JSON] = (body, parsed)
-        scope["headers"] = [
-            (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
-        ] + [(b"content-length", str(len(body)).encode())]
+        kept.append((b"content-length", str(len(body)).encode()))
+        scope["headers"] = kept
         await self.app(scope, _replay(body, receive), send)
 
-    async def _read(self, headers: Headers, receive: Receive) -> bytes:
-        encoding = headers.get("content-encoding", "").strip().lower()
+    async def _read(
+        self, encoding_header: bytes | None, length_header: bytes | None, receive: Receive
+    ) -> bytes:
+        encoding = _latin(encoding_header).strip().lower()
         if encoding not in _IDENTITY and encoding not in _GZIP:
             raise BodyError(415, f"unsupported Content-Encoding {encoding!r}; use gzip or identity")
-        length = headers.get("content-length")
+        length = None if length_header is None else _latin(length_header)
         if length is not None:
             if not length.isdigit():
                 raise BodyError(400, "Content-Length is not a number")
@@ -158,8 +173,12 @@ class RequestBodyMiddleware:
         return b"".join(parts)
 
 
-def _is_json(headers: Headers) -> bool:
-    return "json" in headers.get("content-type", "").split(";", 1)[0].lower()
+def _latin(value: bytes | None) -> str:
+    return "" if value is None else value.decode("latin-1")
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    return "json" in _latin(content_type).split(";", 1)[0].lower()
 
 
 def check_json_shape(body: bytes, limits: JsonLimits) -> None:

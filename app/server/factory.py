@@ -10,7 +10,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -34,6 +33,7 @@ from app.server.graphiql import (
     content_security_policy,
     graphiql_page,
 )
+from app.server.gzip import GZipMiddleware
 from app.server.http import GraphQLApp
 from app.server.response_cache import ResponseCache
 from app.server.telemetry import TelemetryMiddleware

@@ -63,7 +63,21 @@ class GraphQLApp(GraphQL[Context, None]):
         try:
             response = None
             if self._fast is not None and parsed is not None and scope["method"] == "POST":
-                response = await self._try_fast(self._fast, parsed[1], scope, receive)
+                fast = await self._try_fast(self._fast, parsed[1], scope, receive)
+                if isinstance(fast, bytes):  # the data, sent as Starlette's Response sends it
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 200,
+                            "headers": [
+                                (b"content-length", str(len(fast)).encode()),
+                                (b"content-type", b"application/json"),
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": fast})
+                    return None
+                response = fast
             if response is None:
                 response = await self._run(Request(scope=scope, receive=receive))
         except HTTPException as exc:  # every refusal is a JSON GraphQL error with a code
@@ -84,9 +98,10 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def _try_fast(
         self, fast: FastReads, payload: object, scope: Scope, receive: Receive
-    ) -> Response | None:
+    ) -> bytes | Response | None:
         """A compiled read of a document seen before, without Strawberry's pipeline
-        (graphql_schema/execution/compiler/fast.py); None: the request is the pipeline's."""
+        (graphql_schema/execution/compiler/fast.py): its JSON body, or the pipeline's response
+        when the statement fell back; None: the request is the pipeline's."""
         ticket = fast.prepare(payload)
         if ticket is None:
             return None
@@ -112,19 +127,15 @@ class GraphQLApp(GraphQL[Context, None]):
             viewer = await authenticate(header, services.read_engine, self._jwt(services))
         except Exception:  # refused or failed: the pipeline authenticates and answers as it does
             return None
-        request = Request(scope=scope, receive=receive)
         client = scope.get("client")
-        answer = await fast.answer(
+        return await fast.answer(
             ticket,
             viewer,
             client[0] if client else None,
             services.redis,
             services.read_engine,
-            lambda: self._run(request),
+            lambda: self._run(Request(scope=scope, receive=receive)),
         )
-        if isinstance(answer, bytes):
-            return Response(answer, media_type="application/json")
-        return answer
 
     def _jwt(self, services: Services) -> JwtVerifier:
         if self._verifier is None or self._verifier.settings is not services.settings.security:

@@ -35,6 +35,9 @@ class Document:
     validation: list[GraphQLError] | None = None
     public: dict[str | None, bool] = field(default_factory=dict)  # by operation name
     costs: dict[object, int] = field(default_factory=dict)
+    # the compiled read path's fast lane: what it worked out per requested operation name
+    # (graphql_schema/execution/compiler/fast.py), kept with the document it was worked out of
+    lanes: dict[str | None, object] = field(default_factory=dict)
 
     def remember_cost(self, key: object, cost: int) -> None:
         if len(self.costs) >= MAX_COSTS_PER_DOCUMENT:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from graphql import GraphQLError
 from opentelemetry.trace import Span, Status, StatusCode
@@ -18,6 +19,9 @@ from app.observability.logging import note_request
 from graphql_schema.extensions.limits import BEGUN
 
 Finish = Callable[[ExecutionContext], None]
+# OPERATION_LATENCY's children per (operation label, kind): labels are bounded by
+# OperationNames, so this stays as small as the metric itself
+_latency: dict[tuple[str, str], Any] = {}
 
 
 class OperationTelemetry(SchemaExtension):
@@ -79,4 +83,7 @@ def complete(
     for error in errors or ():
         code = str((error.extensions or {}).get("code", "UNKNOWN"))
         metrics.OPERATION_ERRORS.labels(label, code).inc()
-    metrics.OPERATION_LATENCY.labels(label, kind).observe(time.perf_counter() - started)
+    latency = _latency.get((label, kind))
+    if latency is None:  # the labelled child, looked up once (the metric keeps it for good)
+        latency = _latency[(label, kind)] = metrics.OPERATION_LATENCY.labels(label, kind)
+    latency.observe(time.perf_counter() - started)

@@ -21,8 +21,24 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from graphql import OperationType, get_operation_ast
-from graphql.execution.values import get_variable_values
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    Undefined,
+    coerce_input_value,
+    get_nullable_type,
+    get_operation_ast,
+    is_leaf_type,
+    is_non_null_type,
+)
+from graphql.execution.get_variable_signature import (
+    GraphQLVariableSignature,
+    get_variable_signature,
+)
+from graphql.execution.values import VariableValues, VariableValueSource, get_variable_values
 
 from app.auth.ratelimit import RateLimiter, Verdict
 from app.core.settings import Settings
@@ -31,12 +47,81 @@ from app.observability import metrics, spans
 from graphql_schema.execution.compiler.base import Fallback
 from graphql_schema.execution.compiler.extension import PlanCache, run_plan
 from graphql_schema.execution.compiler.plan import Plan, shape
-from graphql_schema.extensions.documents import DocumentCache
+from graphql_schema.extensions.documents import Document, DocumentCache
 from graphql_schema.extensions.limits import BEGUN, Begun, charge_subject, cost_key
 from graphql_schema.extensions.tracing import complete
 
 T = TypeVar("T")
 _ALLOWED_KEYS = frozenset({"query", "variables", "operationName"})
+
+
+MAX_LANES_PER_DOCUMENT = 8  # operation names whose lane a document keeps (as `public`)
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """What the fast lane works out once per document and requested operation name: the
+    query operation, its name, and its variables' signatures when every variable is of a leaf
+    type (scalar or enum) with no default (None: graphql-core's `get_variable_values` coerces
+    them, as before)."""
+
+    operation: OperationDefinitionNode
+    name: str | None
+    signatures: tuple[GraphQLVariableSignature, ...] | None
+
+    def coerce(self, schema: GraphQLSchema, inputs: dict[str, Any]) -> VariableValues | None:
+        """The coerced variables, as `get_variable_values` gives them; None on any error
+        (normal execution then reports it)."""
+        if self.signatures is None:
+            found = get_variable_values(schema, self.operation.variable_definitions or (), inputs)
+            return None if isinstance(found, list) else found
+        sources: dict[str, VariableValueSource] = {}
+        coerced: dict[str, Any] = {}
+        for signature in self.signatures:
+            value = inputs.get(signature.name, Undefined)
+            if value is Undefined:
+                if is_non_null_type(signature.type):
+                    return None  # a required variable not given
+                sources[signature.name] = VariableValueSource(signature)
+                continue  # a nullable one not given is left out
+            sources[signature.name] = VariableValueSource(signature, value)
+            value = coerce_input_value(value, signature.type)
+            if value is Undefined:
+                return None
+            coerced[signature.name] = value
+        return VariableValues(sources, coerced)
+
+
+def _lane_of(schema: GraphQLSchema, document: Document, name: str | None) -> Lane | None:
+    """The document's lane for operation `name` (worked out on first sight, then kept)."""
+    lane = document.lanes.get(name)
+    if lane is None and document.node is not None:
+        lane = _lane(schema, document.node, name)
+        if len(document.lanes) < MAX_LANES_PER_DOCUMENT:
+            document.lanes[name] = lane
+    return lane if isinstance(lane, Lane) else None
+
+
+def _lane(schema: GraphQLSchema, document: DocumentNode, name: str | None) -> Lane | bool:
+    """The lane of operation `name` of `document`; False: not a query the fast lane takes."""
+    operation = get_operation_ast(document, name)
+    if operation is None or operation.operation is not OperationType.QUERY:
+        return False
+    if name is None and operation.name is not None:
+        name = operation.name.value
+    signatures: list[GraphQLVariableSignature] | None = []
+    for node in operation.variable_definitions or ():
+        signature = get_variable_signature(schema, node)
+        if (
+            signatures is None
+            or isinstance(signature, GraphQLError)
+            or signature.default is not None
+            or not is_leaf_type(get_nullable_type(signature.type))
+        ):
+            signatures = None
+        else:
+            signatures.append(signature)
+    return Lane(operation, name, None if signatures is None else tuple(signatures))
 
 
 @dataclass(slots=True)
@@ -81,17 +166,16 @@ class FastReads:
         document = self.documents.cached(query)
         if document is None or document.node is None or document.validation != []:
             return None
-        operation = get_operation_ast(document.node, name)
-        if operation is None or operation.operation is not OperationType.QUERY:
-            return None
-        if name is None and operation.name is not None:
-            name = operation.name.value  # as Strawberry names an operation the request did not
-        cost = document.costs.get(cost_key(name, variables))
         schema = self.plans.schema
-        if cost is None or cost > self.settings.security.max_cost or schema is None:
+        lane = None if schema is None else _lane_of(schema, document, name)
+        if lane is None or schema is None:
             return None
-        coerced = get_variable_values(schema, operation.variable_definitions or (), variables)
-        if isinstance(coerced, list):  # coercion errors: normal execution reports them
+        name = lane.name  # as Strawberry names an operation the request did not
+        cost = document.costs.get(cost_key(name, variables))
+        if cost is None or cost > self.settings.security.max_cost:
+            return None
+        coerced = lane.coerce(schema, variables)
+        if coerced is None:  # coercion errors: normal execution reports them
             return None
         plan = self.plans.get((query, name, shape(coerced.coerced)))
         if not isinstance(plan, Plan):
