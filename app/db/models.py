@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Computed,
     Date,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     func,
     text,
 )
@@ -139,8 +141,8 @@ class StudySetList(Base):
     one stored copy both read paths serve, sliced to `first` (HYBRID's top-n is the prefix of
     its top-`max_first`). A row is fresh while `book_ids` is set, `lists_run` is the lists job's
     current run count and `computed_at` is younger than the stored-list max age. Ingestion that
-    changes a set's engagement or topics turns its row into a tombstone (`generation` + 1, the
-    list NULL) in the same statement; a write-back only lands under the generation it read
+    changes a set's engagement or topics turns its row, when it holds a list or is `pending`,
+    into a tombstone (`generation` + 1, the list NULL) in the same statement; a write-back only lands under the generation it read
     before computing, so a list computed from inputs older than a change never passes as fresh.
     `reasons` holds each item's reasons as the JSON text of their array (as orjson writes it)."""
 
@@ -155,6 +157,9 @@ class StudySetList(Base):
     book_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     scores: Mapped[list[float] | None] = mapped_column(ARRAY(Float))
     reasons: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    # a computation of this set's list is under way (claimed by its read): a batch that
+    # changes the set bumps `generation` even while the list is NULL
+    pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class StudySetTopic(Base):

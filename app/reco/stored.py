@@ -9,9 +9,11 @@ recommendations.py) reads the same rows with the same freshness condition (`fres
 A row is fresh while its list is set, it was computed under the lists job's current run count
 (worker_jobs 'lists'.runs, which moves when a run ends) and it is younger than
 `stored_list_max_age_seconds`. Ingestion that changes a set's engagement or topics turns the
-row into a tombstone in its own statement (`TOMBSTONE`: generation + 1, list NULL); a write-back
+row into a tombstone in its own statement (`tombstone`: generation + 1, list NULL); a write-back
 lands only under the generation read before its inputs were, so a list computed from inputs
-that a later batch changed is dropped instead of stored.
+that a later batch changed is dropped instead of stored. Ingestion only writes the rows that
+hold a list or that a computation in flight has claimed (`pending`, set by `read`): a set no one
+reads, or one already a tombstone, costs a batch nothing but an index probe.
 """
 
 from __future__ import annotations
@@ -45,18 +47,36 @@ def fresh(alias: str, max_age_seconds: float) -> str:
 
 def tombstone(ids_sql: str) -> str:
     """SQL (a data-modifying CTE's body): the stored lists of the study sets `ids_sql` selects
-    become tombstones, in study set order (concurrent batches lock rows in one order)."""
+    become tombstones, locked in study set order (concurrent batches lock rows in one order).
+    Only rows that hold a list or that a computation has claimed (`pending`, see `_READ`) are
+    touched: a set nobody asked for, or one already a tombstone, costs the batch an index probe
+    and no write."""
     return (
-        "INSERT INTO study_set_lists AS l (study_set_id, generation)"
-        f' SELECT DISTINCT i.id COLLATE "C", 1 FROM ({ids_sql}) AS i(id) ORDER BY 1'
-        " ON CONFLICT (study_set_id) DO UPDATE SET generation = l.generation + 1,"
+        "UPDATE study_set_lists AS l SET generation = l.generation + 1, pending = false,"
         " lists_run = NULL, computed_at = NULL, strategy = NULL, book_ids = NULL,"
         " scores = NULL, reasons = NULL"
+        " FROM (SELECT o.study_set_id FROM study_set_lists o"
+        f' WHERE o.study_set_id IN (SELECT i.id COLLATE "C" FROM ({ids_sql}) AS i(id))'
+        " AND (o.book_ids IS NOT NULL OR o.pending)"
+        " ORDER BY o.study_set_id FOR UPDATE OF o) AS k"
+        " WHERE l.study_set_id = k.study_set_id"
     )
 
 
+# The read also claims the sets it finds without a list (a missing row is inserted, a tombstone
+# marked `pending`), in study set order and in the same statement: a batch that changes a claimed
+# set before its computation's write-back bumps its generation, so that write-back is dropped;
+# a batch that committed before the claim is in the inputs read after it.
 _READ = (
-    "SELECT s.id, s.user_id, coalesce(l.generation, 0) AS generation,"
+    "WITH unlisted AS (SELECT s.id FROM study_sets s"
+    " LEFT JOIN study_set_lists x ON x.study_set_id = s.id"
+    " WHERE s.id = ANY($1::text[]) AND (x.study_set_id IS NULL OR (x.book_ids IS NULL"
+    " AND NOT x.pending))),"
+    " claimed AS (INSERT INTO study_set_lists AS l (study_set_id, pending)"
+    ' SELECT u.id, true FROM unlisted u ORDER BY u.id COLLATE "C"'
+    " ON CONFLICT (study_set_id) DO UPDATE SET pending = true"
+    " WHERE l.book_ids IS NULL AND NOT l.pending)"
+    " SELECT s.id, s.user_id, coalesce(l.generation, 0) AS generation,"
     " CASE WHEN {fresh} THEN l.book_ids END AS book_ids, l.scores, l.reasons, l.strategy,"
     " r.run, r.at"
     " FROM study_sets s CROSS JOIN (SELECT {run} AS run, now() AS at) r"
@@ -74,7 +94,8 @@ _WRITE = (
     ' ORDER BY r.id COLLATE "C"'
     " ON CONFLICT (study_set_id) DO UPDATE SET lists_run = EXCLUDED.lists_run,"
     " computed_at = EXCLUDED.computed_at, strategy = EXCLUDED.strategy,"
-    " book_ids = EXCLUDED.book_ids, scores = EXCLUDED.scores, reasons = EXCLUDED.reasons"
+    " book_ids = EXCLUDED.book_ids, scores = EXCLUDED.scores, reasons = EXCLUDED.reasons,"
+    " pending = false"
     " WHERE l.generation = EXCLUDED.generation"
 )
 

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("book_ids", postgresql.ARRAY(sa.Text()), nullable=True),
         sa.Column("scores", postgresql.ARRAY(sa.Float()), nullable=True),
         sa.Column("reasons", postgresql.ARRAY(sa.Text()), nullable=True),
+        sa.Column("pending", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.ForeignKeyConstraint(
             ["study_set_id"],
             ["study_sets.id"],

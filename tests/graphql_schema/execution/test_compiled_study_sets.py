@@ -159,6 +159,43 @@ async def test_a_list_computed_before_a_change_is_not_stored(paths: Paths) -> No
     assert await rows(services) == {"ss01": (1, False), "ss02": (0, True)}
 
 
+async def test_ingestion_writes_only_rows_that_hold_a_list_or_a_claim(paths: Paths) -> None:
+    """A batch touching a set nobody asked for, or one already a tombstone, writes no row of
+    study_set_lists; a tombstone claimed by a computation under way is bumped (its write-back
+    is then dropped)."""
+    services = paths.services
+
+    async def event(n: int, sid: str) -> None:
+        record = {"id": f"e{n}", "study_set_id": sid, "event_type": "view", "book_id": "b1"}
+        record["occurred_at"] = f.NOW.isoformat()
+        outcome = await apply_batch(
+            services.engine, services.after_commit, "engagement_events", [record]
+        )
+        assert outcome.inserted == 1, outcome
+
+    async def fetch(sql: str, *params: Any) -> list[Any]:
+        async with driver.connection(services.read_engine) as conn:
+            found: list[Any] = await conn.fetch(sql, *params)
+            return found
+
+    await event(1, "ss03")  # no row: none is made
+    assert await rows(services) == {}
+    assert await warm(paths, HOME, None, U1)  # ss01, ss02 stored
+    await event(2, "ss01")
+    assert (await rows(services))["ss01"] == (1, False)  # a tombstone
+    await event(3, "ss01")
+    assert (await rows(services))["ss01"] == (1, False)  # already one: left alone
+    s = services.settings.reco
+    got = await stored.read(fetch, ["ss01"], s.stored_list_max_age_seconds)  # claims it
+    inputs = await data.hybrid_inputs(fetch, ["ss01"], s)
+    computed = strategies.hybrid_lists(s, inputs, s.max_first)
+    await event(4, "ss01")  # changes it while the computation is under way
+    await stored.write(fetch, got, computed)
+    assert (await rows(services))["ss01"] == (2, False)  # bumped, the stale list dropped
+    assert not await paths.compare(HOME, None, U1)  # computed again, stored
+    assert (await rows(services))["ss01"] == (2, True)
+
+
 async def test_a_lists_job_run_or_age_makes_stored_lists_stale(paths: Paths) -> None:
     services = paths.services
     assert await warm(paths, HOME, None, U1)
@@ -242,7 +279,8 @@ async def test_the_worker_stores_the_recently_engaged_sets_lists(paths: Paths) -
     await apply_batch(services.engine, services.after_commit, "engagement_events", records)
     record = await run_job(services, "lists", 0.0)
     assert record["outcome"] == "ok" and record["stored_lists"] == 2, record
-    assert await rows(services) == {"ss05": (1, True), "ss06": (1, True)}
+    # the batch wrote no row (neither set had one); the worker's fill stored both
+    assert await rows(services) == {"ss05": (0, True), "ss06": (0, True)}
     # u3's first request is served from the store: compiled, the same bytes
     assert await paths.compare(HOME, None, Viewer(role="student", user_id="u3"))
     assert not await paths.compare(HOME, None, U2)  # not stored yet: computed, then stored
