@@ -7,8 +7,9 @@ memory and time budgets is fitted on the rest and scored by NDCG@10 of its lists
 students; the best is refitted on everything. With the chosen model's validation fit, HYBRID's
 weights are picked from a small grid on the same students, blending the components as the
 service does (each component's top `candidates_per_strategy`, normalised to its maximum). One
-of those components is a second collaborative model (`SECOND`: the best-validating candidate
-of another family than the chosen one: RP3beta beside local or dense EASE), whose lists (kind
+of those components is a second collaborative model (`SECOND`: the fitted candidate of another
+family than the chosen one, e.g. RP3beta or item-kNN beside local or dense EASE, whose blend
+with the chosen model validates best; not the best of them alone), whose lists (kind
 `collab_alt`) are written only when the grid gives it a weight. Each grid is ordered simplest
 first (fewest weighted components, then the least total weight) and the one-standard-error
 rule takes the first weight set whose validation NDCG@10 is within one standard error of the
@@ -154,11 +155,11 @@ async def compute_collab(
         choice.fit_seconds,
         choice.skipped,
     )
-    second = _second(cands, choice, fits)
+    second = None
     if val is not None and fitted is not None and s.tune_hybrid_weights:
         started = time.perf_counter()
-        out.weights, out.weights_ndcg = await _tune_weights(
-            conn, s, found, val, fitted, content, fits.get(second) if second else None
+        out.weights, out.weights_ndcg, second = await _tune_weights(
+            conn, s, found, val, fitted, content, _partners(cands, choice, fits)
         )
         out.weights_seconds = round(time.perf_counter() - started, 3)
     fits.clear()
@@ -187,18 +188,21 @@ def _family(model: str) -> str:
     return "ease" if model.startswith("ease") else model
 
 
-def _second(
+def _partners(
     cands: list[models.Candidate], choice: models.Choice, fits: dict[str, sp.csr_matrix]
-) -> str | None:
-    """HYBRID's second collaborative model: the best-validating fitted candidate of another
-    family than the chosen one (EASE, dense or local, agrees too closely with itself to add
-    anything; RP3beta's random walk is what adds to it)."""
+) -> dict[str, sp.csr_matrix]:
+    """The candidates for HYBRID's second collaborative model, best-validating first: every
+    fitted candidate of another family than the chosen one (EASE, dense or local, agrees too
+    closely with itself to add anything; a random walk or a cosine kNN is what adds to it).
+    Which of them partners the chosen model is up to the blend's validation (`_tune_weights`):
+    the best model alone is not always the best partner (issue 16)."""
     others = [
         models.candidate_key(c)
         for c in cands
         if _family(c.name) != _family(choice.model) and models.candidate_key(c) in fits
     ]
-    return max(others, key=lambda k: choice.validation_ndcg[k], default=None)
+    others.sort(key=lambda k: -choice.validation_ndcg[k])
+    return {k: fits[k] for k in others}
 
 
 # --- HYBRID weights ------------------------------------------------------------------------
@@ -223,11 +227,13 @@ async def _tune_weights(
     val: models.Validation,
     fitted: sp.csr_matrix,
     content: neighbours.Rows,
-    second: sp.csr_matrix | None = None,
-) -> tuple[dict[str, float], float]:
-    """HYBRID's weights by validation NDCG@10, COLLABORATIVE fixed at 1: first the second
-    collaborative model's from SECOND_GRID (the smallest within one standard error of the best),
-    then the others' from WEIGHT_GRID with it."""
+    partners: dict[str, sp.csr_matrix] | None = None,
+) -> tuple[dict[str, float], float, str | None]:
+    """HYBRID's weights by validation NDCG@10, COLLABORATIVE fixed at 1, and the partner taken
+    as its second collaborative model (None: none): first the partner and its weight together,
+    each of `partners` (candidate key -> validation fit, best alone first) at each weight of
+    SECOND_GRID, the simplest within one standard error of the best blend (lower weights first,
+    at one weight the better model alone first); then the others' from WEIGHT_GRID with it."""
     index = {b: i for i, b in enumerate(matrix.books)}
     # only the lists of the validation students' own books reach their scores (seeds @ w)
     seed_books = {matrix.books[j] for j in np.unique(val.fit[val.users].indices)}
@@ -254,9 +260,14 @@ async def _tune_weights(
 
     comps: dict[str, sp.csr_matrix] = {"COLLABORATIVE": collab_scores(fitted)}
     first: dict[str, float] = {}
-    if second is not None:
-        comps[SECOND] = collab_scores(second)
-        first = _within_one_error(comps, seeds, val.held, [{SECOND: w} for w in SECOND_GRID])
+    partner: str | None = None
+    if partners:
+        alts = {key: collab_scores(w) for key, w in partners.items()}
+        partner, weight = _pick_partner(comps["COLLABORATIVE"], alts, seeds, val.held)
+        first = {SECOND: weight}
+        if partner is not None:
+            comps[SECOND] = alts[partner]
+        del alts
     if content:
         w = sp.csr_matrix(
             (
@@ -307,7 +318,29 @@ async def _tune_weights(
     scored: list[tuple[float, dict[str, float]]] = []
     weights = _within_one_error(comps, seeds, val.held, grid, scored)
     ndcg = next(score for score, ws in scored if ws is weights)
-    return {"COLLABORATIVE": 1.0, **weights}, round(ndcg, 5)
+    return {"COLLABORATIVE": 1.0, **weights}, round(ndcg, 5), partner
+
+
+def _pick_partner(
+    collab: sp.csr_matrix,
+    alts: dict[str, sp.csr_matrix],
+    seen: sp.csr_matrix,
+    held: list[np.ndarray],
+) -> tuple[str | None, float]:
+    """HYBRID's second collaborative model and its weight: each partner of `alts` (key ->
+    its normalised validation scores, the best alone first) at each weight of SECOND_GRID,
+    blended with the chosen model's `collab`, and the one-standard-error rule over all of
+    them, lower weights first (at one weight, the better model alone first). The partner is
+    chosen by the blend it makes, not by its own validation NDCG@10: on the sparse stand-in
+    item-kNN validated above RP3beta alone, and RP3beta blended 0.002 better (issue 16).
+    (None, 0.0) when no blend beats the chosen model alone by more than the noise."""
+    names = {f"{SECOND}:{key}": key for key in alts}
+    comps = {"COLLABORATIVE": collab, **{name: alts[key] for name, key in names.items()}}
+    tried: list[dict[str, float]] = [{}]
+    tried += [{name: w} for w in SECOND_GRID if w > 0 for name in names]
+    for name, w in _within_one_error(comps, seen, held, tried).items():
+        return names[name], w
+    return None, 0.0
 
 
 def _within_one_error(

@@ -407,3 +407,36 @@ def test_the_selection_budget_shrinks_only_above_50000_books() -> None:
     assert selection.time_budget(60.0, 10_000) == 60.0
     assert selection.time_budget(60.0, 50_000) == 60.0
     assert selection.time_budget(60.0, 100_000) == 30.0
+
+
+def test_the_second_model_is_the_partner_that_blends_best_not_the_best_alone() -> None:
+    """Two partners for the chosen model: one that is better alone but finds what the chosen
+    model finds already, one weaker alone that finds what it misses. HYBRID's second model is
+    the one whose blend validates best (the second), with a weight; a partner of random scores
+    gains nothing beyond the noise, and no partner is taken."""
+    from app.reco.selection import _pick_partner, _score_blends
+
+    rng = np.random.default_rng(16)
+    users, n = 400, 60
+    held, truth, seen = _three_held_out(rng, users, n)
+    found = truth.multiply(rng.random((users, n)) < 0.5)  # what the chosen model finds
+    missed = truth - found
+
+    def noise() -> sp.csr_matrix:
+        return sp.random(users, n, density=0.5, format="csr", random_state=rng)
+
+    collab = sp.csr_matrix(noise() + 2 * found)
+    redundant = sp.csr_matrix(noise() + found)
+    complementary = sp.csr_matrix(noise() + missed.multiply(rng.random((users, n)) < 0.7))
+
+    def alone(c: sp.csr_matrix) -> float:
+        return _score_blends({"COLLABORATIVE": c}, seen, held, [{}])[0][0]
+
+    assert alone(redundant) > alone(complementary)
+    alts = {"itemknn:shrink=10": redundant, "rp3beta:alpha=0.75,beta=0.5": complementary}
+    partner, weight = _pick_partner(collab, alts, seen, held)
+    assert partner == "rp3beta:alpha=0.75,beta=0.5" and weight > 0
+    shuffled = collab.copy()  # random scores on the chosen model's own candidates
+    shuffled.data = rng.random(shuffled.nnz)
+    assert _pick_partner(collab, {"itemknn:shrink=10": shuffled}, seen, held) == (None, 0.0)
+    assert _pick_partner(collab, {}, seen, held) == (None, 0.0)
