@@ -51,6 +51,8 @@ class _Budget:
     def _probe(self) -> None:
         # How far behind the loop runs: how late the budget's timer fired (a long step, a
         # garbage collection, the process descheduled) plus the turn it took to get here.
+        if self.scope.expired():  # the limit came first: the call is being cancelled already
+            return
         now = self.loop.time()
         grace = self.timeout * BUSY_SHARE
         self.behind = now - self.due >= grace

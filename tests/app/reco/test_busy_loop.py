@@ -159,6 +159,28 @@ async def test_invalidating_thousands_of_study_sets_is_one_call_within_budget(
     assert set(versions) == {b"3"}
 
 
+async def test_a_limit_reached_while_the_budget_is_looked_at_fails_quietly() -> None:
+    """The limit's timer and the budget's fire in one turn of a stalled loop, and the look at
+    the loop comes after the limit began cancelling the call: a TimeoutError, and no error from
+    the loop's callbacks (it was "Cannot change state of expiring Timeout", logged under load)."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    try:
+
+        async def stall() -> None:
+            time.sleep(0.057)  # past the budget (0.05) and the limit (0.055), within the grace
+
+        stalled = asyncio.ensure_future(stall())
+        with pytest.raises(TimeoutError):
+            await within(asyncio.sleep(1), 0.05, 0.055)
+        await stalled
+        await asyncio.sleep(0.02)  # the timers that were left run
+    finally:
+        loop.set_exception_handler(None)
+    assert errors == []
+
+
 async def test_the_busy_limit_reached_behind_a_loop_raises_loop_behind() -> None:
     never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     with pytest.raises(TimeoutError) as idle:  # idle: Redis's fault
