@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from graphql import FieldNode, GraphQLField, GraphQLObjectType
 
+from graphql_schema.execution.compiler.jsonsql import concat, json_lit, lit
 from graphql_schema.execution.compiler.mapping import Table
 
 if TYPE_CHECKING:
@@ -49,3 +50,21 @@ class Builder(Protocol):
     def subfields(self, type_: GraphQLObjectType, details: list[FieldDetails]) -> Any: ...
     def table(self, type_name: str) -> Table: ...
     def object(self, type_name: str, alias: str, details: list[FieldDetails]) -> str: ...
+
+
+def fields_object(
+    c: Builder,
+    type_: GraphQLObjectType,
+    details: list[FieldDetails],
+    render: Callable[[str, list[FieldDetails]], str],
+) -> str:
+    """The JSON object text of the selection `details` of `type_`, keys in response order:
+    `__typename` is the type's name, any other field `render(field name, its details)` (which
+    raises Unsupported for a field it cannot compile)."""
+    parts: list[str] = []
+    for i, (key, sub) in enumerate(c.subfields(type_, details).items()):
+        parts.append(lit(("," if i else "{") + f'"{key}":'))
+        name = sub[0].node.name.value
+        parts.append(json_lit(type_.name) if name == "__typename" else render(name, sub))
+    parts.append("'}'" if parts else "'{}'")
+    return concat(parts)

@@ -16,7 +16,7 @@ from graphql import GraphQLField, GraphQLObjectType, get_named_type
 from app.core.errors import InvalidArgument
 from app.db.catalog import MAX_SEARCH_LENGTH
 from app.db.pagination import PageArgs, decode_cursor
-from graphql_schema.execution.compiler.base import Builder, Fallback, Unsupported
+from graphql_schema.execution.compiler.base import Builder, Fallback, Unsupported, fields_object
 from graphql_schema.execution.compiler.jsonsql import concat, cursor, json_lit, lit, value_json
 from graphql_schema.execution.compiler.mapping import (
     Connection,
@@ -197,21 +197,16 @@ def _page_info(
 ) -> str:
     type_ = get_named_type(field.type)
     assert isinstance(type_, GraphQLObjectType)
-    parts: list[str] = []
-    for i, (key, sub) in enumerate(c.subfields(type_, details).items()):
-        parts.append(lit(("," if i else "{") + f'"{key}":'))
-        name = sub[0].node.name.value
-        if name == "__typename":
-            parts.append(json_lit(type_.name))
-        elif name == "hasNextPage":
-            parts.append(f"CASE WHEN g.total > {n} THEN 'true' ELSE 'false' END")
-        elif name == "endCursor":
-            parts.append("coalesce('\"' || g.c || '\"', 'null')")
+
+    def render(name: str, sub: list[FieldDetails]) -> str:
+        if name == "hasNextPage":
+            return f"CASE WHEN g.total > {n} THEN 'true' ELSE 'false' END"
+        if name == "endCursor":
             needs.add("end")
-        else:
-            raise Unsupported(f"PageInfo.{name}")
-    parts.append("'}'" if parts else "'{}'")
-    return concat(parts)
+            return "coalesce('\"' || g.c || '\"', 'null')"
+        raise Unsupported(f"PageInfo.{name}")
+
+    return fields_object(c, type_, details, render)
 
 
 def _edge(

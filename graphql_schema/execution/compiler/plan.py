@@ -34,9 +34,15 @@ from graphql.execution.values import VariableValues, get_argument_values
 from app.core.settings import RecoSettings
 from app.core.viewer import Viewer
 from app.db.study import visible_owner
-from graphql_schema.execution.compiler.base import Fallback, Site, Unsupported, Values
+from graphql_schema.execution.compiler.base import (
+    Fallback,
+    Site,
+    Unsupported,
+    Values,
+    fields_object,
+)
 from graphql_schema.execution.compiler.connection import connection_sql
-from graphql_schema.execution.compiler.jsonsql import concat, json_lit, lit, value_json
+from graphql_schema.execution.compiler.jsonsql import json_lit, value_json
 from graphql_schema.execution.compiler.mapping import (
     All,
     Children,
@@ -226,12 +232,7 @@ class Compiler:
         if not isinstance(gql, GraphQLObjectType):
             raise Unsupported(type_name)
         table = self.table(type_name)
-        parts: list[str] = []
-        for i, (key, sub) in enumerate(self.subfields(gql, details).items()):
-            parts.append(lit(("," if i else "{") + f'"{key}":'))
-            parts.append(self.value(gql, table, alias, sub))
-        parts.append("'}'" if parts else "'{}'")
-        return concat(parts)
+        return fields_object(self, gql, details, lambda _, sub: self.value(gql, table, alias, sub))
 
     def value(
         self, gql: GraphQLObjectType, table: Table, alias: str, details: list[FieldDetails]

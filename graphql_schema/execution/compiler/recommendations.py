@@ -18,8 +18,8 @@ from graphql import GraphQLField, GraphQLObjectType, get_named_type
 
 from app.core.settings import RecoSettings
 from app.reco.stored import fresh
-from graphql_schema.execution.compiler.base import Builder, Fallback, Unsupported
-from graphql_schema.execution.compiler.jsonsql import concat, float_json, json_lit, lit
+from graphql_schema.execution.compiler.base import Builder, Fallback, Unsupported, fields_object
+from graphql_schema.execution.compiler.jsonsql import float_json
 
 if TYPE_CHECKING:
     from graphql.execution.collect_fields import FieldDetails
@@ -51,23 +51,19 @@ def stored_list_sql(
     row = c.alias()
     list_type = get_named_type(field.type)
     assert isinstance(list_type, GraphQLObjectType)
-    parts: list[str] = []
-    for i, (key, sub) in enumerate(c.subfields(list_type, details).items()):
-        parts.append(lit(("," if i else "{") + f'"{key}":'))
-        name = sub[0].node.name.value
-        if name == "__typename":
-            parts.append(json_lit(list_type.name))
-        elif name == "strategy":
-            parts.append(f"to_json({row}.strategy)::text")
-        elif name in ("experiment", "variant"):
-            parts.append("'null'")
-        elif name == "items":
-            parts.append(_items(c, list_type.fields[name], sub, row, n))
-        else:
-            raise Unsupported(f"{list_type.name}.{name}")
-    parts.append("'}'" if parts else "'{}'")
+
+    def render(name: str, sub: list[FieldDetails]) -> str:
+        if name == "strategy":
+            return f"to_json({row}.strategy)::text"
+        if name in ("experiment", "variant"):
+            return "'null'"
+        if name == "items":
+            return _items(c, list_type.fields[name], sub, row, n)
+        raise Unsupported(f"{list_type.name}.{name}")
+
+    obj = fields_object(c, list_type, details, render)
     return (
-        f"(SELECT CASE WHEN {fresh(row, reco.stored_list_max_age_seconds)} THEN {concat(parts)}"
+        f"(SELECT CASE WHEN {fresh(row, reco.stored_list_max_age_seconds)} THEN {obj}"
         f" END FROM study_set_lists {row} WHERE {row}.study_set_id = {parent}.id)"
     )
 
@@ -77,24 +73,20 @@ def _items(c: Builder, field: GraphQLField, details: list[FieldDetails], row: st
     item_type = get_named_type(field.type)
     assert isinstance(item_type, GraphQLObjectType)
     u, book = c.alias(), c.alias()
-    parts: list[str] = []
-    for i, (key, sub) in enumerate(c.subfields(item_type, details).items()):
-        parts.append(lit(("," if i else "{") + f'"{key}":'))
-        name = sub[0].node.name.value
-        if name == "__typename":
-            parts.append(json_lit(item_type.name))
-        elif name == "score":
-            parts.append(float_json(f"{u}.score"))
-        elif name == "reasons":
-            parts.append(f"{u}.reasons")  # the JSON text of the array, as orjson wrote it
-        elif name == "book":
-            parts.append(c.object("Book", book, sub))
-        else:
-            raise Unsupported(f"{item_type.name}.{name}")
-    parts.append("'}'" if parts else "'{}'")
+
+    def render(name: str, sub: list[FieldDetails]) -> str:
+        if name == "score":
+            return float_json(f"{u}.score")
+        if name == "reasons":
+            return f"{u}.reasons"  # the JSON text of the array, as orjson wrote it
+        if name == "book":
+            return c.object("Book", book, sub)
+        raise Unsupported(f"{item_type.name}.{name}")
+
+    obj = fields_object(c, item_type, details, render)
     slices = ", ".join(f"{row}.{col}[1:{n}]" for col in ("book_ids", "scores", "reasons"))
     return (
-        f"(SELECT '[' || coalesce(string_agg({concat(parts)}, ',' ORDER BY {u}.i), '') || ']'"
+        f"(SELECT '[' || coalesce(string_agg({obj}, ',' ORDER BY {u}.i), '') || ']'"
         f" FROM unnest({slices}) WITH ORDINALITY AS {u}(book_id, score, reasons, i)"
         f" JOIN {c.table('Book').table} {book} ON {book}.id = {u}.book_id)"
     )
