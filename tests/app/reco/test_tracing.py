@@ -28,17 +28,22 @@ def memory() -> Iterator[InMemorySpanExporter]:
     provider.shutdown()
 
 
-async def test_resolver_cache_and_sql_spans(
-    services: Services, memory: InMemorySpanExporter
-) -> None:
+async def with_fresh_cache(services: Services) -> Services:
+    """The world set up and its lists computed; the services with a cache of their own."""
     await setup(services)
     await refresh(services)
-    s = Services(
+    return Services(
         settings=services.settings,
         engine=services.engine,
         read_engine=services.read_engine,
         reco_cache=RecoCache(services.settings.reco),
     )
+
+
+async def test_resolver_cache_and_sql_spans(
+    services: Services, memory: InMemorySpanExporter
+) -> None:
+    s = await with_fresh_cache(services)
     await service.recommendations(s, "ss1", 5, "HYBRID")
     spans = memory.get_finished_spans()
     names = {span.name for span in spans}
@@ -74,14 +79,7 @@ async def test_resolver_cache_and_sql_spans(
 async def test_a_batch_of_lists_says_where_its_lists_came_from(
     services: Services, memory: InMemorySpanExporter
 ) -> None:
-    await setup(services)
-    await refresh(services)
-    s = Services(
-        settings=services.settings,
-        engine=services.engine,
-        read_engine=services.read_engine,
-        reco_cache=RecoCache(services.settings.reco),
-    )
+    s = await with_fresh_cache(services)
     await f.study_set(services, "ss2", "u2", ["t1", "t2"])
     keys = [service.ListKey("ss1", 5), service.ListKey("ss2", 5)]
     await service.recommendations(s, "ss1", 5, None)  # ss1's list cached in process
@@ -105,14 +103,7 @@ async def test_a_sampled_out_request_records_no_reco_span(services: Services) ->
     that was sampled out leaves no span at all: not its resolver's, lookup's or queries'."""
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    await setup(services)
-    await refresh(services)
-    s = Services(
-        settings=services.settings,
-        engine=services.engine,
-        read_engine=services.read_engine,
-        reco_cache=RecoCache(services.settings.reco),
-    )
+    s = await with_fresh_cache(services)
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
