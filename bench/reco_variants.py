@@ -11,7 +11,8 @@ maximum, as the service blends them) are cached in the second folder, one .npz p
 and phase, so a second run only blends. Variant names: `cos10`, `cos50`, `cc10` (co-count
 neighbourhoods), `uw10` (user-weighted) local EASE at M 100 (`_m150` / `_m200` for another
 neighbourhood), `knn`, and `rp` (RP3beta alpha 0.75, beta 0.5, top 50) or `rp_aA_bB` /
-`rp_kK` for other settings. Written for issue 16's seventh pass (docs/recommendations.md).
+`rp_kK` for other settings. `--sample 0` scores every test user (the full protocol; use
+another cache folder). Written for issue 16's seventh pass (docs/recommendations.md).
 """
 
 from __future__ import annotations
@@ -53,12 +54,12 @@ def variant(name: str, items: int) -> Fit:
     raise SystemExit(f"unknown variant {name!r}")
 
 
-def fit(directory: Path, cache: Path, names: list[str]) -> None:
+def fit(directory: Path, cache: Path, names: list[str], sample: int) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     todo = [n for n in names for ph in ("val", "test") if not (cache / f"{ph}_{n}.npz").exists()]
     if not todo and (cache / "held.pkl").exists():
         return
-    data = reco_harness.load(directory)
+    data = reco_harness.load(directory, sample or 10**9)
     x, val = data["x"], data["val"]
     (cache / "held.pkl").write_bytes(pickle.dumps({"val": val.held, "test": data["held"]}))
     for phase, rows, users in (("val", val.fit, val.users), ("test", x, data["test"])):
@@ -113,9 +114,12 @@ def main() -> None:
     parser.add_argument("cache", type=Path, help="folder for the fitted components")
     parser.add_argument("--main", default="uw10", help="the chosen model's variant")
     parser.add_argument("--partners", default="rp,knn", help="comma-separated variants")
+    parser.add_argument(
+        "--sample", type=int, default=10_000, help="test users (0: all, the full protocol)"
+    )
     args = parser.parse_args()
     partners = [p for p in args.partners.split(",") if p]
-    fit(args.dataset, args.cache, [args.main, *partners])
+    fit(args.dataset, args.cache, [args.main, *partners], args.sample)
     report(args.cache, args.main, partners)
 
 
