@@ -18,6 +18,9 @@ reads, or one already a tombstone, costs a batch nothing but an index probe.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +33,7 @@ from app.reco import data, strategies
 from app.reco.strategies import Item, RecList
 
 Fetch = Callable[..., Awaitable[list[Any]]]
+log = logging.getLogger("bookbridge.reco.stored")
 
 # The lists job's current run count: what a fresh row's `lists_run` must equal.
 CURRENT_RUN = "coalesce((SELECT w.runs FROM worker_jobs w WHERE w.job = 'lists'), 0)"
@@ -153,6 +157,48 @@ async def write(fetch: Fetch, got: Read, lists: Mapping[str, RecList]) -> None:
     ]
     if rows and got.at is not None:
         await fetch(_WRITE, orjson.dumps(rows).decode(), got.run, got.at)
+
+
+class WriteBack:
+    """Write-backs of computed lists after their responses (the reco service's misses): a
+    cold request answers from the list it computed and does not wait for its row. At most
+    `limit` writes run at once; a request that finds them all busy (or `limit` 0) writes its
+    own before it answers, so writes never pile up. A write runs in a context of its own (no
+    request's span or counters) and is the same `write` as before: it lands only under the
+    generation read before the list's inputs. A lost write (an error) costs a recomputation,
+    never a stale list. `drain` waits for the writes under way: the app's lifespan calls it
+    before the engines close (and tests, to see the rows)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, fetch: Fetch, got: Read, lists: Mapping[str, RecList]) -> None:
+        """Store `lists` (computed from inputs read after `got`), in the background if a slot
+        is free, else now."""
+        if len(self._tasks) >= self.limit:
+            await write(fetch, got, lists)
+            return
+        work = self._write(fetch, got, dict(lists))
+        task = asyncio.get_running_loop().create_task(work, context=contextvars.Context())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, fetch: Fetch, got: Read, lists: Mapping[str, RecList]) -> None:
+        try:
+            await write(fetch, got, lists)
+        except Exception:  # the next miss computes the list again
+            log.warning("storing %d computed lists failed", len(lists), exc_info=True)
+
+    @property
+    def pending(self) -> int:
+        """Writes under way."""
+        return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait until no write is under way (those started meanwhile too)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def service_max_age(s: RecoSettings) -> float:
