@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from sqlalchemy import text
+
 from app.db import driver
 from app.ingest.service import apply_batch
 from app.reco import data, service, stored, strategies
@@ -136,3 +138,30 @@ async def test_a_failed_write_back_is_dropped_quietly(
     await asyncio.wait_for(writes.drain(), 5)
     assert writes.pending == 0
     assert (await stored_lists(services, ["ss01"]))["ss01"].found is None
+
+
+async def test_a_write_back_whose_claim_is_gone_stores_nothing(services: Services) -> None:
+    """The claim commits without waiting for its WAL flush, so a PostgreSQL crash may lose it:
+    no row (a new set's claim) or a tombstone not marked pending. A batch after the crash would
+    not bump such a row, so the write-back must not store there; a claimed row is stored."""
+    await world(services)
+    s, fetch = services.settings.reco, fetcher(services)
+    ids = ["ss01", "ss02", "ss03"]
+    first = await stored.read(fetch, ["ss02"], s.stored_list_max_age_seconds)
+    lists = strategies.hybrid_lists(s, await data.hybrid_inputs(fetch, ids, s), s.max_first)
+    await stored.write(fetch, first, {"ss02": lists["ss02"]})
+    record = {"id": "x", "study_set_id": "ss02", "event_type": "view", "book_id": "b1"}
+    record["occurred_at"] = f.NOW.isoformat()
+    await apply_batch(services.engine, services.after_commit, "engagement_events", [record])
+    got = await stored.read(fetch, ids, s.stored_list_max_age_seconds)  # claims all three
+    assert got.sets["ss02"].generation == 1  # a tombstone, claimed again
+    lists = strategies.hybrid_lists(s, await data.hybrid_inputs(fetch, ids, s), s.max_first)
+    async with services.engine.begin() as conn:  # what a crash may leave of two claims
+        await conn.execute(text("DELETE FROM study_set_lists WHERE study_set_id = 'ss01'"))
+        await conn.execute(
+            text("UPDATE study_set_lists SET pending = false WHERE study_set_id = 'ss02'")
+        )
+    await stored.write(fetch, got, lists)
+    rows = await stored_lists(services, ids)
+    assert rows["ss01"].found is None and rows["ss02"].found is None
+    assert rows["ss03"].found == lists["ss03"]
