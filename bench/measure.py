@@ -13,6 +13,8 @@ from typing import Any
 import asyncpg
 import redis
 
+from app.core.settings import RecoSettings
+from app.reco import stored
 from app.reco.cache import PREFIX
 from app.reco.service import ListKey
 from bench import driver, ingest, scenarios, seed, servers
@@ -93,9 +95,10 @@ def measure_fresh(
 ) -> dict[str, Any]:
     """Cold requests: every wrk run (warm-ups too) sends a slice of bodies of its own, so no
     request repeats one sent before to this server (bookbridge only: no raw or peer twin).
-    The last body is left out: `check_same_json` sent it. A `cold` scenario's slice has its
-    stored lists and Redis entries removed before its run (`make_cold`), and a response that
-    ran fewer than `min_sql` statements (a list served from somewhere) stops the bench."""
+    The last body is left out: `check_same_json` sent it. A scenario to `prepare` has its
+    slice's Redis entries removed and its stored lists deleted or stored before its run
+    (`prepare`), and a response that ran fewer than `min_sql` statements (a list served from
+    a cache it should not have found) stops the bench."""
     requests = scenario.requests()[:-1]
     ids = (scenario.study_set_ids or [])[:-1]
     concurrency = scenario.concurrency or args.concurrency
@@ -117,8 +120,8 @@ def measure_fresh(
             )
             for part in mine
         ]
-        if scenario.cold:
-            make_cold(args, [ids[j] for part in mine for j in part])
+        if scenario.prepare:
+            prepare(args, [ids[j] for part in mine for j in part], scenario.prepare)
         if args.warmup:
             driver.wrk(app, scripts[0], concurrency, args.warmup)
         runs.append(driver.wrk(app, scripts[-1], concurrency, args.duration))
@@ -128,7 +131,8 @@ def measure_fresh(
         if runs[-1].below_min_sql:
             raise SystemExit(
                 f"bench: {scenario.name}: {runs[-1].below_min_sql} of {runs[-1].requests}"
-                f" responses ran fewer than {scenario.min_sql} SQL statements: not cold"
+                f" responses ran fewer than {scenario.min_sql} SQL statements: served from a"
+                " cache"
             )
     row = summarize(
         scenario.name, concurrency, (runs, servers.memory_mb(app)), ([], None), ([], None)
@@ -143,19 +147,21 @@ def measure_fresh(
 _UNSTORE = "DELETE FROM study_set_lists WHERE study_set_id = ANY($1::text[])"
 
 
-def make_cold(args: argparse.Namespace, study_set_ids: list[str]) -> None:
-    """No stored list and no Redis entry (any strategy or `first`) for these study sets: the
-    server's next request for each computes its list. (The in-process cache is the server's
-    own: `fresh` slices never repeat a request to it.)"""
+def prepare(args: argparse.Namespace, study_set_ids: list[str], how: str) -> None:
+    """No Redis entry (any strategy or `first`) for these study sets, and their stored lists
+    deleted ("unstored": the server's next request for each computes its list) or stored
+    ("stored", as the worker's fill stores them: served from the store). (The in-process cache
+    is the server's own: `fresh` slices never repeat a request to it.)"""
 
-    async def unstore() -> None:
-        conn = await asyncpg.connect(seed.plain_url(args.database_url))
-        try:
-            await conn.execute(_UNSTORE, study_set_ids)
-        finally:
-            await conn.close()
+    async def lists() -> None:
+        # a few connections: a computation's inputs are three statements sent at once
+        async with asyncpg.create_pool(seed.plain_url(args.database_url), min_size=3) as pool:
+            if how == "unstored":
+                await pool.execute(_UNSTORE, study_set_ids)
+            else:
+                await stored.store(pool.fetch, RecoSettings(), study_set_ids)
 
-    asyncio.run(unstore())
+    asyncio.run(lists())
     if args.redis_url:
         wanted = set(study_set_ids)
         client = redis.Redis.from_url(args.redis_url)

@@ -82,6 +82,7 @@ STORED_FIRST = 8  # recommendation_stored's: in no cache, but the stored list is
 # A cache hit costs 1 (the books), a stored list 2 (its read, the books): a response of
 # recommendation_cold with fewer was not cold, and the run is refused (bench/measure.py).
 COLD_MIN_SQL = 4
+STORED_MIN_SQL = 2  # a stored list's request: its read and the books (a cache hit: 1)
 HOT_SETS = 20  # recommendation_hot cycles through 20 study sets (hits after the first pass)
 
 
@@ -101,10 +102,11 @@ class Scenario:
     concurrency: int | None = None  # clients, when not the run's --concurrency
     # each wrk run (warm-up runs too) gets bodies no earlier run sent: cold requests
     fresh: bool = False
-    # the study set each body asks for; with `cold`, their stored lists and Redis entries are
-    # removed before each wrk run, and every response must have run `min_sql` statements
+    # the study set each body asks for, and what is done to the sets of a `fresh` run before
+    # it (bench/measure.py `prepare`): their Redis entries removed and their stored lists
+    # deleted ("unstored") or stored ("stored"); every response must run `min_sql` statements
     study_set_ids: list[str] | None = None
-    cold: bool = False
+    prepare: str | None = None
     min_sql: int = 0
 
     def requests(self) -> list[tuple[bytes, dict[str, str]]]:
@@ -296,7 +298,7 @@ async def latency_scenarios(url: str) -> list[Scenario]:
             concurrency=1,
             fresh=True,
             study_set_ids=[r["id"] for r in rows],
-            cold=True,
+            prepare="unstored",
             min_sql=COLD_MIN_SQL,
             note="one client; each request a study set never asked before, its stored list "
             "and Redis entries deleted before the run (computed from PostgreSQL, checked by "
@@ -311,8 +313,12 @@ async def latency_scenarios(url: str) -> list[Scenario]:
             public=False,
             concurrency=1,
             fresh=True,
-            note="one client; each request a study set never asked before (its list in no "
-            "cache; the list the worker stored is served), asked by its student",
+            study_set_ids=[r["id"] for r in rows],
+            prepare="stored",
+            min_sql=STORED_MIN_SQL,
+            note="one client; each request a study set never asked before, its Redis entries "
+            "deleted and its list stored before the run (as the worker stores it: the stored "
+            "list is served), asked by its student",
         ),
         Scenario(
             "recommendation_hot",

@@ -244,6 +244,12 @@ async def fill(fetch: Fetch, s: RecoSettings, limit: int, batch: int = 200) -> i
     if limit <= 0 or s.stored_list_max_age_seconds <= 0:
         return 0
     ids = [r[0] for r in await fetch(_ACTIVE, limit)]
+    return await store(fetch, s, ids, batch)
+
+
+async def store(fetch: Fetch, s: RecoSettings, ids: Sequence[str], batch: int = 200) -> int:
+    """Store the lists of the study sets `ids` that hold no fresh one, `batch` sets per
+    computation. How many lists it stored."""
     done = 0
     for i in range(0, len(ids), batch):
         got = await read(fetch, ids[i : i + batch], service_max_age(s))

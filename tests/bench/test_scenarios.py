@@ -81,11 +81,12 @@ async def test_latency_scenarios_ask_each_set_as_its_student(
     cold, stored, hot = await scenarios.latency_scenarios(seed.plain_url(database_url))
     assert cold.fresh and stored.fresh and not hot.fresh
     assert cold.concurrency == stored.concurrency == hot.concurrency == 1
-    assert cold.cold and cold.min_sql == scenarios.COLD_MIN_SQL and not stored.cold
+    assert cold.prepare == "unstored" and cold.min_sql == scenarios.COLD_MIN_SQL
+    assert stored.prepare == "stored" and stored.min_sql == scenarios.STORED_MIN_SQL
     assert len(cold.bodies) == len(set(cold.bodies)) == 2
     assert not set(cold.bodies) & set(stored.bodies)
     asked = [orjson.loads(b)["variables"]["id"] for b in cold.bodies]
-    assert cold.study_set_ids == asked
+    assert cold.study_set_ids == asked == stored.study_set_ids
     for b, headers in cold.requests():
         body = orjson.loads(b)
         assert f"first: {scenarios.COLD_FIRST}" in body["query"]
