@@ -132,10 +132,14 @@ class Read:
     at: datetime | None  # when read (None: no set found): what is computed after it is as old
 
 
+def read_sql(max_age_seconds: float) -> str:
+    """`read`'s statement (its claim included); $1 the study set ids."""
+    return _READ.format(fresh=fresh("l", max_age_seconds), run=CURRENT_RUN)
+
+
 async def read(fetch: Fetch, ids: Sequence[str], max_age_seconds: float) -> Read:
     """The study sets `ids` that exist, with their fresh stored lists (one statement)."""
-    sql = _READ.format(fresh=fresh("l", max_age_seconds), run=CURRENT_RUN)
-    rows = await fetch(sql, list(ids))
+    rows = await fetch(read_sql(max_age_seconds), list(ids))
     sets: dict[str, Stored] = {}
     run, at = 0, None
     for r in rows:
