@@ -23,7 +23,7 @@ READ = ("catalog_page", "deep", "book_by_id")
 STUDENT = ("student_home",)
 CACHED = "_cached"  # the suffix of a read measured with the response cache on
 RECO = ("recommendations_cached", "recommendations_uncached")
-LATENCY = ("recommendation_cold", "recommendation_hot")  # issue 16: one client
+LATENCY = ("recommendation_cold", "recommendation_stored", "recommendation_hot")  # issue 16
 INGEST = ("upsert_books", "record_events")
 
 

@@ -22,9 +22,10 @@ local bodies = {%(bodies)s}
 local path = "%(path)s"
 local extra = {%(headers)s}
 local each = {%(each)s}
+local min_sql = %(min_sql)d
 local reqs = {}
 local i = 0
-n, sql, bad, sqlseen = 0, 0, 0, 0
+n, sql, bad, sqlseen, low = 0, 0, 0, 0, 0
 local threads = {}
 
 function setup(thread)
@@ -54,19 +55,21 @@ function response(status, headers, body)
   if status ~= 200 or string.find(body, '"errors":', 1, true) then bad = bad + 1 end
   local s = headers["x-bench-sql"]
   if s then sql = sql + tonumber(s); sqlseen = sqlseen + 1 end
+  if min_sql > 0 and (not s or tonumber(s) < min_sql) then low = low + 1 end
 end
 
 function done(summary, latency, requests)
-  local tn, ts, tb, tseen = 0, 0, 0, 0
+  local tn, ts, tb, tseen, tl = 0, 0, 0, 0, 0
   for _, t in ipairs(threads) do
     tn = tn + t:get("n"); ts = ts + t:get("sql"); tb = tb + t:get("bad"); tseen = tseen + t:get("sqlseen")
+    tl = tl + t:get("low")
   end
   local e = summary.errors
   io.write(string.format(
     'BENCH {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, "bad": %%d, ' ..
-    '"sql": %%d, "sql_seen": %%d, "socket_errors": %%d}\n',
+    '"sql": %%d, "sql_seen": %%d, "below_min_sql": %%d, "socket_errors": %%d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    tb, ts, tseen, e.connect + e.read + e.write + e.timeout))
+    tb, ts, tseen, tl, e.connect + e.read + e.write + e.timeout))
 end
 """
 
@@ -86,6 +89,8 @@ class Run:
     server_cpu_us: float | None = None
     # the server's collector pauses during the run, per generation (bench.served servers only)
     gc: dict[str, dict[str, float]] | None = None
+    # responses that ran fewer SQL statements than the script's `min_sql` (or did not say)
+    below_min_sql: int = 0
 
 
 def _lua_string(data: bytes) -> str:
@@ -104,9 +109,12 @@ def write_script(
     path: str,
     headers: dict[str, str] | None = None,
     body_headers: list[dict[str, str]] | None = None,
+    min_sql: int = 0,
 ) -> Path:
-    """A wrk script cycling through `bodies`; `body_headers` adds headers to each body."""
+    """A wrk script cycling through `bodies`; `body_headers` adds headers to each body. With
+    `min_sql`, the run counts the responses whose `x-bench-sql` is below it (`below_min_sql`)."""
     script = LUA % {
+        "min_sql": min_sql,
         "bodies": ",\n".join(_lua_string(b) for b in bodies),
         "path": path,
         "headers": _lua_table(headers or {}),
@@ -196,6 +204,7 @@ def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: 
         sql_per_request=(data["sql"] / data["sql_seen"]) if data["sql_seen"] else None,
         client_cpu=cpu / wall,
         gc=pauses,
+        below_min_sql=data["below_min_sql"],
         server_cpu_us=(
             (server_after - server_before) * 1e6 / max(1, data["requests"])
             if server_before is not None and server_after is not None

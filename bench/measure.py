@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import driver, ingest, scenarios, servers
+import asyncpg
+import redis
+
+from app.core.settings import RecoSettings
+from app.reco import stored
+from app.reco.cache import PREFIX
+from app.reco.service import ListKey
+from bench import driver, ingest, scenarios, seed, servers
 
 
 @dataclass
@@ -88,27 +95,45 @@ def measure_fresh(
 ) -> dict[str, Any]:
     """Cold requests: every wrk run (warm-ups too) sends a slice of bodies of its own, so no
     request repeats one sent before to this server (bookbridge only: no raw or peer twin).
-    The last body is left out: `check_same_json` sent it."""
+    The last body is left out: `check_same_json` sent it. A scenario to `prepare` has its
+    slice's Redis entries removed and its stored lists deleted or stored before its run
+    (`prepare`), and a response that ran fewer than `min_sql` statements (a list served from
+    a cache it should not have found) stops the bench."""
     requests = scenario.requests()[:-1]
+    ids = (scenario.study_set_ids or [])[:-1]
     concurrency = scenario.concurrency or args.concurrency
     per_repeat = 2 if args.warmup else 1
     size = len(requests) // (args.repeat * per_repeat)
-    slices = [requests[i * size : (i + 1) * size] for i in range(args.repeat * per_repeat)]
+    slices = [range(i * size, (i + 1) * size) for i in range(args.repeat * per_repeat)]
     servers.reset_peak(app)
     runs: list[driver.Run] = []
     cycled = False
     for i in range(args.repeat):
         mine = slices[i * per_repeat : (i + 1) * per_repeat]
         scripts = [
-            driver.write_script([b for b, _ in part], "/graphql", None, [h for _, h in part])
+            driver.write_script(
+                [requests[j][0] for j in part],
+                "/graphql",
+                None,
+                [requests[j][1] for j in part],
+                scenario.min_sql,
+            )
             for part in mine
         ]
+        if scenario.prepare:
+            prepare(args, [ids[j] for part in mine for j in part], scenario.prepare)
         if args.warmup:
             driver.wrk(app, scripts[0], concurrency, args.warmup)
         runs.append(driver.wrk(app, scripts[-1], concurrency, args.duration))
         cycled |= runs[-1].requests > size  # a body sent twice: not all cold
         for script in scripts:
             script.unlink(missing_ok=True)
+        if runs[-1].below_min_sql:
+            raise SystemExit(
+                f"bench: {scenario.name}: {runs[-1].below_min_sql} of {runs[-1].requests}"
+                f" responses ran fewer than {scenario.min_sql} SQL statements: served from a"
+                " cache"
+            )
     row = summarize(
         scenario.name, concurrency, (runs, servers.memory_mb(app)), ([], None), ([], None)
     )
@@ -116,6 +141,40 @@ def measure_fresh(
         f"; {size} study sets per run" + (" (some asked twice: too few)" if cycled else "")
     )
     return row
+
+
+# A study set's list in no store: its stored row deleted (as a set nobody asked for has none)
+_UNSTORE = "DELETE FROM study_set_lists WHERE study_set_id = ANY($1::text[])"
+
+
+def prepare(args: argparse.Namespace, study_set_ids: list[str], how: str) -> None:
+    """No Redis entry (any strategy or `first`) for these study sets, and their stored lists
+    deleted ("unstored": the server's next request for each computes its list) or stored
+    ("stored", as the worker's fill stores them: served from the store). (The in-process cache
+    is the server's own: `fresh` slices never repeat a request to it.)"""
+
+    async def lists() -> None:
+        # a few connections: a computation's inputs are three statements sent at once
+        async with asyncpg.create_pool(seed.plain_url(args.database_url), min_size=3) as pool:
+            if how == "unstored":
+                await pool.execute(_UNSTORE, study_set_ids)
+            else:
+                await stored.store(pool.fetch, RecoSettings(), study_set_ids)
+
+    asyncio.run(lists())
+    if args.redis_url:
+        wanted = set(study_set_ids)
+        client = redis.Redis.from_url(args.redis_url)
+        try:
+            keys = [
+                k
+                for k in client.scan_iter(match=f"{PREFIX}ss:*", count=1000)
+                if ListKey.parse(k.decode().removeprefix(PREFIX)).study_set_id in wanted
+            ]
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
 
 def summarize(name: str, concurrency: int, app: Side, raw: Side, peer: Side) -> dict[str, Any]:

@@ -68,14 +68,23 @@ JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789abcdef0123456789abcdef"
 JWT_AUDIENCE, JWT_ISSUER = "bookbridge", "bookbridge-auth"
 
 
-# Issue 16's latencies, at one client: a study set's list asked by its student, cold (never
-# asked before: no cache of any kind holds it) and cached (asked again and again).
+# Issue 16's latencies, at one client: a study set's list asked by its student, cold (no cache
+# of any kind holds it and no stored list: computed from PostgreSQL), stored (never asked
+# before, served from the list the worker stored) and cached (asked again and again).
 STUDY_SET_LIST = """query StudySetList($id: ID!) {
   recommendations(studySetId: $id, first: 5) {
     strategy items { score book { id title publisher { id name } } }
   }
 }"""
 COLD_FIRST = 7  # a `first` no other scenario asks for: the cold lists are in no cache
+# recommendation_stored's: in no cache, but the stored list is served (any `first` is its
+# prefix); each set with each of them, so a run has enough distinct requests at ~400 req/s
+STORED_FIRSTS = (8, 9, 11, 12)
+# Fewest SQL statements of a computed HYBRID list's request: its inputs (three) and its books.
+# A cache hit costs 1 (the books), a stored list 2 (its read, the books): a response of
+# recommendation_cold with fewer was not cold, and the run is refused (bench/measure.py).
+COLD_MIN_SQL = 4
+STORED_MIN_SQL = 2  # a stored list's request: its read and the books (a cache hit: 1)
 HOT_SETS = 20  # recommendation_hot cycles through 20 study sets (hits after the first pass)
 
 
@@ -95,6 +104,12 @@ class Scenario:
     concurrency: int | None = None  # clients, when not the run's --concurrency
     # each wrk run (warm-up runs too) gets bodies no earlier run sent: cold requests
     fresh: bool = False
+    # the study set each body asks for, and what is done to the sets of a `fresh` run before
+    # it (bench/measure.py `prepare`): their Redis entries removed and their stored lists
+    # deleted ("unstored") or stored ("stored"); every response must run `min_sql` statements
+    study_set_ids: list[str] | None = None
+    prepare: str | None = None
+    min_sql: int = 0
 
     def requests(self) -> list[tuple[bytes, dict[str, str]]]:
         """Every body with its full headers."""
@@ -247,10 +262,13 @@ async def recommendation_scenarios(url: str, token: str) -> list[Scenario]:
 
 async def latency_scenarios(url: str) -> list[Scenario]:
     """Issue 16's one-client latencies of a study set's list, each study set asked by its own
-    student (their JWT). Cold: every request a study set never asked before in this server,
-    with a `first` no other scenario uses, so neither cache (in-process, Redis) can hold its
-    list: each request computes its list from PostgreSQL. Each wrk run takes a slice of study
-    sets of its own (`fresh`). Cached: 20 study sets again and again."""
+    student (their JWT). Each wrk run of the first two takes a slice of study sets of its own
+    (`fresh`), with a `first` no other scenario uses, so neither cache (in-process, Redis)
+    holds its lists. Cold: before each run the bench also deletes the slice's stored lists
+    (study_set_lists) and Redis entries, so each request computes its list from PostgreSQL
+    (checked: each response ran at least COLD_MIN_SQL statements). Stored: the lists the
+    worker stored after the lists job, read (the meaning `recommendation_cold` had in stop 16).
+    Cached: 20 study sets again and again."""
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch(
@@ -269,6 +287,12 @@ async def latency_scenarios(url: str) -> list[Scenario]:
         return bodies, headers
 
     cold, cold_headers = asked(COLD_FIRST, list(rows))
+    stored: list[bytes] = []
+    stored_headers: list[dict[str, str]] = []
+    for first in STORED_FIRSTS:
+        more, more_headers = asked(first, list(rows))
+        stored += more
+        stored_headers += more_headers
     hot, hot_headers = asked(5, list(rows[:HOT_SETS]))
     return [
         Scenario(
@@ -280,8 +304,28 @@ async def latency_scenarios(url: str) -> list[Scenario]:
             public=False,
             concurrency=1,
             fresh=True,
-            note="one client; each request a study set never asked before (its list in no "
-            "cache), asked by its student",
+            study_set_ids=[r["id"] for r in rows],
+            prepare="unstored",
+            min_sql=COLD_MIN_SQL,
+            note="one client; each request a study set never asked before, its stored list "
+            "and Redis entries deleted before the run (computed from PostgreSQL, checked by "
+            "its statement count), asked by its student",
+        ),
+        Scenario(
+            "recommendation_stored",
+            stored,
+            None,
+            same_json=False,
+            body_headers=stored_headers,
+            public=False,
+            concurrency=1,
+            fresh=True,
+            study_set_ids=[r["id"] for r in rows] * len(STORED_FIRSTS),
+            prepare="stored",
+            min_sql=STORED_MIN_SQL,
+            note="one client; each request a study set never asked before, its Redis entries "
+            "deleted and its list stored before the run (as the worker stores it: the stored "
+            "list is served), asked by its student",
         ),
         Scenario(
             "recommendation_hot",

@@ -82,6 +82,7 @@ async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     yield
     if "services" in request.fixturenames:
         services: Services = request.getfixturevalue("services")
+        await services.stored_writes.drain()  # no write-back lands in the next test's data
         async with services.engine.begin() as conn:
             for statement in CLEANUP.split("; "):
                 await conn.execute(text(statement))

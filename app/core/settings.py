@@ -213,6 +213,12 @@ class RecoSettings(BaseSettings):
         description="after each lists job run, the worker stores the lists of this many most"
         " recently engaged study sets; 0: none (lists are stored when first read)",
     )
+    stored_list_background_writes: int = Field(
+        default=8,
+        ge=0,
+        description="a list computed on a miss is stored after its response, by at most this"
+        " many writes at once (one more is written before its response); 0: always before",
+    )
     cache_refresh_batch: int = Field(
         default=4, ge=1, description="lists computed together by one background refresh"
     )

@@ -183,7 +183,8 @@ async def _compute_hybrid(
     if missing:
         inputs = await data.hybrid_inputs(fetch, missing, s)
         computed = strategies.hybrid_lists(s, inputs, s.max_first)
-        await stored.write(fetch, got, computed)
+        # stored after the response when a background slot is free (stored.WriteBack)
+        await services.stored_writes.submit(fetch, got, computed)
         for sid, made in computed.items():
             got.sets[sid].found = made
     for key in keys:

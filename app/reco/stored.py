@@ -18,6 +18,9 @@ reads, or one already a tombstone, costs a batch nothing but an index probe.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +33,7 @@ from app.reco import data, strategies
 from app.reco.strategies import Item, RecList
 
 Fetch = Callable[..., Awaitable[list[Any]]]
+log = logging.getLogger("bookbridge.reco.stored")
 
 # The lists job's current run count: what a fresh row's `lists_run` must equal.
 CURRENT_RUN = "coalesce((SELECT w.runs FROM worker_jobs w WHERE w.job = 'lists'), 0)"
@@ -63,6 +67,14 @@ def tombstone(ids_sql: str) -> str:
     )
 
 
+# The claim and the write-back commit without waiting for their WAL flush (this transaction
+# only: each is one statement, its own transaction): a row of this table is a cache, and the
+# flush was most of what the claim cost a cold request (7 of 8 ms at p50, loaded machine). A
+# crash loses at most the last moments' rows, never their order: a batch's commit (flushed)
+# flushes every claim written before it, so a claim a batch's tombstone saw is never lost; a
+# claim lost with the crash leaves no row, and the write-back (an UPDATE) then stores nothing.
+ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true) AS async_commit"
+
 # The read also claims the sets it finds without a list (a missing row is inserted, a tombstone
 # marked `pending`), in study set order and in the same statement: a batch that changes a claimed
 # set before its computation's write-back bumps its generation, so that write-back is dropped;
@@ -79,24 +91,27 @@ _READ = (
     " SELECT s.id, s.user_id, coalesce(l.generation, 0) AS generation,"
     " CASE WHEN {fresh} THEN l.book_ids END AS book_ids, l.scores, l.reasons, l.strategy,"
     " r.run, r.at"
-    " FROM study_sets s CROSS JOIN (SELECT {run} AS run, now() AS at) r"
+    f" FROM study_sets s CROSS JOIN (SELECT {{run}} AS run, now() AS at, {ASYNC_COMMIT}) r"
     " LEFT JOIN study_set_lists l ON l.study_set_id = s.id"
     " WHERE s.id = ANY($1::text[])"
 )
 
+# The stored lists of the sets in $1 (JSON records), each only where its row still has the
+# generation read before the list's inputs were and is one a batch would bump (it holds a list,
+# or a claim); rows locked in study set order, as `tombstone` locks them. An UPDATE: `read` made
+# the row of every set it found, so a row that is gone or unclaimed (its claim lost, above)
+# stores nothing rather than a list a batch since then could not have bumped.
 _WRITE = (
-    "INSERT INTO study_set_lists AS l"
-    " (study_set_id, generation, lists_run, computed_at, strategy, book_ids, scores, reasons)"
-    " SELECT r.id, r.generation, $2, $3, r.strategy, r.book_ids, r.scores, r.reasons"
+    "UPDATE study_set_lists AS l SET lists_run = $2, computed_at = $3, strategy = r.strategy,"
+    " book_ids = r.book_ids, scores = r.scores, reasons = r.reasons, pending = false"
     " FROM jsonb_to_recordset($1::jsonb) AS r(id text, generation bigint, strategy text,"
-    " book_ids text[], scores float8[], reasons text[])"
-    " JOIN study_sets s ON s.id = r.id"
-    ' ORDER BY r.id COLLATE "C"'
-    " ON CONFLICT (study_set_id) DO UPDATE SET lists_run = EXCLUDED.lists_run,"
-    " computed_at = EXCLUDED.computed_at, strategy = EXCLUDED.strategy,"
-    " book_ids = EXCLUDED.book_ids, scores = EXCLUDED.scores, reasons = EXCLUDED.reasons,"
-    " pending = false"
-    " WHERE l.generation = EXCLUDED.generation"
+    " book_ids text[], scores float8[], reasons text[]),"
+    " (SELECT o.study_set_id FROM study_set_lists o"
+    ' WHERE o.study_set_id IN (SELECT x.id COLLATE "C"'
+    " FROM jsonb_to_recordset($1::jsonb) AS x(id text))"
+    f" ORDER BY o.study_set_id FOR UPDATE OF o) AS k, (SELECT {ASYNC_COMMIT}) AS c"
+    ' WHERE l.study_set_id = k.study_set_id AND l.study_set_id = r.id COLLATE "C"'
+    " AND l.generation = r.generation AND (l.pending OR l.book_ids IS NOT NULL)"
 )
 
 
@@ -117,10 +132,14 @@ class Read:
     at: datetime | None  # when read (None: no set found): what is computed after it is as old
 
 
+def read_sql(max_age_seconds: float) -> str:
+    """`read`'s statement (its claim included); $1 the study set ids."""
+    return _READ.format(fresh=fresh("l", max_age_seconds), run=CURRENT_RUN)
+
+
 async def read(fetch: Fetch, ids: Sequence[str], max_age_seconds: float) -> Read:
     """The study sets `ids` that exist, with their fresh stored lists (one statement)."""
-    sql = _READ.format(fresh=fresh("l", max_age_seconds), run=CURRENT_RUN)
-    rows = await fetch(sql, list(ids))
+    rows = await fetch(read_sql(max_age_seconds), list(ids))
     sets: dict[str, Stored] = {}
     run, at = 0, None
     for r in rows:
@@ -155,6 +174,48 @@ async def write(fetch: Fetch, got: Read, lists: Mapping[str, RecList]) -> None:
         await fetch(_WRITE, orjson.dumps(rows).decode(), got.run, got.at)
 
 
+class WriteBack:
+    """Write-backs of computed lists after their responses (the reco service's misses): a
+    cold request answers from the list it computed and does not wait for its row. At most
+    `limit` writes run at once; a request that finds them all busy (or `limit` 0) writes its
+    own before it answers, so writes never pile up. A write runs in a context of its own (no
+    request's span or counters) and is the same `write` as before: it lands only under the
+    generation read before the list's inputs. A lost write (an error) costs a recomputation,
+    never a stale list. `drain` waits for the writes under way: the app's lifespan calls it
+    before the engines close (and tests, to see the rows)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, fetch: Fetch, got: Read, lists: Mapping[str, RecList]) -> None:
+        """Store `lists` (computed from inputs read after `got`), in the background if a slot
+        is free, else now."""
+        if len(self._tasks) >= self.limit:
+            await write(fetch, got, lists)
+            return
+        work = self._write(fetch, got, dict(lists))
+        task = asyncio.get_running_loop().create_task(work, context=contextvars.Context())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, fetch: Fetch, got: Read, lists: Mapping[str, RecList]) -> None:
+        try:
+            await write(fetch, got, lists)
+        except Exception:  # the next miss computes the list again
+            log.warning("storing %d computed lists failed", len(lists), exc_info=True)
+
+    @property
+    def pending(self) -> int:
+        """Writes under way."""
+        return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait until no write is under way (those started meanwhile too)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 def service_max_age(s: RecoSettings) -> float:
     """The age up to which the reco service serves a stored row: the compiled path's max age
     less the longest a list may then live in the cache (Redis TTL, in-process TTL and stale
@@ -187,6 +248,12 @@ async def fill(fetch: Fetch, s: RecoSettings, limit: int, batch: int = 200) -> i
     if limit <= 0 or s.stored_list_max_age_seconds <= 0:
         return 0
     ids = [r[0] for r in await fetch(_ACTIVE, limit)]
+    return await store(fetch, s, ids, batch)
+
+
+async def store(fetch: Fetch, s: RecoSettings, ids: Sequence[str], batch: int = 200) -> int:
+    """Store the lists of the study sets `ids` that hold no fresh one, `batch` sets per
+    computation. How many lists it stored."""
     done = 0
     for i in range(0, len(ids), batch):
         got = await read(fetch, ids[i : i + batch], service_max_age(s))

@@ -12,6 +12,7 @@ from app.db.engine import make_engine
 from app.ingest.notify import BatchApplied, Listener
 from app.reco import data
 from app.reco.cache import RecoCache
+from app.reco.stored import WriteBack
 
 
 @dataclass(slots=True)
@@ -22,6 +23,8 @@ class Services:
     redis: Redis | None = None  # REDIS_URL; calls bounded by short socket timeouts
     reco_cache: RecoCache = field(default_factory=RecoCache)
     after_commit: list[Listener] = field(default_factory=list)  # told of every applied batch
+    # computed lists stored after their responses (app/reco/stored.py)
+    stored_writes: WriteBack = field(default_factory=lambda: WriteBack(0))
 
     def __post_init__(self) -> None:
         self.after_commit.append(self.forget_changed_lists)
@@ -36,6 +39,7 @@ class Services:
             read_engine=engine.execution_options(isolation_level="AUTOCOMMIT"),
             redis=redis,
             reco_cache=RecoCache(settings.reco, redis),
+            stored_writes=WriteBack(settings.reco.stored_list_background_writes),
         )
         if redis is None:
             # One process sees its own invalidations; what else changes the lists is the
@@ -55,6 +59,7 @@ class Services:
             return await data.lists_run(conn)
 
     async def close(self) -> None:
+        await self.stored_writes.drain()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.applications import Starlette
@@ -84,6 +85,20 @@ async def _observe_model_selection(conn: AsyncConnection) -> None:
         )
 
 
+async def _shutdown(
+    services: Services, cache: ResponseCache, provider: TracerProvider | None, owned: bool
+) -> None:
+    """The lifespan's end: the stored lists' write-backs still under way land first (before
+    the engines close: app/reco/stored.WriteBack), then the response cache, tracing and, when
+    the lifespan made them, the services close."""
+    await services.stored_writes.drain()
+    await cache.close()
+    if provider is not None:
+        provider.shutdown()
+    if owned:
+        await services.close()
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
     """Build the ASGI app. Pass `services` to share engines (tests); else the lifespan makes them."""
     settings = settings or (services.settings if services else Settings())
@@ -105,11 +120,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         try:
             yield
         finally:
-            await cache.close()
-            if provider is not None:
-                provider.shutdown()
+            await _shutdown(state["services"], cache, provider, owned is not None)
             if owned is not None:
-                await owned.close()
                 state.pop("services", None)
 
     def current() -> Services:

@@ -71,15 +71,24 @@ def test_a_student_token_is_signed_for_the_bench_server() -> None:
 async def test_latency_scenarios_ask_each_set_as_its_student(
     services: Services, gql: GraphQLClient, database_url: str
 ) -> None:
-    """Cold: every study set once, with a `first` no other scenario asks; cached: a few sets.
-    Each request carries its set's student's token, and the student gets the list."""
+    """Cold and stored: every study set once, each with a `first` no other scenario asks (cold
+    knowing each body's study set, to delete its stored list); cached: a few sets. Each request
+    carries its set's student's token, and the student gets the list."""
     await f.taxonomy(services)
     await f.books(services, {"b1": {"t1": 0.9}, "b2": {"t2": 0.8}})
     await f.study_set(services, "ss1", "u1", ["t1"], title="Plants")
     await f.study_set(services, "ss2", "u2", ["t2"], title="Cells")
-    cold, hot = await scenarios.latency_scenarios(seed.plain_url(database_url))
-    assert cold.fresh and cold.concurrency == hot.concurrency == 1 and not hot.fresh
+    cold, stored, hot = await scenarios.latency_scenarios(seed.plain_url(database_url))
+    assert cold.fresh and stored.fresh and not hot.fresh
+    assert cold.concurrency == stored.concurrency == hot.concurrency == 1
+    assert cold.prepare == "unstored" and cold.min_sql == scenarios.COLD_MIN_SQL
+    assert stored.prepare == "stored" and stored.min_sql == scenarios.STORED_MIN_SQL
     assert len(cold.bodies) == len(set(cold.bodies)) == 2
+    assert not set(cold.bodies) & set(stored.bodies)
+    asked = [orjson.loads(b)["variables"]["id"] for b in cold.bodies]
+    assert cold.study_set_ids == asked
+    assert stored.study_set_ids == asked * len(scenarios.STORED_FIRSTS)
+    assert len(set(stored.bodies)) == len(stored.bodies) == 2 * len(scenarios.STORED_FIRSTS)
     for b, headers in cold.requests():
         body = orjson.loads(b)
         assert f"first: {scenarios.COLD_FIRST}" in body["query"]

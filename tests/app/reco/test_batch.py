@@ -128,7 +128,10 @@ async def test_a_page_of_lists_costs_fixed_sql_cold_and_none_warm(
         assert cached.redis is not None
         await cached.redis.flushdb()
         cached.reco_cache.clear_local()
-        first, cold[n] = await page(client, sql, n)
+        sql.reset()
+        first = lists_of(await client.data(PAGE, {"n": n}))
+        await cached.stored_writes.drain()  # the write-back, after the response
+        cold[n] = sql.count
         again, local[n] = await page(client, sql, n)  # in-process hits
         reads = list(sql.statements)
         cached.reco_cache.clear_local()
@@ -138,8 +141,8 @@ async def test_a_page_of_lists_costs_fixed_sql_cold_and_none_warm(
     # page (with its topics) + HYBRID's inputs (contexts, topics explicit or title-matched,
     # own books, weights, topic candidates and trending in one statement; the collab and the
     # content neighbour scores in one each, the three sent at once) + books (with their
-    # publishers) + the stored lists' read before computing and their write-back after
-    # (app/reco/stored.py)
+    # publishers) + the stored lists' read before computing and their write-back after the
+    # response (app/reco/stored.py)
     assert cold == {3: 7, SETS: 7}, cold
     assert local == redis == {3: 2, SETS: 2}, (local, redis)
 

@@ -34,6 +34,9 @@ class Paths:
         result = await schema.execute(
             query, variables, context_value=Context.create(self.services, viewer=viewer)
         )
+        # lists computed on a miss are stored after the answer (app/reco/stored.WriteBack):
+        # the next request finds them stored, as the request after it would on a server
+        await self.services.stored_writes.drain()
         errors = [
             (e.message, e.path, (e.extensions or {}).get("code")) for e in result.errors or ()
         ]
