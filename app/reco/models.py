@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 CHUNK = 1024  # rows of a co-occurrence block
 SOLVE_BATCH_CELLS = 8_000_000  # cells of the batched M x M systems solved at once
 DENSE_GRAM_MAX_ITEMS = 12_000  # up to here (576 MB) the Gram cells are read from a dense copy
+GATHER_ROWS = 256  # above it, rows of G laid out densely at once (100 MB at 100,000 items)
 USER_POWER = 0.25  # the user-weighted local EASE candidate: rows times (user's items)^-1/4
 
 
@@ -233,6 +234,50 @@ def _forget(slot: _Prepared) -> None:
 
 
 def _gather(blocks: list[sp.csr_matrix], nbr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A[j] = G[N(j), N(j)] and b[j] = G[N(j), j] for every item j, read from G's rows: up to
+    DENSE_GRAM_MAX_ITEMS items from a dense copy of G, above it `GATHER_ROWS` rows of G at a
+    time laid out densely (scattered into one reused buffer, read by index for every
+    neighbourhood that holds one of them, then zeroed again): a read is one load instead of
+    a binary search over a block's keys, which was most of a fit at 100,000 books."""
+    n, m = nbr.shape
+    if n <= DENSE_GRAM_MAX_ITEMS:
+        dense = np.zeros((n + 1, n + 1), dtype=np.float32)
+        dense[:n, :n] = sp.vstack(blocks, format="csr").toarray()
+        step = max(1, SOLVE_BATCH_CELLS // (m * m))
+        a = np.empty((n, m, m), dtype=np.float32)
+        for s in range(0, n, step):
+            idx = nbr[s : s + step]
+            a[s : s + step] = dense[idx[:, :, None], idx[:, None, :]]
+        b = dense[nbr, np.arange(n)[:, None]]
+        return a, b
+    a = np.zeros((n, m, m), dtype=np.float32)
+    b = np.zeros((n, m), dtype=np.float32)
+    flat = nbr.ravel()
+    order = np.argsort(flat, kind="stable")  # (item, slot) pairs grouped by neighbour row
+    bounds = np.searchsorted(flat[order], np.arange(0, n + GATHER_ROWS, GATHER_ROWS))
+    rows_of = np.zeros((GATHER_ROWS, n + 1), dtype=np.float32)  # column n: the dummy item
+    buffer = rows_of.ravel()
+    for number, co in enumerate(blocks):
+        for sub in range(0, co.shape[0], GATHER_ROWS):
+            first = number * CHUNK + sub  # the first row of G laid out
+            part = number * CHUNK // GATHER_ROWS + sub // GATHER_ROWS
+            pairs = order[bounds[part] : bounds[part + 1]]
+            if len(pairs) == 0:
+                continue
+            rows = co[sub : sub + GATHER_ROWS]
+            local = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+            rows_of[local, rows.indices] = rows.data
+            items, slots = pairs // m, pairs % m
+            cols = np.concatenate([nbr[items], items[:, None]], axis=1)  # the m columns, then j
+            cells = (flat[pairs] - first)[:, None] * (n + 1) + cols  # the dummy row is all zero
+            vals = np.take(buffer, cells)
+            a[items, slots] = vals[:, :m]
+            b[items, slots] = vals[:, m]
+            rows_of[local, rows.indices] = 0.0
+    return a, b
+
+
+def _gather_searched(blocks: list[sp.csr_matrix], nbr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A[j] = G[N(j), N(j)] and b[j] = G[N(j), j] for every item j, read block by block of G's
     rows: each block's (row, col) keys are searched while they are small enough to stay in
     cache, for every neighbourhood that holds one of its rows."""
