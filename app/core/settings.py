@@ -213,6 +213,12 @@ class RecoSettings(BaseSettings):
         description="after each lists job run, the worker stores the lists of this many most"
         " recently engaged study sets; 0: none (lists are stored when first read)",
     )
+    stored_list_fill_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="the worker's fill starts no batch of 200 sets after this many seconds (the"
+        " most recently engaged first; the rest are stored when first read); 0: no limit",
+    )
     cache_refresh_batch: int = Field(
         default=4, ge=1, description="lists computed together by one background refresh"
     )
