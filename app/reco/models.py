@@ -254,65 +254,27 @@ def _gather(blocks: list[sp.csr_matrix], nbr: np.ndarray) -> tuple[np.ndarray, n
     b = np.zeros((n, m), dtype=np.float32)
     flat = nbr.ravel()
     order = np.argsort(flat, kind="stable")  # (item, slot) pairs grouped by neighbour row
-    bounds = np.searchsorted(flat[order], np.arange(0, n + GATHER_ROWS, GATHER_ROWS))
+    ordered = flat[order]
     rows_of = np.zeros((GATHER_ROWS, n + 1), dtype=np.float32)  # column n: the dummy item
     buffer = rows_of.ravel()
-    for number, co in enumerate(blocks):
+    first = 0  # the next row of G to lay out (blocks in order; the dummy row n is never read)
+    for co in blocks:
         for sub in range(0, co.shape[0], GATHER_ROWS):
-            first = number * CHUNK + sub  # the first row of G laid out
-            part = number * CHUNK // GATHER_ROWS + sub // GATHER_ROWS
-            pairs = order[bounds[part] : bounds[part + 1]]
+            rows = co[sub : sub + GATHER_ROWS]
+            start, first = first, first + rows.shape[0]
+            lo, hi = np.searchsorted(ordered, [start, first])
+            pairs = order[lo:hi]
             if len(pairs) == 0:
                 continue
-            rows = co[sub : sub + GATHER_ROWS]
             local = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
             rows_of[local, rows.indices] = rows.data
             items, slots = pairs // m, pairs % m
             cols = np.concatenate([nbr[items], items[:, None]], axis=1)  # the m columns, then j
-            cells = (flat[pairs] - first)[:, None] * (n + 1) + cols  # the dummy row is all zero
+            cells = (flat[pairs] - start)[:, None] * (n + 1) + cols
             vals = np.take(buffer, cells)
             a[items, slots] = vals[:, :m]
             b[items, slots] = vals[:, m]
             rows_of[local, rows.indices] = 0.0
-    return a, b
-
-
-def _gather_searched(blocks: list[sp.csr_matrix], nbr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A[j] = G[N(j), N(j)] and b[j] = G[N(j), j] for every item j, read block by block of G's
-    rows: each block's (row, col) keys are searched while they are small enough to stay in
-    cache, for every neighbourhood that holds one of its rows."""
-    n, m = nbr.shape
-    if n <= DENSE_GRAM_MAX_ITEMS:
-        dense = np.zeros((n + 1, n + 1), dtype=np.float32)
-        dense[:n, :n] = sp.vstack(blocks, format="csr").toarray()
-        step = max(1, SOLVE_BATCH_CELLS // (m * m))
-        a = np.empty((n, m, m), dtype=np.float32)
-        for s in range(0, n, step):
-            idx = nbr[s : s + step]
-            a[s : s + step] = dense[idx[:, :, None], idx[:, None, :]]
-        b = dense[nbr, np.arange(n)[:, None]]
-        return a, b
-    a = np.zeros((n, m, m), dtype=np.float32)
-    b = np.zeros((n, m), dtype=np.float32)
-    flat = nbr.ravel()
-    order = np.argsort(flat, kind="stable")  # (item, slot) pairs grouped by neighbour row
-    bounds = np.searchsorted(flat[order], np.arange(0, n + CHUNK, CHUNK))
-    for number, co in enumerate(blocks):
-        start = number * CHUNK
-        pairs = order[bounds[number] : bounds[number + 1]]
-        if len(pairs) == 0 or co.nnz == 0:
-            continue
-        items, slots = pairs // m, pairs % m
-        rows = flat[pairs] - start  # local row of G for each pair
-        keys = np.repeat(np.arange(co.shape[0], dtype=np.int64), np.diff(co.indptr))
-        keys = keys * (n + 1) + co.indices
-        cols = np.concatenate([nbr[items], items[:, None]], axis=1)  # the m columns, then j
-        want = rows[:, None] * (n + 1) + cols
-        pos = np.searchsorted(keys, want)
-        pos[pos >= len(keys)] = len(keys) - 1
-        vals = np.where(keys[pos] == want, co.data[pos], np.float32(0))
-        a[items, slots] = vals[:, :m]
-        b[items, slots] = vals[:, m]
     return a, b
 
 

@@ -440,3 +440,24 @@ def test_the_second_model_is_the_partner_that_blends_best_not_the_best_alone() -
     shuffled.data = rng.random(shuffled.nnz)
     assert _pick_partner(collab, {"itemknn:shrink=10": shuffled}, seen, held) == (None, 0.0)
     assert _pick_partner(collab, {}, seen, held) == (None, 0.0)
+
+
+def test_the_gather_by_laid_out_rows_reads_what_the_dense_gram_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above DENSE_GRAM_MAX_ITEMS the systems are read from a few rows of G laid out at a time
+    (rows that straddle Gram blocks, padded neighbourhoods): the same cells, bit for bit."""
+    monkeypatch.setattr(models, "CHUNK", 7)  # Gram blocks of 7 rows, laid out 3 at a time
+    monkeypatch.setattr(models, "GATHER_ROWS", 3)
+    rng = np.random.default_rng(5)
+    read = rng.random((60, 40)) < 0.15
+    read[:, 39] = False  # an item no one read: its neighbourhood is padded with the dummy item
+    x = sp.csr_matrix(read.astype(np.float32))
+    blocks = models._gram_blocks(x)
+    nbr = models._nearest(x, blocks, 12, cosine=True)
+    assert (nbr == x.shape[1]).any()
+    dense_a, dense_b = models._gather(blocks, nbr)
+    monkeypatch.setattr(models, "DENSE_GRAM_MAX_ITEMS", 0)
+    a, b = models._gather(blocks, nbr)
+    assert np.array_equal(a, dense_a) and np.array_equal(b, dense_b)
+    assert np.count_nonzero(a) > 1000
