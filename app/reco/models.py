@@ -576,7 +576,9 @@ def choose(
     fits: dict[str, float] = {}
     skipped: dict[str, str] = {}
     last = 0.0  # seconds of the last candidate's fit and scoring that shared nothing
-    fitted_shape = ""  # the last candidate fitted, but for lambda
+    # the last local EASE fitted, but for lambda: `_prepare` keeps its systems while other
+    # models fit (they do not touch them), so another lambda on them stays cheap after those
+    fitted_shape = ""
     for key, cand in by_name.items():
         need = cand.memory(x)
         if need > memory_budget:
@@ -600,7 +602,8 @@ def choose(
         scores[key] = round(validation_ndcg(val, w), 5)
         if not cheap:
             last = time.thread_time() - cpu
-        fitted_shape = shape
+        if cand.name == "ease_local":
+            fitted_shape = shape
         if keep_fits is not None:
             keep_fits[key] = w
         if best is None or scores[key] > best[0]:
