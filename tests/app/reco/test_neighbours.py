@@ -136,7 +136,10 @@ def test_lists_name_their_rows_as_the_tuples_did(monkeypatch: pytest.MonkeyPatch
         rows, cols, scores = named.indexed(books, known)
         assert known == expected and len(known) > len(books)
         by_position = {n: book for book, n in known.items()}
-        got = [(by_position[a], by_position[b], v) for a, b, v in zip(rows, cols, scores)]
+        got = [
+            (by_position[a], by_position[b], v)
+            for a, b, v in zip(rows.tolist(), cols.tolist(), scores.tolist(), strict=True)
+        ]
         assert got == named.of_books(books)
     empty = neighbours.Lists.of([], neighbours.tfidf_lists([], 7))
     assert len(empty) == 0 and list(empty) == []
