@@ -219,6 +219,12 @@ class RecoSettings(BaseSettings):
         description="a list computed on a miss is stored after its response, by at most this"
         " many writes at once (one more is written before its response); 0: always before",
     )
+    stored_list_fill_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="the worker's fill starts no batch of 200 sets after this many seconds (the"
+        " most recently engaged first; the rest are stored when first read); 0: no limit",
+    )
     cache_refresh_batch: int = Field(
         default=4, ge=1, description="lists computed together by one background refresh"
     )

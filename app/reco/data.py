@@ -615,8 +615,12 @@ _HYBRID_NEAR = (
         SELECT s.study_set_id, n.kind COLLATE "C" AS kind, n.neighbour_id,
                sum(n.score) OVER win AS total, n.score AS best, s.title,
                row_number() OVER win AS first
-        FROM seeds s JOIN book_neighbours n
-          ON n.kind IN (SELECT kind FROM kinds) AND n.book_id = s.book_id
+        -- each seed's lists read by the primary key: OFFSET 0 keeps the subquery a
+        -- per-seed index scan (joined plainly, a batch of sets was planned as a scan of
+        -- every kind's partition, sorted for a merge join: most of the worker's fill)
+        FROM seeds s CROSS JOIN kinds k CROSS JOIN LATERAL (
+            SELECT n.kind, n.neighbour_id, n.score FROM book_neighbours n
+            WHERE n.kind = k.kind AND n.book_id = s.book_id OFFSET 0) n
         -- NOT IN over a CTE: a hashed subplan (NOT EXISTS was planned as a nested loop)
         WHERE (s.study_set_id, n.neighbour_id::text) NOT IN (SELECT study_set_id, book_id FROM ex)
         WINDOW win AS (

@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 CHUNK = 1024  # rows of a co-occurrence block
 SOLVE_BATCH_CELLS = 8_000_000  # cells of the batched M x M systems solved at once
 DENSE_GRAM_MAX_ITEMS = 12_000  # up to here (576 MB) the Gram cells are read from a dense copy
+GATHER_ROWS = 256  # above it, rows of G laid out densely at once (100 MB at 100,000 items)
 USER_POWER = 0.25  # the user-weighted local EASE candidate: rows times (user's items)^-1/4
 
 
@@ -233,9 +234,11 @@ def _forget(slot: _Prepared) -> None:
 
 
 def _gather(blocks: list[sp.csr_matrix], nbr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A[j] = G[N(j), N(j)] and b[j] = G[N(j), j] for every item j, read block by block of G's
-    rows: each block's (row, col) keys are searched while they are small enough to stay in
-    cache, for every neighbourhood that holds one of its rows."""
+    """A[j] = G[N(j), N(j)] and b[j] = G[N(j), j] for every item j, read from G's rows: up to
+    DENSE_GRAM_MAX_ITEMS items from a dense copy of G, above it `GATHER_ROWS` rows of G at a
+    time laid out densely (scattered into one reused buffer, read by index for every
+    neighbourhood that holds one of them, then zeroed again): a read is one load instead of
+    a binary search over a block's keys, which was most of a fit at 100,000 books."""
     n, m = nbr.shape
     if n <= DENSE_GRAM_MAX_ITEMS:
         dense = np.zeros((n + 1, n + 1), dtype=np.float32)
@@ -251,23 +254,27 @@ def _gather(blocks: list[sp.csr_matrix], nbr: np.ndarray) -> tuple[np.ndarray, n
     b = np.zeros((n, m), dtype=np.float32)
     flat = nbr.ravel()
     order = np.argsort(flat, kind="stable")  # (item, slot) pairs grouped by neighbour row
-    bounds = np.searchsorted(flat[order], np.arange(0, n + CHUNK, CHUNK))
-    for number, co in enumerate(blocks):
-        start = number * CHUNK
-        pairs = order[bounds[number] : bounds[number + 1]]
-        if len(pairs) == 0 or co.nnz == 0:
-            continue
-        items, slots = pairs // m, pairs % m
-        rows = flat[pairs] - start  # local row of G for each pair
-        keys = np.repeat(np.arange(co.shape[0], dtype=np.int64), np.diff(co.indptr))
-        keys = keys * (n + 1) + co.indices
-        cols = np.concatenate([nbr[items], items[:, None]], axis=1)  # the m columns, then j
-        want = rows[:, None] * (n + 1) + cols
-        pos = np.searchsorted(keys, want)
-        pos[pos >= len(keys)] = len(keys) - 1
-        vals = np.where(keys[pos] == want, co.data[pos], np.float32(0))
-        a[items, slots] = vals[:, :m]
-        b[items, slots] = vals[:, m]
+    ordered = flat[order]
+    rows_of = np.zeros((GATHER_ROWS, n + 1), dtype=np.float32)  # column n: the dummy item
+    buffer = rows_of.ravel()
+    first = 0  # the next row of G to lay out (blocks in order; the dummy row n is never read)
+    for co in blocks:
+        for sub in range(0, co.shape[0], GATHER_ROWS):
+            rows = co[sub : sub + GATHER_ROWS]
+            start, first = first, first + rows.shape[0]
+            lo, hi = np.searchsorted(ordered, [start, first])
+            pairs = order[lo:hi]
+            if len(pairs) == 0:
+                continue
+            local = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+            rows_of[local, rows.indices] = rows.data
+            items, slots = pairs // m, pairs % m
+            cols = np.concatenate([nbr[items], items[:, None]], axis=1)  # the m columns, then j
+            cells = (flat[pairs] - start)[:, None] * (n + 1) + cols
+            vals = np.take(buffer, cells)
+            a[items, slots] = vals[:, :m]
+            b[items, slots] = vals[:, m]
+            rows_of[local, rows.indices] = 0.0
     return a, b
 
 
@@ -569,7 +576,9 @@ def choose(
     fits: dict[str, float] = {}
     skipped: dict[str, str] = {}
     last = 0.0  # seconds of the last candidate's fit and scoring that shared nothing
-    fitted_shape = ""  # the last candidate fitted, but for lambda
+    # the last local EASE fitted, but for lambda: `_prepare` keeps its systems while other
+    # models fit (they do not touch them), so another lambda on them stays cheap after those
+    fitted_shape = ""
     for key, cand in by_name.items():
         need = cand.memory(x)
         if need > memory_budget:
@@ -593,7 +602,8 @@ def choose(
         scores[key] = round(validation_ndcg(val, w), 5)
         if not cheap:
             last = time.thread_time() - cpu
-        fitted_shape = shape
+        if cand.name == "ease_local":
+            fitted_shape = shape
         if keep_fits is not None:
             keep_fits[key] = w
         if best is None or scores[key] > best[0]:

@@ -184,6 +184,18 @@ def _rows(w: sp.csr_matrix, names: list[str]) -> Rows:
     )
 
 
+def _as_lists(rows: neighbours.Rows) -> neighbours.Lists:
+    """(book, neighbour, score) tuples as `neighbours.Lists`, rows in the same order."""
+    names: dict[str, int] = {}
+    pairs = [(names.setdefault(a, len(names)), names.setdefault(b, len(names))) for a, b, _ in rows]
+    arrays = (
+        np.array([a for a, _ in pairs], dtype=np.int64),
+        np.array([b for _, b in pairs], dtype=np.int64),
+        np.array([v for _, _, v in rows], dtype=np.float64),
+    )
+    return neighbours.Lists.of(list(names), arrays)
+
+
 def _family(model: str) -> str:
     return "ease" if model.startswith("ease") else model
 
@@ -237,14 +249,9 @@ async def _tune_weights(
     index = {b: i for i, b in enumerate(matrix.books)}
     # only the lists of the validation students' own books reach their scores (seeds @ w)
     seed_books = {matrix.books[j] for j in np.unique(val.fit[val.users].indices)}
-    content = (
-        content.of_books(seed_books)
-        if isinstance(content, neighbours.Lists)
-        else [row for row in content if row[0] in seed_books]
-    )
-    for a, b, _ in content:
-        index.setdefault(a, len(index))
-        index.setdefault(b, len(index))
+    if not isinstance(content, neighbours.Lists):
+        content = _as_lists(content)
+    content_rows, content_cols, content_scores = content.indexed(seed_books, index)
     topic_rows = (await conn.execute(_TOPIC_BOOKS)).all()
     for _, b, _ in topic_rows:
         index.setdefault(b, len(index))
@@ -268,13 +275,9 @@ async def _tune_weights(
         if partner is not None:
             comps[SECOND] = alts[partner]
         del alts
-    if content:
+    if len(content_rows):
         w = sp.csr_matrix(
-            (
-                np.array([v for _, _, v in content], dtype=np.float32),
-                ([index[a] for a, _, _ in content], [index[b] for _, b, _ in content]),
-            ),
-            shape=(n, n),
+            (content_scores.astype(np.float32), (content_rows, content_cols)), shape=(n, n)
         )
         comps["CONTENT"] = _top_normalised(seeds @ w, seeds, limit)
     counts = np.asarray(val.fit.sum(axis=0)).ravel()

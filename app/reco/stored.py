@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -241,21 +242,36 @@ _ACTIVE = (
 )
 
 
-async def fill(fetch: Fetch, s: RecoSettings, limit: int, batch: int = 200) -> int:
+async def fill(
+    fetch: Fetch, s: RecoSettings, limit: int, batch: int = 200, seconds: float | None = None
+) -> int:
     """Store the lists of the `limit` most recently engaged study sets that hold no fresh one,
     `batch` sets per computation (the worker, after each lists job run: a student's first
-    request after it is already served from the store). How many lists it stored."""
+    request after it is already served from the store). No batch starts after `seconds`
+    (None: the setting `stored_list_fill_seconds`; 0: no limit): the most recently engaged
+    sets come first, and the rest are stored when first read. How many lists it stored."""
     if limit <= 0 or s.stored_list_max_age_seconds <= 0:
         return 0
+    budget = s.stored_list_fill_seconds if seconds is None else seconds
+    started = time.monotonic()
     ids = [r[0] for r in await fetch(_ACTIVE, limit)]
-    return await store(fetch, s, ids, batch)
+    return await store(fetch, s, ids, batch, started + budget if budget > 0 else None)
 
 
-async def store(fetch: Fetch, s: RecoSettings, ids: Sequence[str], batch: int = 200) -> int:
+async def store(
+    fetch: Fetch,
+    s: RecoSettings,
+    ids: Sequence[str],
+    batch: int = 200,
+    until: float | None = None,
+) -> int:
     """Store the lists of the study sets `ids` that hold no fresh one, `batch` sets per
-    computation. How many lists it stored."""
+    computation; no batch after the first starts once `time.monotonic()` passes `until`
+    (None: no limit). How many lists it stored."""
     done = 0
     for i in range(0, len(ids), batch):
+        if until is not None and i > 0 and time.monotonic() >= until:
+            break
         got = await read(fetch, ids[i : i + batch], service_max_age(s))
         missing = sorted(sid for sid, row in got.sets.items() if row.found is None)
         if missing:

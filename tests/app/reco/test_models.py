@@ -381,6 +381,34 @@ def test_another_lambda_on_the_last_neighbourhoods_is_fitted_past_the_budget() -
     }
 
 
+def test_another_lambda_stays_cheap_after_another_model_was_fitted() -> None:
+    """RP3beta, fitted between two local EASE lambdas on the same neighbourhoods, does not
+    touch the systems the first gathered: the second lambda is still fitted past the budget,
+    so a faster first fit that leaves room for RP3beta does not lose the lambda-50 fit."""
+    x = _clustered(400, 90, 3, 10, seed=4)
+
+    def slowly(c: models.Candidate, seconds: float) -> models.Candidate:
+        def fit(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+            _busy(seconds)
+            return c.fit(m, k)
+
+        return models.Candidate(c.name, c.params, fit, c.memory)
+
+    cands = [
+        slowly(c, 0.3 if c.name == "ease_local" else 0.4)
+        for c in models.candidates(0, 12, 90)
+        if c.name in ("ease_local", "rp3beta")
+    ]
+    choice, _, _ = models.choose(
+        x, 20, cands, "ease_local", memory_budget=1e12, time_budget=0.9, min_users=50
+    )
+    assert list(choice.fit_seconds)[:3] == [
+        "ease_local:lambda=10,neighbourhood=20,cosine=1",
+        "rp3beta:alpha=0.75,beta=0.5",
+        "ease_local:lambda=50,neighbourhood=20,cosine=1",
+    ]
+
+
 @pytest.mark.parametrize("k", [1, 3, 40])
 def test_top_k_rows_equals_a_full_sort_of_each_row(k: int) -> None:
     """The k best positive entries per row (ties to the lower column) are those of sorting
@@ -440,3 +468,24 @@ def test_the_second_model_is_the_partner_that_blends_best_not_the_best_alone() -
     shuffled.data = rng.random(shuffled.nnz)
     assert _pick_partner(collab, {"itemknn:shrink=10": shuffled}, seen, held) == (None, 0.0)
     assert _pick_partner(collab, {}, seen, held) == (None, 0.0)
+
+
+def test_the_gather_by_laid_out_rows_reads_what_the_dense_gram_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above DENSE_GRAM_MAX_ITEMS the systems are read from a few rows of G laid out at a time
+    (rows that straddle Gram blocks, padded neighbourhoods): the same cells, bit for bit."""
+    monkeypatch.setattr(models, "CHUNK", 7)  # Gram blocks of 7 rows, laid out 3 at a time
+    monkeypatch.setattr(models, "GATHER_ROWS", 3)
+    rng = np.random.default_rng(5)
+    read = rng.random((60, 40)) < 0.15
+    read[:, 39] = False  # an item no one read: its neighbourhood is padded with the dummy item
+    x = sp.csr_matrix(read.astype(np.float32))
+    blocks = models._gram_blocks(x)
+    nbr = models._nearest(x, blocks, 12, cosine=True)
+    assert (nbr == x.shape[1]).any()
+    dense_a, dense_b = models._gather(blocks, nbr)
+    monkeypatch.setattr(models, "DENSE_GRAM_MAX_ITEMS", 0)
+    a, b = models._gather(blocks, nbr)
+    assert np.array_equal(a, dense_a) and np.array_equal(b, dense_b)
+    assert np.count_nonzero(a) > 1000

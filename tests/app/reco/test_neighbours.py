@@ -127,5 +127,19 @@ def test_lists_name_their_rows_as_the_tuples_did(monkeypatch: pytest.MonkeyPatch
         assert list(named) == [(ids[i], ids[j], s) for i, j, s in tuples]
         books = {ids[i] for i in range(0, len(ids), 7)}
         assert named.of_books(books) == [(a, b, s) for a, b, s in named if a in books]
+        # HYBRID's tuning: the same rows as positions, books set in turn as the tuples name them
+        known = {ids[i]: n for n, i in enumerate(range(0, len(ids), 11))}
+        expected = dict(known)
+        for a, b, _ in named.of_books(books):
+            expected.setdefault(a, len(expected))
+            expected.setdefault(b, len(expected))
+        rows, cols, scores = named.indexed(books, known)
+        assert known == expected and len(known) > len(books)
+        by_position = {n: book for book, n in known.items()}
+        got = [
+            (by_position[a], by_position[b], v)
+            for a, b, v in zip(rows.tolist(), cols.tolist(), scores.tolist(), strict=True)
+        ]
+        assert got == named.of_books(books)
     empty = neighbours.Lists.of([], neighbours.tfidf_lists([], 7))
     assert len(empty) == 0 and list(empty) == []

@@ -285,3 +285,27 @@ async def test_the_worker_stores_the_recently_engaged_sets_lists(paths: Paths) -
     # u3's first request is served from the store: compiled, the same bytes
     assert await paths.compare(HOME, None, Viewer(role="student", user_id="u3"))
     assert not await paths.compare(HOME, None, U2)  # not stored yet: computed, then stored
+
+
+async def test_the_fill_starts_no_batch_after_its_time_budget(paths: Paths) -> None:
+    services = paths.services
+    records = [
+        {"id": f"t{sid}", "study_set_id": sid, "event_type": "view", "book_id": "b1"}
+        | {"occurred_at": f.NOW.isoformat()}
+        for sid in ("ss05", "ss06")
+    ]
+    await apply_batch(services.engine, services.after_commit, "engagement_events", records)
+
+    async def fetch(sql: str, *params: Any) -> list[Any]:
+        async with driver.connection(services.read_engine) as conn:
+            found: list[Any] = await conn.fetch(sql, *params)
+            return found
+
+    s = services.settings.reco
+    # one set per batch and a budget spent at once: the first batch (the most recently
+    # engaged set, then by id) is stored, no other batch starts
+    assert await stored.fill(fetch, s, 2, batch=1, seconds=1e-9) == 1
+    assert await rows(services) == {"ss05": (0, True)}
+    # no limit: the other one too (the first holds a fresh list, so it is not computed again)
+    assert await stored.fill(fetch, s, 2, batch=1, seconds=0) == 1
+    assert await rows(services) == {"ss05": (0, True), "ss06": (0, True)}
