@@ -41,6 +41,24 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[Any]:
         raw.close()
 
 
+async def fetchrow(engine: AsyncEngine, sql: str, params: Sequence[Any]) -> Any:
+    """One row of `sql` (None: no row) on a pooled asyncpg connection, as `connection` lends
+    it (invalidated when the failure closed it), without an async generator per call: the
+    compiled read path's one statement per request."""
+    raw = await engine.raw_connection()
+    driver = raw.driver_connection
+    try:
+        if driver is None:  # an invalidated proxy: not usable
+            raise LookupError("no driver connection")
+        return await driver.fetchrow(sql, *params)
+    except BaseException:
+        if driver is None or driver.is_closed():
+            raw.invalidate()
+        raise
+    finally:
+        raw.close()
+
+
 async def driver_rows(
     engine: AsyncEngine, sql: str, params: Sequence[Any], row: Callable[..., R]
 ) -> list[R]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -26,15 +24,26 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _request_fields: ContextVar[dict[str, Any] | None] = ContextVar("bookbridge_request", default=None)
 
 
-@contextmanager
-def request_fields() -> Iterator[dict[str, Any]]:
+class RequestFields:
+    """A fresh field dict for the request running in this context, while entered (a class, not
+    a generator-based context manager: the HTTP edge opens one per request)."""
+
+    __slots__ = ("fields", "token")
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] = {}
+
+    def __enter__(self) -> dict[str, Any]:
+        self.token = _request_fields.set(self.fields)
+        return self.fields
+
+    def __exit__(self, *exc: object) -> None:
+        _request_fields.reset(self.token)
+
+
+def request_fields() -> RequestFields:
     """A fresh field dict for the request running in this context (the HTTP edge opens it)."""
-    fields: dict[str, Any] = {}
-    token = _request_fields.set(fields)
-    try:
-        yield fields
-    finally:
-        _request_fields.reset(token)
+    return RequestFields()
 
 
 def note_request(**fields: Any) -> None:

@@ -28,6 +28,7 @@ from app.reco import data as reco_data
 from app.runtime.gc import tune_gc
 from app.runtime.services import Services
 from app.server.body import JsonLimits, RequestBodyMiddleware
+from app.server.dispatch import Service
 from app.server.graphiql import (
     STATIC_DIR,
     STATIC_PATH,
@@ -168,7 +169,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
-    return Starlette(
+    return Service(
+        lane_path="/graphql",
         routes=[
             Route("/graphql", cache, methods=["GET", "POST"]),
             *([Mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR))] if ide else []),

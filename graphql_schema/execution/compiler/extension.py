@@ -167,9 +167,8 @@ async def run_plan(
 
 
 async def _on_driver(engine: AsyncEngine, sql: str, params: list[Any]) -> Sequence[Any]:
-    """One row from the pooled asyncpg connection (`app.db.driver.connection`, which invalidates a connection the failure closed)."""
-    async with db_driver.connection(engine) as conn:
-        row: Sequence[Any] | None = await conn.fetchrow(sql, *params)
+    """One row from the pooled asyncpg connection (`app.db.driver.fetchrow`, which invalidates a connection the failure closed)."""
+    row: Sequence[Any] | None = await db_driver.fetchrow(engine, sql, params)
     if row is None:
         raise LookupError("the compiled statement returned no row")
     return row
