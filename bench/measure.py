@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 from dataclasses import dataclass
@@ -41,19 +42,35 @@ def measure(
     concurrency = scenario.concurrency or args.concurrency
     requests = scenario.requests()
     bodies, each = [b for b, _ in requests], [h for _, h in requests]
-    scripts: dict[str, Path] = {on.app: driver.write_script(bodies, "/graphql", None, each)}
+    # SQL/req is counted in the warm-up; the measured run sends `x-bench-quiet` (every server
+    # gets it, only bench.served reads it), so bookbridge counts nothing while it is timed
+    quiet = {"x-bench-quiet": "1"} if args.warmup else {}
+
+    def pair(
+        bodies: list[bytes], path: str, each: list[dict[str, str]] | None = None
+    ) -> tuple[Path, Path]:
+        """(warm-up script, measured script)."""
+        return (
+            driver.write_script(bodies, path, None, each),
+            driver.write_script(bodies, path, quiet, each),
+        )
+
+    scripts = {on.app: pair(bodies, "/graphql", each)}
     if on.traced is not None:
         scripts[on.traced] = scripts[on.app]
     if scenario.raw_path is not None:
-        scripts[on.raw] = driver.write_script(bodies, scenario.raw_path)
+        scripts[on.raw] = pair(bodies, scenario.raw_path)
     if on.peer is not None and scenario.peer_bodies is not None:
-        scripts[on.peer] = driver.write_script(scenario.peer_bodies, "/graphql")
+        scripts[on.peer] = pair(scenario.peer_bodies, "/graphql")
     targets = list(scripts)
 
     def timed(base: str) -> driver.Run:
-        if args.warmup:
-            driver.wrk(base, scripts[base], concurrency, args.warmup)
-        return driver.wrk(base, scripts[base], concurrency, args.duration)
+        warm, measured = scripts[base]
+        if not args.warmup:
+            return driver.wrk(base, measured, concurrency, args.duration)
+        counted = driver.wrk(base, warm, concurrency, args.warmup)
+        run = driver.wrk(base, measured, concurrency, args.duration)
+        return dataclasses.replace(run, sql_per_request=counted.sql_per_request)
 
     for base in targets:
         servers.reset_peak(base)
@@ -61,7 +78,7 @@ def measure(
     for i in range(args.repeat):
         turn = i % len(targets)
         runs.append({base: timed(base) for base in targets[turn:] + targets[:turn]})
-    for script in set(scripts.values()):
+    for script in {s for two in scripts.values() for s in two}:
         script.unlink(missing_ok=True)
     memory = {base: servers.memory_mb(base) for base in targets}
 

@@ -85,9 +85,9 @@ def count_driver(record: Any) -> None:
 def on_checkout(dbapi_connection: Any, *_: Any) -> None:
     """The request took a pooled connection: its driver statements may still be logged (the
     logger is added here too, for connections made before `create_app` listened)."""
-    on_connect(dbapi_connection, None)
     box = _counter.get()
     if box is not None:
+        on_connect(dbapi_connection, None)
         box[1] += 1
 
 
@@ -103,8 +103,13 @@ def on_connect(dbapi_connection: Any, _record: Any) -> None:
         _logged.add(driver)
 
 
+QUIET = (b"x-bench-quiet", b"1")
+
+
 class SqlCounter:
-    """Adds `x-bench-sql: <statements run for this request>` to every HTTP response, and
+    """Adds `x-bench-sql: <statements run for this request>` to every HTTP response but those
+    of requests that send `x-bench-quiet: 1` (the measured runs: the count is taken in the
+    warm-up, so the measured server does no work the raw route and PostGraphile do not), and
     answers `GET /_bench/inflight` with the requests this worker is still working on (a
     client that gave up, like wrk at the end of a run, leaves its request running) and
     `GET /_bench/gc` with its collector pauses since the last such request."""
@@ -128,7 +133,10 @@ class SqlCounter:
             return
         self.inflight += 1
         try:
-            await self._counted(scope, receive, send)
+            if QUIET in scope["headers"]:
+                await self.app(scope, receive, send)
+            else:
+                await self._counted(scope, receive, send)
         finally:
             self.inflight -= 1
 

@@ -57,6 +57,14 @@ async def test_every_response_says_how_many_statements_it_ran(
             )
             assert response.json()["data"]["book"]["id"] == "b0001"
             assert int(response.headers["x-bench-sql"]) == sql.count > 0
+            # a measured run's request (x-bench-quiet) is answered alike, and nothing counted
+            quiet = await client.post(
+                "/graphql",
+                content=body,
+                headers={"content-type": "application/json", "x-bench-quiet": "1"},
+            )
+            assert quiet.content == response.content
+            assert "x-bench-sql" not in quiet.headers
             busy = await client.get("/_bench/inflight")
             assert busy.text == "0"
     finally:
