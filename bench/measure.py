@@ -74,10 +74,10 @@ def measure(
 
     for base in targets:
         servers.reset_peak(base)
-    runs: list[dict[str, driver.Run]] = []
-    for i in range(args.repeat):
-        turn = i % len(targets)
-        runs.append({base: timed(base) for base in targets[turn:] + targets[:turn]})
+    runs = [
+        {base: timed(base) for base in turns(targets, i, on.app, on.traced)}
+        for i in range(args.repeat)
+    ]
     for script in {s for two in scripts.values() for s in two}:
         script.unlink(missing_ok=True)
     memory = {base: servers.memory_mb(base) for base in targets}
@@ -101,7 +101,22 @@ def measure(
         if m.server_cpu_us and t.server_cpu_us
     ]
     traced_row["_detail"]["cpu_per_request_vs_untraced"] = median_of(cpu)
+    traced_row["_detail"]["cpu_per_request_vs_untraced_runs"] = [round(x, 3) for x in cpu]
     return row, traced_row
+
+
+def turns(targets: list[str], repeat: int, app: str, traced: str | None) -> list[str]:
+    """The servers' order in repeat `repeat`: the first changes every repeat. The traced server
+    runs right beside the untraced one, first in every other repeat: the machine's load
+    drifts (other processes on a shared machine), and a pair separated by another server's
+    run, or always in the same order, measured that drift as tracing's cost."""
+    if traced is None:
+        turn = repeat % len(targets)
+        return targets[turn:] + targets[:turn]
+    units = [[app, traced] if repeat % 2 == 0 else [traced, app]]
+    units += [[t] for t in targets if t not in (app, traced)]
+    turn = repeat % len(units)
+    return [base for unit in units[turn:] + units[:turn] for base in unit]
 
 
 Side = tuple[list[driver.Run], tuple[float, float] | None]

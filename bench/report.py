@@ -115,7 +115,8 @@ def line(row: dict[str, Any]) -> str:
         + gc_summary(d.get("gc_pauses"))
         + (
             f"  vs untraced {row['vs_untraced']} {d['vs_untraced']}"
-            f" (cpu/req x{d.get('cpu_per_request_vs_untraced')})"
+            f" (cpu/req x{d.get('cpu_per_request_vs_untraced')}"
+            f" {d.get('cpu_per_request_vs_untraced_runs', [])})"
             if "vs_untraced" in row
             else ""
         )
@@ -201,7 +202,9 @@ def markdown(result: dict[str, Any], args: dict[str, Any]) -> str:
         " processes (/proc/<pid>/stat) over the run, per request. RSS: the bookbridge worker's"
         " peak (VmHWM, reset before each scenario) and resident set after the scenario, MB."
         " Ingestion: records/s in gzip batches of 1,000, p50/p99 and CPU per batch."
-        " vs_untraced = tracing_0.1 / the default server, taking turns in each repeat.\n"
+        " vs_untraced = tracing_0.1 / the default server, run back to back in each repeat (which"
+        " goes first alternates), median of the per-repeat ratios; cpu/req: the same for the"
+        " servers' CPU per request.\n"
     )
     if memory:
         parts.append(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
+from random import getrandbits
 from types import TracebackType
 from typing import Any
 
@@ -57,15 +58,20 @@ _DROPPED = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)  # as the
 _RATIO_ROOT = "ParentBased{root:TraceIdRatioBased{"
 
 
+def _nonzero(bits: int) -> int:
+    """A random id of `bits` bits that is not 0 (0 is the invalid id), as the SDK draws it."""
+    found = 0
+    while not found:
+        found = getrandbits(bits)
+    return found
+
+
 class RootIds(RandomIdGenerator):
     """The SDK's random ids, except that the trace id `span` drew for a root it sampled in is
     the one the SDK's `start_span` then gets (set for that call only)."""
 
     def generate_trace_id(self) -> int:
         return _pinned.get() or super().generate_trace_id()
-
-    def random_trace_id(self) -> int:
-        return super().generate_trace_id()
 
 
 def use_provider(provider: trace.TracerProvider | None) -> None:
@@ -239,8 +245,9 @@ class span:  # used like a function: `with span(tracer, "name"):`
 
     `context` is the parent's context (an incoming traceparent); default: the current one."""
 
-    __slots__ = ("shared", "span", "token")
+    __slots__ = ("base", "shared", "span", "token")
     span: trace.Span
+    base: Context | None  # the context the span was started in (None: the current one)
     token: Token[Context] | None
     shared: bool  # the sampled-out parent's span, current already
 
@@ -258,7 +265,10 @@ class span:  # used like a function: `with span(tracer, "name"):`
             self.span = trace.INVALID_SPAN
             return
         if context is None:
-            parent = trace.get_current_span()
+            # the current context, looked up once: its span is the parent, and `__enter__`
+            # makes the new span current in a copy of it
+            current = self.base = context_api.get_current()
+            parent = trace.get_current_span(current)
             if parent.get_span_context().is_valid:
                 if not parent.is_recording() and _skips_children.get(id(tracer)):
                     # sampled out: the sampler would drop the child; the parent stands for it
@@ -267,25 +277,29 @@ class span:  # used like a function: `with span(tracer, "name"):`
                     self.shared = True
                     return
             elif (rule := _roots.get(id(tracer))) is not None:  # a root: decided here
-                bound, ids = rule
-                trace_id = ids.random_trace_id()
-                if trace_id & _LOW_64 >= bound:  # sampled out, as TraceIdRatioBased decides
-                    ids_ = SpanContext(trace_id, ids.generate_span_id(), False, _DROPPED)
+                # the SDK's RandomIdGenerator's ids (random.getrandbits, never 0), drawn here
+                # without its two calls per id
+                trace_id = getrandbits(128) or _nonzero(128)
+                if trace_id & _LOW_64 >= rule[0]:  # sampled out, as TraceIdRatioBased decides
+                    ids_ = SpanContext(trace_id, getrandbits(64) or _nonzero(64), False, _DROPPED)
                     self.span = NonRecordingSpan(ids_)
                     return
                 pinned = _pinned.set(trace_id)
                 try:
-                    self.span = tracer.start_span(name, kind=kind, attributes=attributes)
+                    self.span = tracer.start_span(name, current, kind, attributes)
                 finally:
                     _pinned.reset(pinned)
                 return
+            self.span = tracer.start_span(name, current, kind, attributes)
+            return
+        self.base = None
         self.span = tracer.start_span(name, context=context, kind=kind, attributes=attributes)
 
     def __enter__(self) -> trace.Span:
         found = self.span
         if found is not trace.INVALID_SPAN and not self.shared:
             # also when sampled out: children then see a sampled-out parent and stay out too
-            self.token = context_api.attach(trace.set_span_in_context(found))
+            self.token = context_api.attach(trace.set_span_in_context(found, self.base))
         return found
 
     def __exit__(

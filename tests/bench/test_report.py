@@ -117,3 +117,18 @@ def test_a_cold_scenario_never_sends_a_body_twice(monkeypatch: pytest.MonkeyPatc
     everything = [b for part, _ in sent for b in part]
     assert len(everything) == len(set(everything)) == 100 and b"100" not in everything
     assert {c for _, c in sent} == {1}
+
+
+def test_the_traced_server_runs_beside_the_untraced_one_first_in_turn() -> None:
+    """Tracing's ratio compares two runs back to back, each first in every other repeat; every
+    server still runs once per repeat and the first server changes from repeat to repeat."""
+    targets = ["app", "traced", "raw", "peer"]
+    orders = [measure.turns(targets, i, "app", "traced") for i in range(6)]
+    for order in orders:
+        assert sorted(order) == sorted(targets)
+        at = order.index("app")
+        assert abs(order.index("traced") - at) == 1
+    assert [o.index("traced") < o.index("app") for o in orders] == [False, True] * 3
+    assert len({o[0] for o in orders[:3]}) == 3
+    untraced = [measure.turns(["app", "raw"], i, "app", None) for i in range(2)]
+    assert untraced == [["app", "raw"], ["raw", "app"]]
