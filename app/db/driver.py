@@ -12,8 +12,8 @@ transaction, as the autocommit read engine runs its reads.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,40 +23,57 @@ from app.observability import spans
 R = TypeVar("R")
 
 
-@asynccontextmanager
-async def connection(engine: AsyncEngine) -> AsyncIterator[Any]:
+class connection:  # used like a function: `async with connection(engine) as driver:`
     """The asyncpg connection of a pooled entry of `engine`, outside any transaction; back to
-    the pool afterwards, or invalidated (not pooled again) when a failure closed it."""
-    raw = await engine.raw_connection()
-    driver = raw.driver_connection
-    try:
+    the pool afterwards, or invalidated (not pooled again) when a failure closed it. A class,
+    not an async generator: it lends the connection of every compiled read."""
+
+    __slots__ = ("driver", "engine", "raw")
+    driver: Any  # asyncpg's Connection
+    raw: Any  # SQLAlchemy's pooled connection proxy
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def __aenter__(self) -> Any:
+        raw = self.raw = await self.engine.raw_connection()
+        driver = self.driver = raw.driver_connection
         if driver is None:  # an invalidated proxy: not usable
-            raise LookupError("no driver connection")
-        yield driver
-    except BaseException:
-        if driver is None or driver.is_closed():
             raw.invalidate()
-        raise
-    finally:
-        raw.close()
+            raw.close()
+            raise LookupError("no driver connection")
+        return driver
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        try:
+            if kind is not None and self.driver.is_closed():
+                self.raw.invalidate()
+        finally:
+            self.raw.close()
+
+
+def fetcher(engine: AsyncEngine) -> Callable[..., Awaitable[list[Any]]]:
+    """`fetch(sql, *params)`: the records of `sql`, each call on a pooled connection of its own
+    (none held while another is awaited): what the recommender's data functions take."""
+
+    async def fetch(sql: str, *params: Any) -> list[Any]:
+        async with connection(engine) as driver:
+            records: list[Any] = await driver.fetch(sql, *params)
+            return records
+
+    return fetch
 
 
 async def fetchrow(engine: AsyncEngine, sql: str, params: Sequence[Any]) -> Any:
-    """One row of `sql` (None: no row) on a pooled asyncpg connection, as `connection` lends
-    it (invalidated when the failure closed it), without an async generator per call: the
-    compiled read path's one statement per request."""
-    raw = await engine.raw_connection()
-    driver = raw.driver_connection
-    try:
-        if driver is None:  # an invalidated proxy: not usable
-            raise LookupError("no driver connection")
+    """One row of `sql` (None: no row) on a pooled asyncpg connection: the compiled read
+    path's one statement per request."""
+    async with connection(engine) as driver:
         return await driver.fetchrow(sql, *params)
-    except BaseException:
-        if driver is None or driver.is_closed():
-            raw.invalidate()
-        raise
-    finally:
-        raw.close()
 
 
 async def driver_rows(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.core.errors import InvalidArgument, NotFound
 from app.core.settings import RecoSettings
@@ -161,11 +161,7 @@ async def _compute_hybrid(
     (`data.hybrid_inputs`), then scored here; the lists `compute_group` gives for them."""
     s = services.settings.reco
 
-    async def fetch(sql: str, *params: Any) -> list[Any]:
-        # a pooled connection each: none held while another is awaited
-        async with driver.connection(services.read_engine) as conn:
-            records: list[Any] = await conn.fetch(sql, *params)
-            return records
+    fetch = driver.fetcher(services.read_engine)
 
     if s.stored_list_max_age_seconds <= 0:  # no stored lists: computed for the request
         inputs = await data.hybrid_inputs(fetch, ids, s)

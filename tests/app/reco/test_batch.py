@@ -320,10 +320,7 @@ async def test_hybrid_in_one_batch_of_statements_equals_the_component_reads(
                 services.read_engine.connect, wanted, inputs.contexts, "HYBRID", 10, inputs.own
             )
 
-            async def fetch(sql: str, *params: Any) -> list[Any]:
-                async with driver.connection(services.read_engine) as conn:
-                    return list(await conn.fetch(sql, *params))
-
+            fetch = driver.fetcher(services.read_engine)
             new = strategies.hybrid_lists(s, await data.hybrid_inputs(fetch, asked, s), 10)
             assert new == old, (weights, asked)
             if asked == ids:

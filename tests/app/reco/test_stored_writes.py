@@ -25,12 +25,7 @@ IDS = [f"ss{n:02d}" for n in range(1, SETS + 1)]
 
 
 def fetcher(services: Services) -> stored.Fetch:
-    async def fetch(sql: str, *params: Any) -> list[Any]:
-        async with driver.connection(services.read_engine) as conn:
-            found: list[Any] = await conn.fetch(sql, *params)
-            return found
-
-    return fetch
+    return driver.fetcher(services.read_engine)
 
 
 async def stored_lists(services: Services, ids: list[str]) -> dict[str, stored.Stored]:

@@ -141,10 +141,7 @@ async def test_an_event_makes_the_next_list_fresh(paths: Paths) -> None:
 async def test_a_list_computed_before_a_change_is_not_stored(paths: Paths) -> None:
     services = paths.services
 
-    async def fetch(sql: str, *params: Any) -> list[Any]:
-        async with driver.connection(services.read_engine) as conn:
-            found: list[Any] = await conn.fetch(sql, *params)
-            return found
+    fetch = driver.fetcher(services.read_engine)
 
     s = services.settings.reco
     got = await stored.read(fetch, ["ss01", "ss02"], s.stored_list_max_age_seconds)
@@ -173,10 +170,7 @@ async def test_ingestion_writes_only_rows_that_hold_a_list_or_a_claim(paths: Pat
         )
         assert outcome.inserted == 1, outcome
 
-    async def fetch(sql: str, *params: Any) -> list[Any]:
-        async with driver.connection(services.read_engine) as conn:
-            found: list[Any] = await conn.fetch(sql, *params)
-            return found
+    fetch = driver.fetcher(services.read_engine)
 
     await event(1, "ss03")  # no row: none is made
     assert await rows(services) == {}
@@ -230,10 +224,7 @@ async def test_hybrids_top_n_is_the_prefix_of_its_top_max_first(services: Servic
     await world(services)
     s = services.settings.reco
 
-    async def fetch(sql: str, *params: Any) -> list[Any]:
-        async with driver.connection(services.read_engine) as conn:
-            found: list[Any] = await conn.fetch(sql, *params)
-            return found
+    fetch = driver.fetcher(services.read_engine)
 
     ids = [f"ss{n:02d}" for n in range(1, SETS + 1)]
     inputs = await data.hybrid_inputs(fetch, ids, s)
@@ -269,15 +260,19 @@ async def test_over_http_one_statement_the_same_bytes_and_the_fast_path(
     assert b'"errors"' not in bodies["compiled"][0][0]
 
 
-async def test_the_worker_stores_the_recently_engaged_sets_lists(paths: Paths) -> None:
-    services = paths.services
-    # u3's sets ss05 and ss06 engaged through ingestion (the daily aggregates the worker reads)
+async def engage_u3(services: Services, prefix: str) -> None:
+    """u3's sets ss05 and ss06 engaged through ingestion (the daily aggregates the worker reads)."""
     records = [
-        {"id": f"w{sid}", "study_set_id": sid, "event_type": "view", "book_id": "b1"}
+        {"id": f"{prefix}{sid}", "study_set_id": sid, "event_type": "view", "book_id": "b1"}
         | {"occurred_at": f.NOW.isoformat()}
         for sid in ("ss05", "ss06")
     ]
     await apply_batch(services.engine, services.after_commit, "engagement_events", records)
+
+
+async def test_the_worker_stores_the_recently_engaged_sets_lists(paths: Paths) -> None:
+    services = paths.services
+    await engage_u3(services, "w")
     record = await run_job(services, "lists", 0.0)
     assert record["outcome"] == "ok" and record["stored_lists"] == 2, record
     # the batch wrote no row (neither set had one); the worker's fill stored both
@@ -289,17 +284,9 @@ async def test_the_worker_stores_the_recently_engaged_sets_lists(paths: Paths) -
 
 async def test_the_fill_starts_no_batch_after_its_time_budget(paths: Paths) -> None:
     services = paths.services
-    records = [
-        {"id": f"t{sid}", "study_set_id": sid, "event_type": "view", "book_id": "b1"}
-        | {"occurred_at": f.NOW.isoformat()}
-        for sid in ("ss05", "ss06")
-    ]
-    await apply_batch(services.engine, services.after_commit, "engagement_events", records)
+    await engage_u3(services, "t")
 
-    async def fetch(sql: str, *params: Any) -> list[Any]:
-        async with driver.connection(services.read_engine) as conn:
-            found: list[Any] = await conn.fetch(sql, *params)
-            return found
+    fetch = driver.fetcher(services.read_engine)
 
     s = services.settings.reco
     # one set per batch and a budget spent at once: the first batch (the most recently
