@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 log = logging.getLogger("bookbridge.ingest")
 
 CATALOG_CHANNEL = "bookbridge_catalog"  # PostgreSQL NOTIFY channel: the catalog changed
+# marks this process's own notifications: the pid tells forked workers apart, the random part
+# replicas on other hosts (a container's process is often pid 1 on each of them)
+_BOOT = secrets.token_hex(6)
 CATALOG_ENTITIES = frozenset(
     {"publishers", "subjects", "grades", "categories", "topics", "books", "topic_book_mappings"}
 )
@@ -61,6 +66,17 @@ def applied(
     return BatchApplied(entity, inserted + updated, tuple(sorted(touched)))
 
 
+def sender() -> str:
+    """This process's mark, the second word of each catalog notification it sends."""
+    return f"{os.getpid()}.{_BOOT}"
+
+
+def sent_here(payload: str) -> bool:
+    """True for a notification this process sent: its watchers were told at commit already
+    (`publish`), so hearing it again would only empty their caches a second time."""
+    return payload.endswith(" " + sender())
+
+
 async def publish(engine: AsyncEngine, listeners: Sequence[Listener], event: BatchApplied) -> None:
     """Tell this process's listeners and catalog watchers, then every other process (NOTIFY).
 
@@ -77,7 +93,7 @@ async def publish(engine: AsyncEngine, listeners: Sequence[Listener], event: Bat
         async with engine.connect() as conn:
             raw = await conn.get_raw_connection()
             await raw.driver_connection.execute(  # type: ignore[union-attr]
-                "SELECT pg_notify($1, $2)", CATALOG_CHANNEL, event.entity
+                "SELECT pg_notify($1, $2)", CATALOG_CHANNEL, f"{event.entity} {sender()}"
             )
     except (OSError, asyncpg.PostgresError, SQLAlchemyError) as exc:
         log.error("catalog change not announced (cached responses expire by TTL): %s", exc)

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from app.core.settings import ResponseCacheSettings
 from app.ingest.notify import CATALOG_CHANNEL as CHANNEL
+from app.ingest.notify import sender
 from app.runtime.services import Services
 from app.server.factory import create_app
 from tests import factories
@@ -95,6 +96,34 @@ async def test_other_processes_learn_through_notify(
         await asyncio.sleep(0.02)
     else:
         pytest.fail("NOTIFY did not invalidate the cache")
+
+
+async def test_own_notification_does_not_empty_the_cache_again(
+    services: Services, cached: httpx.AsyncClient
+) -> None:
+    """A batch of this process bumps its cache at commit; its own NOTIFY, arriving later (late
+    under load), must not throw away what was cached since from the committed catalog. Another
+    process's notification still does."""
+    await factories.catalog(services, books=2)
+    await _page(cached)
+    assert (await _page(cached)).headers["x-bookbridge-cache"] == "hit"
+    async with services.read_engine.connect() as conn:
+        await conn.execute(
+            text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": f"books {sender()}"}
+        )
+        await conn.commit()
+    for _ in range(15):  # ~0.3 s: the notification is heard within a few ms on an idle loop
+        await asyncio.sleep(0.02)
+        assert (await _page(cached)).headers["x-bookbridge-cache"] == "hit"
+    async with services.read_engine.connect() as conn:  # the same entity from another process
+        await conn.execute(text("SELECT pg_notify(:c, 'books 1.other')"), {"c": CHANNEL})
+        await conn.commit()
+    for _ in range(100):
+        if (await _page(cached)).headers["x-bookbridge-cache"] == "miss":
+            break
+        await asyncio.sleep(0.02)
+    else:
+        pytest.fail("another process's NOTIFY did not invalidate the cache")
 
 
 async def test_not_cached_viewer_dependent_errors_and_non_catalog(
