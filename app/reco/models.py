@@ -285,18 +285,22 @@ def ease_local(
     neighbourhood: int = 100,
     cosine: bool = False,
     user_power: float = 0.0,
+    dropout: float = 0.0,
 ) -> sp.csr_matrix:
     """EASE restricted to each item's `neighbourhood` most co-occurring items (by co-count, or
     by cosine when `cosine`), top k per row. With `user_power` p > 0 each user's row is
     weighted by (their items)^-p, so a co-occurrence counts (items)^-2p (readers of many books
     say less about any pair of them), and lambda is scaled by the users' mean weight^2 to stay
-    in proportion to the Gram matrix."""
+    in proportion to the Gram matrix. With `dropout` q > 0 each neighbour's penalty is
+    lambda + q / (1 - q) x its count (G's diagonal): the emphasized denoising autoencoder
+    (EDLAE, Steck 2020), whose ridge grows with an item's popularity."""
     if user_power > 0:
         x, lam = user_weighted(x, user_power, lam)
     n = x.shape[1]
     m = max(1, min(neighbourhood, n - 1))
     nbr, a, b = _prepare(x, m, cosine)
     batch = max(1, SOLVE_BATCH_CELLS // (m * m))
+    emphasis = dropout / (1.0 - dropout)
     weights = np.empty((n, m), dtype=np.float32)
     diag = np.arange(m)
     # many small systems: a threaded BLAS spends more on waking its threads than on the work
@@ -305,6 +309,7 @@ def ease_local(
         for start in range(0, n, batch):
             stop = start + batch
             systems = a[start:stop].copy()  # A stays as gathered for the next lambda
+            systems[:, diag, diag] *= np.float32(1.0 + emphasis)
             systems[:, diag, diag] += np.float32(lam)
             weights[start:stop] = np.linalg.solve(systems, b[start:stop, :, None])[:, :, 0]
     real = nbr < n
