@@ -48,9 +48,10 @@ def variant(name: str, items: int) -> Fit:
         alpha, beta = float(found[1] or 0.75), float(found[2] or 0.5)
         k = int(found[3] or 50)
         return lambda z: models.rp3beta(z, k, alpha=alpha, beta=beta)
-    found = re.fullmatch(r"(cos|cc|uw|uwcc)([\d.]+)(?:_p([\d.]+))?(?:_m(\d+))?", name)
+    found = re.fullmatch(r"(cos|cc|uw|uwcc)([\d.]+)(?:_(p|d)([\d.]+))?(?:_m(\d+))?", name)
     if found:
-        kind, lam, drop, hood = found[1], float(found[2]), float(found[3] or 0), int(found[4] or m)
+        kind, lam, hood = found[1], float(found[2]), int(found[5] or m)
+        drop, emphasized = float(found[4] or 0), found[3] != "d"
         power = models.USER_POWER if kind.startswith("uw") else 0.0
         return lambda z: models.ease_local(
             z,
@@ -60,6 +61,7 @@ def variant(name: str, items: int) -> Fit:
             cosine=kind in ("cos", "uw"),
             user_power=power,
             dropout=drop,
+            emphasized=emphasized,
         )
     raise SystemExit(f"unknown variant {name!r}")
 
