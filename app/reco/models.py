@@ -313,7 +313,8 @@ def ease_local(
         for start in range(0, n, batch):
             stop = start + batch
             systems = a[start:stop].copy()  # A stays as gathered for the next lambda
-            systems[:, diag, diag] *= np.float32(1.0 + emphasis)
+            if emphasis:
+                systems[:, diag, diag] *= np.float32(1.0 + emphasis)
             systems[:, diag, diag] += np.float32(lam)
             weights[start:stop] = np.linalg.solve(systems, b[start:stop, :, None])[:, :, 0]
     if not emphasized and dropout > 0:
