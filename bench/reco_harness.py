@@ -37,7 +37,9 @@ K = 10
 DISCOUNT = 1.0 / np.log2(np.arange(2, K + 2))
 
 
-def load(directory: Path, sample: int = 10_000) -> dict:
+def load(
+    directory: Path, sample: int = 10_000, val_users: int = 5000, val_share: float = 0.2
+) -> dict:
     split = dataset.split(directory)
     with (directory / "books.csv").open(newline="", encoding="utf-8") as fh:
         known = {r["book_id"] for r in csv.DictReader(fh)}
@@ -57,7 +59,8 @@ def load(directory: Path, sample: int = 10_000) -> dict:
     test = [u for u in test if u in users]
     held = [np.array(sorted(books[b] for b in split.test[u] if b in books)) for u in test]
     names = list(books)
-    val = models.validation_split(x, ids=([f"u-{u}" for u in users], names))
+    ids = ([f"u-{u}" for u in users], names)
+    val = models.validation_split(x, share=val_share, max_users=val_users, ids=ids)
     return {"x": x, "test": np.array([users[u] for u in test]), "held": held, "val": val}
 
 

@@ -10,9 +10,13 @@ Each variant's validation and test components (every user's best 100 normalised 
 maximum, as the service blends them) are cached in the second folder, one .npz per variant
 and phase, so a second run only blends. Variant names: `cos10`, `cos50`, `cc10` (co-count
 neighbourhoods), `uw10` (user-weighted) local EASE at M 100 (`_m150` / `_m200` for another
-neighbourhood), `knn`, and `rp` (RP3beta alpha 0.75, beta 0.5, top 50) or `rp_aA_bB` /
-`rp_kK` for other settings. `--sample 0` scores every test user (the full protocol; use
-another cache folder). Written for issue 16's seventh pass (docs/recommendations.md).
+neighbourhood, `_pQ` for the dropout penalty of EDLAE, e.g. `cc5_p0.25`: lambda 5, q 0.25),
+`knn`, and `rp` (RP3beta alpha 0.75, beta 0.5, top 50) or `rp_aA_bB` / `rp_kK` for other
+settings. Each variant alone is also compared with the main one paired over the users (the
+difference and its standard error, what the one-standard-error rule weighs). `--sample 0`
+scores every test user (the full protocol; use another cache folder); `--val-users` and
+`--val-share` change the validation split (the lists job's: 5,000 users holding out 0.2).
+Written for issue 16's seventh pass, extended in the eighth (docs/recommendations.md).
 """
 
 from __future__ import annotations
@@ -44,22 +48,32 @@ def variant(name: str, items: int) -> Fit:
         alpha, beta = float(found[1] or 0.75), float(found[2] or 0.5)
         k = int(found[3] or 50)
         return lambda z: models.rp3beta(z, k, alpha=alpha, beta=beta)
-    found = re.fullmatch(r"(cos|cc|uw)(\d+)(?:_m(\d+))?", name)
+    found = re.fullmatch(r"(cos|cc|uw|uwcc)([\d.]+)(?:_(p|d)([\d.]+))?(?:_m(\d+))?", name)
     if found:
-        kind, lam, hood = found[1], float(found[2]), int(found[3] or m)
-        power = models.USER_POWER if kind == "uw" else 0.0
+        kind, lam, hood = found[1], float(found[2]), int(found[5] or m)
+        drop, emphasized = float(found[4] or 0), found[3] != "d"
+        power = models.USER_POWER if kind.startswith("uw") else 0.0
         return lambda z: models.ease_local(
-            z, 50, lam=lam, neighbourhood=hood, cosine=kind != "cc", user_power=power
+            z,
+            50,
+            lam=lam,
+            neighbourhood=hood,
+            cosine=kind in ("cos", "uw"),
+            user_power=power,
+            dropout=drop,
+            emphasized=emphasized,
         )
     raise SystemExit(f"unknown variant {name!r}")
 
 
-def fit(directory: Path, cache: Path, names: list[str], sample: int) -> None:
+def fit(
+    directory: Path, cache: Path, names: list[str], sample: int, val_users: int, val_share: float
+) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     todo = [n for n in names for ph in ("val", "test") if not (cache / f"{ph}_{n}.npz").exists()]
     if not todo and (cache / "held.pkl").exists():
         return
-    data = reco_harness.load(directory, sample or 10**9)
+    data = reco_harness.load(directory, sample or 10**9, val_users, val_share)
     x, val = data["x"], data["val"]
     (cache / "held.pkl").write_bytes(pickle.dumps({"val": val.held, "test": data["held"]}))
     for phase, rows, users in (("val", val.fit, val.users), ("test", x, data["test"])):
@@ -84,11 +98,20 @@ def report(cache: Path, main: str, partners: list[str]) -> None:
 
     for phase in ("val", "test"):
         seen = comp(phase, "seen")
+        base: np.ndarray | None = None
         for name in [main, *partners]:
+            per: list[np.ndarray] = []
             score = selection._score_blends(
-                {"COLLABORATIVE": comp(phase, name)}, seen, held[phase], [{}]
+                {"COLLABORATIVE": comp(phase, name)}, seen, held[phase], [{}], per
             )
-            print(f"{phase:<4} alone {name:<16} ndcg@10 {score[0][0]:.4f}")
+            line = f"{phase:<4} alone {name:<16} ndcg@10 {score[0][0]:.4f}"
+            if base is None:
+                base = per[0]
+            else:  # paired over the users: what the one-standard-error rule compares
+                diff = per[0] - base
+                error = float(diff.std(ddof=1)) / np.sqrt(len(diff))
+                line += f"  vs {main} {diff.mean():+.5f} (se {error:.5f})"
+            print(line)
         for p in partners:
             comps = {"COLLABORATIVE": comp(phase, main), "P": comp(phase, p)}
             found = selection._score_blends(comps, seen, held[phase], [{"P": w} for w in WEIGHTS])
@@ -117,9 +140,22 @@ def main() -> None:
     parser.add_argument(
         "--sample", type=int, default=10_000, help="test users (0: all, the full protocol)"
     )
+    parser.add_argument(
+        "--val-users", type=int, default=5000, help="validated users (the lists job's 5,000)"
+    )
+    parser.add_argument(
+        "--val-share", type=float, default=0.2, help="share a validated user holds out (0.2)"
+    )
     args = parser.parse_args()
     partners = [p for p in args.partners.split(",") if p]
-    fit(args.dataset, args.cache, [args.main, *partners], args.sample)
+    fit(
+        args.dataset,
+        args.cache,
+        [args.main, *partners],
+        args.sample,
+        args.val_users,
+        args.val_share,
+    )
     report(args.cache, args.main, partners)
 
 

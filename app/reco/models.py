@@ -285,18 +285,26 @@ def ease_local(
     neighbourhood: int = 100,
     cosine: bool = False,
     user_power: float = 0.0,
+    dropout: float = 0.0,
+    emphasized: bool = True,
 ) -> sp.csr_matrix:
     """EASE restricted to each item's `neighbourhood` most co-occurring items (by co-count, or
     by cosine when `cosine`), top k per row. With `user_power` p > 0 each user's row is
     weighted by (their items)^-p, so a co-occurrence counts (items)^-2p (readers of many books
     say less about any pair of them), and lambda is scaled by the users' mean weight^2 to stay
-    in proportion to the Gram matrix."""
+    in proportion to the Gram matrix. With `dropout` q > 0 each neighbour's penalty is
+    lambda + q / (1 - q) x its count (G's diagonal): the emphasized denoising autoencoder
+    (EDLAE, Steck 2020), whose ridge grows with an item's popularity; `emphasized` False
+    drops the zero-diagonal constraint (DLAE). Neither is a candidate of the lists job: on
+    goodbooks the validation split prefers EDLAE and the test users lose by it (issue 16,
+    eighth pass)."""
     if user_power > 0:
         x, lam = user_weighted(x, user_power, lam)
     n = x.shape[1]
     m = max(1, min(neighbourhood, n - 1))
     nbr, a, b = _prepare(x, m, cosine)
     batch = max(1, SOLVE_BATCH_CELLS // (m * m))
+    emphasis = dropout / (1.0 - dropout)
     weights = np.empty((n, m), dtype=np.float32)
     diag = np.arange(m)
     # many small systems: a threaded BLAS spends more on waking its threads than on the work
@@ -305,8 +313,17 @@ def ease_local(
         for start in range(0, n, batch):
             stop = start + batch
             systems = a[start:stop].copy()  # A stays as gathered for the next lambda
+            if emphasis:
+                systems[:, diag, diag] *= np.float32(1.0 + emphasis)
             systems[:, diag, diag] += np.float32(lam)
             weights[start:stop] = np.linalg.solve(systems, b[start:stop, :, None])[:, :, 0]
+    if not emphasized and dropout > 0:
+        # DLAE (no zero diagonal): column j is EASE's times Lambda_jj P_jj, P_jj^-1 = G_jj +
+        # Lambda_jj - b_j . w_j (the Schur complement of the system holding j itself)
+        gjj = np.asarray(x.multiply(x).sum(axis=0)).ravel()
+        penalty = lam + emphasis * gjj
+        residual = gjj + penalty - np.einsum("ij,ij->i", b[:n].astype(np.float64), weights)
+        weights *= (penalty / np.maximum(residual, 1e-12))[:, None].astype(np.float32)
     real = nbr < n
     # column j of B holds item j's regression weights; row i (a seed's list) is its transpose
     owner = np.broadcast_to(np.arange(n)[:, None], nbr.shape)

@@ -86,6 +86,44 @@ def test_user_weighted_local_ease_is_ease_of_the_weighted_gram() -> None:
     assert np.all(expected[~kept] <= 1e-6)  # only the non-positive weights were dropped
 
 
+def test_local_ease_with_dropout_is_edlae() -> None:
+    """With `dropout` q the ridge of item i is lambda + q / (1 - q) x G_ii (Steck 2020's
+    emphasized denoising autoencoder, zero diagonal kept): with every item in reach the
+    weights are -P_ij / P_jj, P = (G + Lambda)^-1; a popular neighbour is penalised more."""
+    x = _clustered(200, 30, 3, 6, seed=8) + _clustered(200, 30, 3, 3, seed=9)
+    x.data[:] = 1.0
+    gram = (x.T @ x).toarray().astype(np.float64)
+    counts = np.diag(gram).copy()
+    gram[np.diag_indices_from(gram)] += 2.0 + 0.5 * counts  # q = 1/3: q / (1 - q) = 0.5
+    p = np.linalg.inv(gram)
+    expected = -p / np.diag(p)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    w = models.ease_local(x, 29, lam=2.0, neighbourhood=29, dropout=1 / 3).toarray()
+    kept = w != 0
+    assert kept.sum() > 100
+    np.testing.assert_allclose(w[kept], expected[kept], rtol=1e-3, atol=1e-5)
+    assert np.all(expected[~kept] <= 1e-6)
+    plain = models.ease_local(x, 29, lam=2.0, neighbourhood=29).toarray()
+    assert not np.allclose(w, plain, atol=1e-3)
+
+
+def test_local_ease_with_dropout_not_emphasized_is_dlae() -> None:
+    """Without the zero-diagonal emphasis (DLAE) B = (G + Lambda)^-1 G: with every item in
+    reach its off-diagonal weights are EDLAE's column j times Lambda_jj P_jj."""
+    x = _clustered(200, 30, 3, 6, seed=8) + _clustered(200, 30, 3, 3, seed=9)
+    x.data[:] = 1.0
+    gram = (x.T @ x).toarray().astype(np.float64)
+    penalty = np.diag(2.0 + 0.5 * np.diag(gram))  # lambda 2, q = 1/3
+    expected = np.linalg.solve(gram + penalty, gram)
+    np.fill_diagonal(expected, 0.0)
+    w = models.ease_local(x, 29, lam=2.0, neighbourhood=29, dropout=1 / 3, emphasized=False)
+    w = w.toarray()
+    kept = w != 0
+    assert kept.sum() > 100
+    np.testing.assert_allclose(w[kept], expected[kept], rtol=1e-3, atol=1e-6)
+    assert np.all(expected[~kept] <= 1e-6)
+
+
 def test_user_weighting_changes_nothing_when_every_user_reads_as_many() -> None:
     """Weights and lambda scale together: readers of equally many books weigh the same."""
     x = _clustered(300, 45, 3, 5, seed=3)
