@@ -12,9 +12,10 @@ Here a returned connection goes straight to the longest waiter, and a newcomer w
 the waiters, so the wait is first come, first served. Everything else is the stock pool.
 
 `connect_idle` hands out a connection lying idle without SQLAlchemy's greenlet: an async
-engine runs every checkout in a new greenlet (`AsyncEngine.raw_connection`: about 40% of the
-pool's work per checkout, in instructions) in case it must await I/O, which taking an idle
-connection never does (no pre-ping, no recycling age).
+engine runs every checkout in a new greenlet (`AsyncEngine.raw_connection`) in case it must
+await I/O, which taking an idle connection never does (no pre-ping, no recycling age). The
+greenlet costs ~14,000 instructions but 8-11 us of CPU per checkout (its stack switches are
+dear in time): a checkout and return took 17.5 us through it, 6.6 us without.
 """
 
 from __future__ import annotations
