@@ -60,12 +60,14 @@ class TelemetryMiddleware:
             tracer = spans.tracer("bookbridge.http")
             with (
                 request_fields() as fields,
-                spans.span(
+                spans.span(None, "")  # tracing off: no name, attributes or caller's context
+                if tracer is None
+                else spans.span(
                     tracer,
                     f"{method} {route}",
                     {"http.request.method": method, "http.route": route},
                     SpanKind.SERVER,
-                    caller_context(scope["headers"]) if tracer is not None else None,
+                    caller_context(scope["headers"]),
                 ) as span,
             ):
                 try:
