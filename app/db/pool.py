@@ -109,7 +109,7 @@ class FairAsyncAdaptedQueuePool(AsyncAdaptedQueuePool):
         since it was opened: SQLAlchemy then raises MissingGreenlet before any I/O and puts
         the entry back, closing an old connection without waiting for the server). Then
         `AsyncEngine.raw_connection()`, which runs `connect()` in a greenlet, does it."""
-        if not self.plain_checkout or self.waiting() or not self.checkedin():
+        if not self.plain_checkout or not self.checkedin() or self.waiting():
             return None
         try:
             return self.connect()
