@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.pool import FairAsyncAdaptedQueuePool
 from app.observability import spans
 
 R = TypeVar("R")
@@ -36,7 +37,12 @@ class connection:  # used like a function: `async with connection(engine) as dri
         self.engine = engine
 
     async def __aenter__(self) -> Any:
-        raw = self.raw = await self.engine.raw_connection()
+        pool = self.engine.sync_engine.pool
+        # an idle connection at once; else SQLAlchemy's checkout in its greenlet (waits, I/O)
+        raw = pool.connect_idle() if isinstance(pool, FairAsyncAdaptedQueuePool) else None
+        if raw is None:
+            raw = await self.engine.raw_connection()
+        self.raw = raw
         driver = self.driver = raw.driver_connection
         if driver is None:  # an invalidated proxy: not usable
             raw.invalidate()

@@ -10,6 +10,12 @@ on a pool of 10 had a p99 of 1.5-3.7 s at a p50 of 70 ms (docs/performance.md).
 
 Here a returned connection goes straight to the longest waiter, and a newcomer waits behind
 the waiters, so the wait is first come, first served. Everything else is the stock pool.
+
+`connect_idle` hands out a connection lying idle without SQLAlchemy's greenlet: an async
+engine runs every checkout in a new greenlet (`AsyncEngine.raw_connection`) in case it must
+await I/O, which taking an idle connection never does (no pre-ping, no recycling age). The
+greenlet costs ~14,000 instructions but 8-11 us of CPU per checkout (its stack switches are
+dear in time): a checkout and return took 17.5 us through it, 6.6 us without.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.exc import MissingGreenlet
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import await_
 from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
 
@@ -86,6 +93,28 @@ class FairAsyncAdaptedQueuePool(AsyncAdaptedQueuePool):
     """`AsyncAdaptedQueuePool` with first-come, first-served waits (`FairAsyncQueue`)."""
 
     queue: FairAsyncQueue[ConnectionPoolEntry] | None = None
+
+    def __init__(
+        self, creator: Any, *args: Any, pre_ping: bool = False, recycle: int = -1, **kwargs: Any
+    ) -> None:
+        super().__init__(creator, *args, pre_ping=pre_ping, recycle=recycle, **kwargs)
+        # taking an idle connection does no I/O: it is neither pinged nor recycled for its age
+        self.plain_checkout = not pre_ping and recycle < 0
+
+    def connect_idle(self) -> PoolProxiedConnection | None:
+        """A connection lying idle, checked out at once (what `connect()` gives: the same
+        events, the same return to the pool on `close()`), or None when getting one means
+        waiting or I/O: none idle, callers already waiting (they come first), or the
+        connection taken must be opened again (invalidated before, or the pool invalidated
+        since it was opened: SQLAlchemy then raises MissingGreenlet before any I/O and puts
+        the entry back, closing an old connection without waiting for the server). Then
+        `AsyncEngine.raw_connection()`, which runs `connect()` in a greenlet, does it."""
+        if not self.plain_checkout or not self.checkedin() or self.waiting():
+            return None
+        try:
+            return self.connect()
+        except MissingGreenlet:
+            return None
 
     def _queue_class(  # type: ignore[override]
         self, maxsize: int = 0, use_lifo: bool = False

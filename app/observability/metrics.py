@@ -134,10 +134,10 @@ class OperationNames:
     def label(self, name: str | None) -> str:
         if not name:
             return "anonymous"
+        if name in self.seen:  # valid: only names that matched are kept
+            return name
         if not _NAME.match(name):
             return "invalid"
-        if name in self.seen:
-            return name
         if len(self.seen) >= self.limit:
             return "other"
         self.seen.add(name)

@@ -17,7 +17,10 @@ id (`RootIds` hands it over), so the SDK's sampler agrees and the span is the SD
 
 Tracers are looked up once per (scope, provider): `TracerProvider.get_tracer` builds a new one
 on every call. `use_provider` sends our spans to a provider other than the global one (tests and
-benchmarks: OpenTelemetry's API sets its global provider once per process).
+benchmarks: OpenTelemetry's API sets its global provider once per process). Inside `pinned()`
+(a request: the HTTP middleware opens it) the global provider is looked up once, not by every
+`tracer` call: while none is set, the API's `get_tracer_provider` looks its variable up in
+`os.environ` each time, a KeyError raised and caught (about 10,000 instructions a call).
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ _chosen: trace.TracerProvider | None = None
 # tracers whose roots `span` decides itself: (the ratio's bound, the provider's RootIds)
 _roots: dict[int, tuple[int, RootIds]] = {}
 _pinned: ContextVar[int] = ContextVar("bookbridge_root_trace_id", default=0)
+# the global provider as `pinned` looked it up for the current request (None: outside one)
+_global: ContextVar[trace.TracerProvider | None] = ContextVar(
+    "bookbridge_global_tracer_provider", default=None
+)
 _LOW_64 = TraceIdRatioBased.TRACE_ID_LIMIT
 _DROPPED = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)  # as the SDK sets them
 _RATIO_ROOT = "ParentBased{root:TraceIdRatioBased{"
@@ -84,7 +91,7 @@ def tracer(scope: str, provider: trace.TracerProvider | None = None) -> Tracer |
     """The tracer of `scope` from `provider` (default: the one `use_provider` chose, else the
     global one); None while tracing is off (no SDK provider set), so callers can skip span
     work entirely."""
-    provider = provider or _chosen or trace.get_tracer_provider()
+    provider = provider or _chosen or _global.get() or trace.get_tracer_provider()
     hit = _tracers.get(scope)
     if hit is not None and hit[0] is provider:
         return hit[1]
@@ -100,6 +107,21 @@ def tracer(scope: str, provider: trace.TracerProvider | None = None) -> Tracer |
             _roots[id(found)] = rule
     _tracers[scope] = (provider, found)
     return found
+
+
+class pinned:  # used like a function: `with pinned():`
+    """The global tracer provider looked up once for the `with` block (a request): `tracer`
+    calls inside it use that lookup; a provider set globally meanwhile is seen by the next
+    block. A class, not a generator: the HTTP middleware opens one per request."""
+
+    __slots__ = ("token",)
+    token: Token[trace.TracerProvider | None]
+
+    def __enter__(self) -> None:
+        self.token = _global.set(trace.get_tracer_provider())
+
+    def __exit__(self, *exc: object) -> None:
+        _global.reset(self.token)
 
 
 def _parent_based(provider: trace.TracerProvider) -> bool:

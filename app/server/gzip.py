@@ -17,6 +17,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipRespon
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _VARY = b"Accept-Encoding"
+_MEDIA_KEPT = 64  # Content-Type values whose verdict a middleware keeps (the app sends few)
 
 
 class GZipMiddleware:
@@ -35,6 +36,7 @@ class GZipMiddleware:
         self.excluded = frozenset(
             t.partition(";")[0].strip().lower() for t in exclude_content_types
         )
+        self.media: dict[bytes, bool] = {}  # Content-Type value -> excluded, as decided once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,6 +101,14 @@ class GZipMiddleware:
                 return True
             if key == b"content-type" and not found:
                 media, found = value, True
+        verdict = self.media.get(media)
+        if verdict is None:
+            verdict = self._excluded(media)
+            if len(self.media) < _MEDIA_KEPT:
+                self.media[media] = verdict
+        return verdict
+
+    def _excluded(self, media: bytes) -> bool:
         media_type = media.decode("latin-1").partition(";")[0].strip().lower()
         excluded = self.excluded
         if media_type in excluded or media_type.partition("/")[0] + "/*" in excluded:

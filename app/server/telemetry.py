@@ -56,41 +56,44 @@ class TelemetryMiddleware:
                 status = message["status"]
             await send(message)
 
-        tracer = spans.tracer("bookbridge.http")
-        with (
-            request_fields() as fields,
-            spans.span(
-                tracer,
-                f"{method} {route}",
-                {"http.request.method": method, "http.route": route},
-                SpanKind.SERVER,
-                caller_context(scope["headers"]) if tracer is not None else None,
-            ) as span,
-        ):
-            try:
-                await self.app(scope, receive, send_status)
-            finally:
-                elapsed = time.perf_counter() - started
-                span.set_attribute("http.response.status_code", status)
-                counted = _children.get((method, route, status))
-                if counted is None:  # the labelled children, looked up once (as metrics keep them)
-                    counted = _children[(method, route, status)] = (
-                        metrics.HTTP_REQUESTS.labels(method, route, str(status)),
-                        metrics.HTTP_LATENCY.labels(route),
-                    )
-                counted[0].inc()
-                counted[1].observe(elapsed)
-                if route not in ("/healthz", "/metrics") and access.isEnabledFor(logging.INFO):
-                    access.info(
-                        "%s %s %d",
-                        method,
-                        route,
-                        status,
-                        extra={
-                            "method": method,
-                            "path": scope["path"][:200],
-                            "status": status,
-                            "duration_ms": round(elapsed * 1000, 2),
-                            **fields,  # operation (GraphQL), when known
-                        },
-                    )
+        with spans.pinned():  # the global tracer provider, looked up once per request
+            tracer = spans.tracer("bookbridge.http")
+            with (
+                request_fields() as fields,
+                spans.span(None, "")  # tracing off: no name, attributes or caller's context
+                if tracer is None
+                else spans.span(
+                    tracer,
+                    f"{method} {route}",
+                    {"http.request.method": method, "http.route": route},
+                    SpanKind.SERVER,
+                    caller_context(scope["headers"]),
+                ) as span,
+            ):
+                try:
+                    await self.app(scope, receive, send_status)
+                finally:
+                    elapsed = time.perf_counter() - started
+                    span.set_attribute("http.response.status_code", status)
+                    counted = _children.get((method, route, status))
+                    if counted is None:  # the labelled children, looked up once
+                        counted = _children[(method, route, status)] = (
+                            metrics.HTTP_REQUESTS.labels(method, route, str(status)),
+                            metrics.HTTP_LATENCY.labels(route),
+                        )
+                    counted[0].inc()
+                    counted[1].observe(elapsed)
+                    if route not in ("/healthz", "/metrics") and access.isEnabledFor(logging.INFO):
+                        access.info(
+                            "%s %s %d",
+                            method,
+                            route,
+                            status,
+                            extra={
+                                "method": method,
+                                "path": scope["path"][:200],
+                                "status": status,
+                                "duration_ms": round(elapsed * 1000, 2),
+                                **fields,  # operation (GraphQL), when known
+                            },
+                        )

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import Pool
 
 from app.runtime.services import Services
 from app.server.factory import create_app
@@ -44,10 +45,8 @@ async def test_every_response_says_how_many_statements_it_ran(
     services: Services, sql: StatementCounter
 ) -> None:
     await factories.catalog(services, books=3)
-    event.listen(services.engine.sync_engine, "before_cursor_execute", served.count_cursor)
-    event.listen(services.engine.sync_engine.pool, "checkout", served.on_checkout)
+    app = served.SqlCounter(create_app(services=services))
     try:
-        app = served.SqlCounter(create_app(services=services))
         transport = SettledTransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             sql.reset()
@@ -65,8 +64,15 @@ async def test_every_response_says_how_many_statements_it_ran(
             )
             assert quiet.content == response.content
             assert "x-bench-sql" not in quiet.headers
+            # and the counting listeners are off: no work the raw route and PostGraphile skip
+            assert not app.listeners.on and not served.logged
+            assert not event.contains(Pool, "checkout", served.on_checkout)
+            # a counted request after it counts again
+            again = await client.post(
+                "/graphql", content=body, headers={"content-type": "application/json"}
+            )
+            assert again.headers["x-bench-sql"] == response.headers["x-bench-sql"]
             busy = await client.get("/_bench/inflight")
             assert busy.text == "0"
     finally:
-        event.remove(services.engine.sync_engine, "before_cursor_execute", served.count_cursor)
-        event.remove(services.engine.sync_engine.pool, "checkout", served.on_checkout)
+        app.listeners.off()

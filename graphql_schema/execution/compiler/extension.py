@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
 import orjson
@@ -152,7 +152,10 @@ async def run_plan(
                 if span.is_recording():  # what SQLAlchemy's span would say (no parameters)
                     span.set_attribute("db.system", "postgresql")
                     span.set_attribute("db.statement", plan.sql)
-                row = await _on_driver(engine, plan.sql, params)
+                found = await db_driver.fetchrow(engine, plan.sql, params)
+                if found is None:
+                    raise LookupError("the compiled statement returned no row")
+                row = found
             else:
                 async with engine.connect() as conn:
                     row = (await conn.exec_driver_sql(plan.sql, tuple(params))).one()
@@ -164,11 +167,3 @@ async def run_plan(
     if any(value is None for value in row):
         return None
     return {key: orjson.Fragment(value) for key, value in zip(plan.keys, row, strict=True)}
-
-
-async def _on_driver(engine: AsyncEngine, sql: str, params: list[Any]) -> Sequence[Any]:
-    """One row from the pooled asyncpg connection (`app.db.driver.fetchrow`, which invalidates a connection the failure closed)."""
-    row: Sequence[Any] | None = await db_driver.fetchrow(engine, sql, params)
-    if row is None:
-        raise LookupError("the compiled statement returned no row")
-    return row

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 from sqlalchemy import event, exc, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.core.settings import Settings
+from app.core.settings import Settings, normalize_database_url
 from app.db.engine import make_engine
 from app.db.pool import FairAsyncAdaptedQueuePool
 
@@ -126,3 +126,65 @@ async def test_the_pool_counts_its_waiters(settings: Settings) -> None:
         assert (pool.checkedout(), pool.waiting()) == (0, 0)
     finally:
         await engine.dispose()
+
+
+async def test_an_idle_connection_is_handed_out_at_once(settings: Settings) -> None:
+    engine = small_engine(settings, 2)
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, FairAsyncAdaptedQueuePool)
+    try:
+        assert pool.connect_idle() is None  # none open yet: opening one is I/O
+        raw = await engine.raw_connection()
+        raw.close()
+        idle = pool.connect_idle()
+        assert idle is not None and (pool.checkedout(), pool.checkedin()) == (1, 0)
+        assert await idle.driver_connection.fetchval("SELECT 41 + 1") == 42  # type: ignore[union-attr]
+        assert pool.connect_idle() is None  # the other one was never opened
+        idle.close()
+        assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_to_open_again_is_left_to_the_greenlet(settings: Settings) -> None:
+    engine = small_engine(settings, 1)
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, FairAsyncAdaptedQueuePool)
+    try:
+        raw = await engine.raw_connection()
+        raw.invalidate()  # closed: the entry goes back without a connection
+        raw.close()
+        assert pool.checkedin() == 1
+        assert pool.connect_idle() is None  # reconnecting is I/O: nothing done
+        assert (pool.checkedout(), pool.checkedin()) == (0, 1)  # the entry is back
+        raw = await engine.raw_connection()  # reopened in SQLAlchemy's greenlet
+        assert await raw.driver_connection.fetchval("SELECT 1") == 1  # type: ignore[union-attr]
+        raw.close()
+        again = pool.connect_idle()
+        assert again is not None
+        assert await again.driver_connection.fetchval("SELECT 2") == 2  # type: ignore[union-attr]
+        again.close()
+        assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_pinging_or_recycling_pool_hands_out_nothing_at_once(settings: Settings) -> None:
+    url = normalize_database_url(settings.database_url or "")
+    for options in ({"pool_pre_ping": True}, {"pool_recycle": 3600}):
+        engine = create_async_engine(url, poolclass=FairAsyncAdaptedQueuePool, **options)
+        try:
+            raw = await engine.raw_connection()
+            opened = raw.driver_connection
+            raw.close()
+            pool = engine.sync_engine.pool
+            assert isinstance(pool, FairAsyncAdaptedQueuePool) and pool.checkedin() == 1
+            assert pool.connect_idle() is None  # a ping or a recycle may need I/O
+            raw = await engine.raw_connection()
+            assert raw.driver_connection is opened  # not closed by a failed attempt
+            raw.close()
+            await engine.dispose()  # the pool made again keeps its options
+            pool = engine.sync_engine.pool
+            assert isinstance(pool, FairAsyncAdaptedQueuePool) and not pool.plain_checkout
+        finally:
+            await engine.dispose()
