@@ -52,9 +52,9 @@ def make_provider(
         if name == "console":
             exporter = ConsoleSpanExporter()
         elif name == "otlp":
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from app.observability.export import OTLPExporter
 
-            exporter = OTLPSpanExporter()
+            exporter = OTLPExporter(env)  # OTLP/HTTP protobuf, our encoder (export.py says why)
         else:
             log.warning("OTEL_TRACES_EXPORTER=%s is not supported; tracing off", name)
             return None
