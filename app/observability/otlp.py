@@ -160,9 +160,9 @@ def span(found: ReadableSpan) -> bytes:
 
 def encode(spans: Sequence[ReadableSpan]) -> bytes:
     """An `ExportTraceServiceRequest` of `spans`: grouped by resource, then by scope, in the
-    order they first appear (as the OTLP encoder groups them)."""
+    order they first appear (as the OTLP encoder groups them: equal scopes are one group)."""
     groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
-    for found in spans:
+    for found in spans:  # by identity first (no hashing per span), merged by equality below
         resource = found.resource
         scope = found.instrumentation_scope
         scopes = groups.get(id(resource))
@@ -172,10 +172,15 @@ def encode(spans: Sequence[ReadableSpan]) -> bytes:
         if kept is None:
             kept = scopes[1][id(scope)] = (scope, [])
         kept[1].append(_field(b"\x12", span(found)))
-    out = []
+    merged: dict[Any, dict[Any, list[bytes]]] = {}
     for resource, by_scope in groups.values():
-        body = _field(b"\x0a", attributes(b"\x0a", resource.attributes))
+        into = merged.setdefault(resource, {})
         for scope, encoded in by_scope.values():
+            into.setdefault(scope, []).extend(encoded)
+    out = []
+    for resource, by_equal_scope in merged.items():
+        body = _field(b"\x0a", attributes(b"\x0a", resource.attributes))
+        for scope, encoded in by_equal_scope.items():
             head = b""
             if scope is not None:
                 head = _string(b"\x0a", scope.name) + _string(b"\x12", scope.version or "")

@@ -43,6 +43,8 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
+from app.observability.recording import Lean, Provider, Recording
+
 Tracer = trace.Tracer
 
 _tracers: dict[str, tuple[trace.TracerProvider, Tracer | None]] = {}
@@ -52,9 +54,13 @@ _skips_children: dict[int, bool] = {}
 _chosen: trace.TracerProvider | None = None
 # tracers whose roots `span` decides itself: (the ratio's bound, the provider's RootIds)
 _roots: dict[int, tuple[int, RootIds]] = {}
+# tracers of a `recording.Provider` sampling parent-based with a sampled local parent's child
+# always sampled: their sampled spans are `Recording`s (see recording.py)
+_leans: dict[int, Lean] = {}
 _pinned: ContextVar[int] = ContextVar("bookbridge_root_trace_id", default=0)
 _LOW_64 = TraceIdRatioBased.TRACE_ID_LIMIT
 _DROPPED = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)  # as the SDK sets them
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _RATIO_ROOT = "ParentBased{root:TraceIdRatioBased{"
 
 
@@ -64,6 +70,10 @@ def _nonzero(bits: int) -> int:
     while not found:
         found = getrandbits(bits)
     return found
+
+
+def _span_id() -> int:
+    return getrandbits(64) or _nonzero(64)
 
 
 class RootIds(RandomIdGenerator):
@@ -98,6 +108,10 @@ def tracer(scope: str, provider: trace.TracerProvider | None = None) -> Tracer |
             _roots.pop(id(found), None)
         else:
             _roots[id(found)] = rule
+        if isinstance(provider, Provider) and _samples_children(provider):
+            _leans[id(found)] = Lean(provider, scope)
+        else:
+            _leans.pop(id(found), None)
     _tracers[scope] = (provider, found)
     return found
 
@@ -110,6 +124,16 @@ def _parent_based(provider: trace.TracerProvider) -> bool:
         return False
     description: str = sampler.get_description()  # type: ignore[no-untyped-call]
     return "localParentNotSampled:AlwaysOffSampler" in description
+
+
+def _samples_children(provider: trace.TracerProvider) -> bool:
+    """True when `provider` (the SDK's) samples as ParentBased with its default for a sampled
+    local parent: always a child of it."""
+    sampler = getattr(provider, "sampler", None)
+    if not isinstance(sampler, ParentBased):
+        return False
+    description: str = sampler.get_description()  # type: ignore[no-untyped-call]
+    return "localParentSampled:AlwaysOnSampler" in description
 
 
 class _Current:
@@ -269,20 +293,36 @@ class span:  # used like a function: `with span(tracer, "name"):`
             # makes the new span current in a copy of it
             current = self.base = context_api.get_current()
             parent = trace.get_current_span(current)
-            if parent.get_span_context().is_valid:
-                if not parent.is_recording() and _skips_children.get(id(tracer)):
-                    # sampled out: the sampler would drop the child; the parent stands for it
-                    # (its trace id in log lines), with no span, ids or context switch for it
-                    self.span = parent
-                    self.shared = True
-                    return
+            above = parent.get_span_context()
+            if above.is_valid:
+                if not parent.is_recording():
+                    if _skips_children.get(id(tracer)):
+                        # sampled out: the sampler would drop the child; the parent stands for
+                        # it (its trace id in log lines), with no span, ids or context switch
+                        self.span = parent
+                        self.shared = True
+                        return
+                elif above.trace_flags & 1 and not above.is_remote:
+                    lean = _leans.get(id(tracer))
+                    if lean is not None:  # sampled, as the parent-based sampler decides
+                        flags = _SAMPLED if above.trace_flags & 2 else TraceFlags(1)
+                        ids = SpanContext(
+                            above.trace_id, _span_id(), False, flags, above.trace_state
+                        )
+                        self.span = Recording(lean, name, ids, above, kind, attributes, current)
+                        return
             elif (rule := _roots.get(id(tracer))) is not None:  # a root: decided here
                 # the SDK's RandomIdGenerator's ids (random.getrandbits, never 0), drawn here
                 # without its two calls per id
                 trace_id = getrandbits(128) or _nonzero(128)
                 if trace_id & _LOW_64 >= rule[0]:  # sampled out, as TraceIdRatioBased decides
-                    ids_ = SpanContext(trace_id, getrandbits(64) or _nonzero(64), False, _DROPPED)
+                    ids_ = SpanContext(trace_id, _span_id(), False, _DROPPED)
                     self.span = NonRecordingSpan(ids_)
+                    return
+                lean = _leans.get(id(tracer))
+                if lean is not None:
+                    ids_ = SpanContext(trace_id, _span_id(), False, _SAMPLED)
+                    self.span = Recording(lean, name, ids_, None, kind, attributes, current)
                     return
                 pinned = _pinned.set(trace_id)
                 try:

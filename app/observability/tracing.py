@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.observability import spans
+from app.observability import recording, spans
 
 
 class Traced(Protocol):
@@ -61,7 +61,8 @@ def make_provider(
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "bookbridge"}
     resource = HashedResource(Resource.create(attributes))
     # RootIds: the SDK's random ids; `spans.span` decides roots without `start_span` with them
-    provider = TracerProvider(resource=resource, id_generator=spans.RootIds())
+    # the SDK's provider that knows its processors: `spans.span` hands them lean spans
+    provider = recording.Provider(resource=resource, id_generator=spans.RootIds())
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
