@@ -7,7 +7,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 
 from app.observability import spans, tracing
 from app.observability.recording import Recording
@@ -85,3 +85,46 @@ def test_lean_spans_carry_what_the_sdk_spans_carry(monkeypatch: pytest.MonkeyPat
     assert read is not None and read.span_id == by_name["graphql.query Book"].context.span_id
     assert len({s.context.trace_id for s in lean}) == 1
     assert len({s.context.span_id for s in lean}) == 4
+
+
+def test_a_sampled_out_request_drops_its_children_until_a_sampled_trace_is_joined(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a sampled-out root, our children and the instrumentors' spans are that root (no
+    span of their own); a span joining a sampled caller's trace inside it records, and so do
+    its children; after each block the context is as it was."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    memory = InMemorySpanExporter()
+    provider = tracing.make_provider({"OTEL_TRACES_EXPORTER": "otlp"}, memory)
+    assert provider is not None
+    tracer_ = spans.tracer("tests.dropped", provider)
+    assert tracer_ is not None
+    instrumentor = spans.ChildrenSkipped(provider).get_tracer("tests.sql")
+    caller = SpanContext(0xABC, 0xDEF, True, TraceFlags(TraceFlags.SAMPLED))
+    with spans.span(tracer_, "root") as root:
+        assert not root.is_recording()
+        with spans.span(tracer_, "child") as child:
+            assert child is root and trace.get_current_span() is root
+        assert instrumentor.start_span("SELECT") is root
+        with spans.span(
+            tracer_, "joined", context=trace.set_span_in_context(NonRecordingSpan(caller))
+        ) as joined:
+            assert joined.is_recording() and trace.get_current_span() is joined
+            with spans.span(tracer_, "inner") as inner:
+                assert inner.is_recording()
+            sql = instrumentor.start_span("SELECT")
+            assert sql.is_recording()
+            sql.end()
+        with spans.span(tracer_, "after") as after:
+            assert after is root
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    with spans.span(tracer_, "next") as fresh:
+        assert fresh is not root and not fresh.is_recording()
+        assert fresh.get_span_context().trace_id != root.get_span_context().trace_id
+    provider.shutdown()
+    finished = {s.name: s for s in memory.get_finished_spans()}
+    assert set(finished) == {"joined", "inner", "SELECT"}
+    assert {s.context.trace_id for s in finished.values()} == {0xABC}
+    inner_parent = finished["inner"].parent
+    assert inner_parent is not None and inner_parent.span_id == finished["joined"].context.span_id
