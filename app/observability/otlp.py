@@ -16,7 +16,7 @@ from struct import Struct
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 _TIMES = Struct("<BQBQ")  # start (field 7) and end (field 8): fixed64
 _DOUBLE = Struct("<d")
@@ -24,7 +24,9 @@ _FLAGS = (b"\x85\x01\x00\x01\x00\x00", b"\x85\x01\x00\x03\x00\x00")  # field 16,
 _FIXED64 = Struct("<BQ")
 _FIXED32 = Struct("<BI")
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200  # SpanFlags
-_KINDS = (1, 2, 3, 4, 5)  # SpanKind.value (INTERNAL 0 ... CONSUMER 4) -> OTLP's enum
+# field 6, OTLP's enum: SpanKind.value + 1 (an enum's .value is a slow descriptor)
+_KINDS = {kind: bytes((0x30, kind.value + 1)) for kind in SpanKind}
+_CODES = {code: code.value for code in StatusCode}
 _MAX_CACHED = 4096
 _pairs: dict[tuple[str, type, Any], bytes] = {}
 
@@ -118,8 +120,7 @@ def span(found: ReadableSpan) -> bytes:
         out += (b"\x22\x08", _id(parent.span_id, 8))
     out += (
         _string(b"\x2a", found.name),
-        b"\x30",
-        bytes((_KINDS[found.kind.value],)),
+        _KINDS[found.kind],
         _TIMES.pack(0x39, found.start_time or 0, 0x41, found.end_time or 0),
         attributes(b"\x4a", found.attributes),
     )
@@ -151,7 +152,7 @@ def span(found: ReadableSpan) -> bytes:
         out.append(_field(b"\x6a", body + _FIXED32.pack(0x35, flags)))
     if dropped := found.dropped_links:
         out += (b"\x70", _varint(dropped))
-    code = status.status_code.value
+    code = _CODES[status.status_code]
     state = _string(b"\x12", status.description or "") + (b"\x18" + _varint(code) if code else b"")
     out.append(_field(b"\x7a", state))
     out.append(_FLAGS[1 if parent is not None and parent.is_remote else 0])
