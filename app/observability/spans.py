@@ -37,6 +37,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
     NonRecordingSpan,
     ProxyTracerProvider,
     SpanContext,
@@ -45,6 +46,8 @@ from opentelemetry.trace import (
     StatusCode,
     TraceFlags,
 )
+
+from app.observability.recording import Lean, Provider, Recording
 
 Tracer = trace.Tracer
 
@@ -55,13 +58,20 @@ _skips_children: dict[int, bool] = {}
 _chosen: trace.TracerProvider | None = None
 # tracers whose roots `span` decides itself: (the ratio's bound, the provider's RootIds)
 _roots: dict[int, tuple[int, RootIds]] = {}
+# tracers of a `recording.Provider` sampling parent-based with a sampled local parent's child
+# always sampled: their sampled spans are `Recording`s (see recording.py)
+_leans: dict[int, Lean] = {}
 _pinned: ContextVar[int] = ContextVar("bookbridge_root_trace_id", default=0)
 # the global provider as `pinned` looked it up for the current request (None: outside one)
 _global: ContextVar[trace.TracerProvider | None] = ContextVar(
     "bookbridge_global_tracer_provider", default=None
 )
+# the sampled-out span `span` made current (None: the current span is another or none), so a
+# child, ours or an instrumentor's, finds it with one lookup instead of the context's
+_dropped: ContextVar[trace.Span | None] = ContextVar("bookbridge_dropped_span", default=None)
 _LOW_64 = TraceIdRatioBased.TRACE_ID_LIMIT
 _DROPPED = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)  # as the SDK sets them
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _RATIO_ROOT = "ParentBased{root:TraceIdRatioBased{"
 
 
@@ -71,6 +81,10 @@ def _nonzero(bits: int) -> int:
     while not found:
         found = getrandbits(bits)
     return found
+
+
+def _span_id() -> int:
+    return getrandbits(64) or _nonzero(64)
 
 
 class RootIds(RandomIdGenerator):
@@ -105,6 +119,10 @@ def tracer(scope: str, provider: trace.TracerProvider | None = None) -> Tracer |
             _roots.pop(id(found), None)
         else:
             _roots[id(found)] = rule
+        if isinstance(provider, Provider) and _samples_children(provider):
+            _leans[id(found)] = Lean(provider, scope)
+        else:
+            _leans.pop(id(found), None)
     _tracers[scope] = (provider, found)
     return found
 
@@ -134,6 +152,16 @@ def _parent_based(provider: trace.TracerProvider) -> bool:
     return "localParentNotSampled:AlwaysOffSampler" in description
 
 
+def _samples_children(provider: trace.TracerProvider) -> bool:
+    """True when `provider` (the SDK's) samples as ParentBased with its default for a sampled
+    local parent: always a child of it."""
+    sampler = getattr(provider, "sampler", None)
+    if not isinstance(sampler, ParentBased):
+        return False
+    description: str = sampler.get_description()  # type: ignore[no-untyped-call]
+    return "localParentSampled:AlwaysOnSampler" in description
+
+
 class _Current:
     """`start_as_current_span`'s context manager for a child the sampler would drop: the
     sampled-out parent, current already, stands for it."""
@@ -155,6 +183,9 @@ def _dropped_parent(context: Context | None) -> trace.Span | None:
     (no caller's context given, the current span valid and not recording), else None."""
     if context is not None:
         return None
+    dropped = _dropped.get()
+    if dropped is not None:
+        return dropped
     parent = trace.get_current_span()
     if parent.is_recording() or not parent.get_span_context().is_valid:
         return None
@@ -262,15 +293,41 @@ def _root_rule(provider: trace.TracerProvider, found: Tracer) -> tuple[int, Root
     return (bound, ids) if bound <= _LOW_64 else None  # always sampled: the SDK's way
 
 
+def _root(
+    tracer: Tracer,
+    bound: int,
+    name: str,
+    kind: SpanKind,
+    attributes: Mapping[str, Any] | None,
+    current: Context,
+) -> trace.Span:
+    """A root span of a tracer whose roots `span` decides (`_roots`), as the SDK would start
+    it: the SDK's RandomIdGenerator's ids (random.getrandbits, never 0), drawn here without its
+    two calls per id; sampled out, as TraceIdRatioBased decides, a `NonRecordingSpan`."""
+    trace_id = getrandbits(128) or _nonzero(128)
+    if trace_id & _LOW_64 >= bound:
+        return NonRecordingSpan(SpanContext(trace_id, _span_id(), False, _DROPPED))
+    lean = _leans.get(id(tracer))
+    if lean is not None:
+        ids = SpanContext(trace_id, _span_id(), False, _SAMPLED)
+        return Recording(lean, name, ids, None, kind, attributes, current)
+    pinned = _pinned.set(trace_id)
+    try:
+        return tracer.start_span(name, current, kind, attributes)
+    finally:
+        _pinned.reset(pinned)
+
+
 class span:  # used like a function: `with span(tracer, "name"):`
     """Start a span and make it current for the `with` block; records an escaping exception.
 
     `context` is the parent's context (an incoming traceparent); default: the current one."""
 
-    __slots__ = ("base", "shared", "span", "token")
+    __slots__ = ("base", "mark", "shared", "span", "token")
     span: trace.Span
     base: Context | None  # the context the span was started in (None: the current one)
     token: Token[Context] | None
+    mark: Token[trace.Span | None] | None  # `_dropped` as it was before `__enter__`
     shared: bool  # the sampled-out parent's span, current already
 
     def __init__(
@@ -282,35 +339,44 @@ class span:  # used like a function: `with span(tracer, "name"):`
         context: Context | None = None,
     ) -> None:
         self.token = None
+        self.mark = None
         self.shared = False
         if tracer is None:
             self.span = trace.INVALID_SPAN
             return
         if context is None:
+            dropped = _dropped.get()
+            if dropped is not None and _skips_children.get(id(tracer)):
+                # sampled out: the sampler would drop the child; the parent stands for it
+                # (its trace id in log lines), with no span, ids or context switch for it
+                self.span = dropped
+                self.shared = True
+                return
             # the current context, looked up once: its span is the parent, and `__enter__`
-            # makes the new span current in a copy of it
+            # makes the new span current in a copy of it (an empty one has no span)
             current = self.base = context_api.get_current()
-            parent = trace.get_current_span(current)
-            if parent.get_span_context().is_valid:
-                if not parent.is_recording() and _skips_children.get(id(tracer)):
-                    # sampled out: the sampler would drop the child; the parent stands for it
-                    # (its trace id in log lines), with no span, ids or context switch for it
-                    self.span = parent
-                    self.shared = True
-                    return
+            parent: trace.Span = trace.INVALID_SPAN
+            above = INVALID_SPAN_CONTEXT
+            if current:
+                parent = trace.get_current_span(current)
+                above = parent.get_span_context()
+            if above.is_valid:
+                if not parent.is_recording():
+                    if _skips_children.get(id(tracer)):  # a sampled-out span not made by `span`
+                        self.span = parent
+                        self.shared = True
+                        return
+                elif above.trace_flags & 1 and not above.is_remote:
+                    lean = _leans.get(id(tracer))
+                    if lean is not None:  # sampled, as the parent-based sampler decides
+                        flags = _SAMPLED if above.trace_flags & 2 else TraceFlags(1)
+                        ids = SpanContext(
+                            above.trace_id, _span_id(), False, flags, above.trace_state
+                        )
+                        self.span = Recording(lean, name, ids, above, kind, attributes, current)
+                        return
             elif (rule := _roots.get(id(tracer))) is not None:  # a root: decided here
-                # the SDK's RandomIdGenerator's ids (random.getrandbits, never 0), drawn here
-                # without its two calls per id
-                trace_id = getrandbits(128) or _nonzero(128)
-                if trace_id & _LOW_64 >= rule[0]:  # sampled out, as TraceIdRatioBased decides
-                    ids_ = SpanContext(trace_id, getrandbits(64) or _nonzero(64), False, _DROPPED)
-                    self.span = NonRecordingSpan(ids_)
-                    return
-                pinned = _pinned.set(trace_id)
-                try:
-                    self.span = tracer.start_span(name, current, kind, attributes)
-                finally:
-                    _pinned.reset(pinned)
+                self.span = _root(tracer, rule[0], name, kind, attributes, current)
                 return
             self.span = tracer.start_span(name, current, kind, attributes)
             return
@@ -322,6 +388,9 @@ class span:  # used like a function: `with span(tracer, "name"):`
         if found is not trace.INVALID_SPAN and not self.shared:
             # also when sampled out: children then see a sampled-out parent and stay out too
             self.token = context_api.attach(trace.set_span_in_context(found, self.base))
+            kind = type(found)
+            out = kind is NonRecordingSpan or (kind is not Recording and not found.is_recording())
+            self.mark = _dropped.set(found if out else None)
         return found
 
     def __exit__(
@@ -344,4 +413,7 @@ class span:  # used like a function: `with span(tracer, "name"):`
                     )
                 found.end()
         finally:
+            if self.mark is not None:
+                _dropped.reset(self.mark)
+                self.mark = None
             context_api.detach(token)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from opentelemetry import trace
@@ -12,9 +12,10 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from redis.asyncio import Redis
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.observability import spans
+from app.observability import recording, spans
 
 
 class Traced(Protocol):
@@ -52,16 +53,17 @@ def make_provider(
         if name == "console":
             exporter = ConsoleSpanExporter()
         elif name == "otlp":
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from app.observability.export import OTLPExporter
 
-            exporter = OTLPSpanExporter()
+            exporter = OTLPExporter(env)  # OTLP/HTTP protobuf, our encoder (export.py says why)
         else:
             log.warning("OTEL_TRACES_EXPORTER=%s is not supported; tracing off", name)
             return None
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "bookbridge"}
     resource = HashedResource(Resource.create(attributes))
     # RootIds: the SDK's random ids; `spans.span` decides roots without `start_span` with them
-    provider = TracerProvider(resource=resource, id_generator=spans.RootIds())
+    # the SDK's provider that knows its processors: `spans.span` hands them lean spans
+    provider = recording.Provider(resource=resource, id_generator=spans.RootIds())
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
@@ -83,6 +85,21 @@ class HashedResource(Resource):
 
 
 _instrumented: set[int] = set()
+# the SQLAlchemy instrumentor's pool listeners this process removed: (engine, event, listener)
+_muted: list[tuple[Engine, str, Callable[..., None]]] = []
+_POOL_EVENTS = ("connect", "close", "checkout", "checkin")
+
+
+def mute_pool_usage(engine: Engine, owner: object) -> None:
+    """Remove the pool listeners `owner` (the instrumentor's engine tracer) added to `engine`:
+    they keep its OpenTelemetry `db.client.connections.usage` metric, which nothing here reads
+    (bookbridge's metrics are Prometheus's, its pool gauges `factory.observe_pool`'s), and run
+    about 40 Python calls on every pooled read, traced or sampled out. Its SQL spans stay."""
+    for name in _POOL_EVENTS:
+        for listener in list(getattr(engine.pool.dispatch, name)):
+            if getattr(listener, "__self__", None) is owner:
+                event.remove(engine, name, listener)
+                _muted.append((engine, name, listener))
 
 
 def install(provider: TracerProvider, services: Traced, *, make_global: bool = True) -> None:
@@ -102,9 +119,10 @@ def install(provider: TracerProvider, services: Traced, *, make_global: bool = T
     engine = services.engine.sync_engine
     if id(engine) not in _instrumented:
         _instrumented.add(id(engine))
-        SQLAlchemyInstrumentor().instrument(
+        owner = SQLAlchemyInstrumentor().instrument(
             engine=engine, tracer_provider=skipping, enable_commenter=False, skip_dep_check=True
         )
+        mute_pool_usage(engine, owner)
     redis = RedisInstrumentor()
     if services.redis is not None and not redis.is_instrumented_by_opentelemetry:
         redis.instrument(tracer_provider=skipping)  # command arguments are recorded as '?'
@@ -116,6 +134,9 @@ def uninstall() -> None:
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     spans.use_provider(None)
+    for engine, name, listener in _muted:  # back, for the instrumentor to remove them itself
+        event.listen(engine, name, listener)
+    _muted.clear()
     SQLAlchemyInstrumentor().uninstrument()
     _instrumented.clear()
     if RedisInstrumentor().is_instrumented_by_opentelemetry:

@@ -509,3 +509,34 @@ def test_instrumentation_starts_no_span_under_a_sampled_out_parent(
         spans_module.ChildrenSkippedTracer,
     )
     always.shutdown()
+
+
+async def test_sql_is_traced_without_the_instrumentors_pool_listeners(services: Services) -> None:
+    """Tracing adds no listener to the connection pool (the instrumentor's connection-usage
+    metric, which nothing reads, would run on every pooled read) and still traces SQL; after
+    `uninstall` the pool's and the engine's listeners are as before."""
+    from sqlalchemy import text
+
+    engine = services.engine.sync_engine
+    events = ("connect", "close", "checkout", "checkin")
+
+    def listeners() -> list[int]:
+        return [len(list(getattr(engine.pool.dispatch, name))) for name in events]
+
+    before = listeners()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider, services, make_global=False)
+    try:
+        assert listeners() == before
+        with spans_module.span(spans_module.tracer("tests.sql"), "root"):
+            async with services.engine.connect() as conn:
+                await conn.execute(text("select 1"))
+    finally:
+        tracing.uninstall()
+        provider.shutdown()
+    assert listeners() == before
+    assert len(list(engine.dispatch.before_cursor_execute)) == 0
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert "root" in names and any(n.startswith("SELECT") or n == "select" for n in names), names
