@@ -244,12 +244,14 @@ async def _check_references(
         wanted = {r[ref.field] for r in valid.values() if r.get(ref.field) is not None}
         if not wanted:
             continue
-        known = await sql.existing_ids(conn, ref.table, sorted(wanted))
+        unknown = await sql.missing_ids(conn, ref.table, sorted(wanted))
         if ref.in_batch:
-            known |= {r["id"] for r in valid.values()}
+            unknown -= {r["id"] for r in valid.values()}
+        if not unknown:
+            continue
         for key, record in valid.items():
             value = record.get(ref.field)
-            if value is not None and value not in known and key not in problems:
+            if value is not None and value in unknown and key not in problems:
                 problems[key] = _unknown(ref.camel, value, publisher_scope)
     if spec.name == "study_sets":
         await _check_topic_lists(conn, valid, problems)
@@ -273,9 +275,11 @@ async def _check_topic_lists(
     problems: dict[tuple[str, ...], str],
 ) -> None:
     wanted = {t for r in valid.values() for t in (r.get("topic_ids") or [])}
-    known = await sql.existing_ids(conn, "topics", sorted(wanted)) if wanted else set()
+    unknown = await sql.missing_ids(conn, "topics", sorted(wanted)) if wanted else set()
+    if not unknown:
+        return
     for key, record in valid.items():
-        missing = [t for t in (record.get("topic_ids") or []) if t not in known]
+        missing = [t for t in (record.get("topic_ids") or []) if t in unknown]
         if missing and key not in problems:
             problems[key] = f"topicIds: topic '{missing[0]}' does not exist"
 

@@ -120,10 +120,20 @@ async def upsert_study_sets(
     return {r.id for r in rows if r.inserted}, {r.id for r in rows if not r.inserted}
 
 
-async def existing_ids(conn: AsyncConnection, table: str, ids: Sequence[str]) -> set[str]:
+_MISSING: dict[str, Any] = {}
+
+
+async def missing_ids(conn: AsyncConnection, table: str, ids: Sequence[str]) -> set[str]:
+    """The ids of `ids` that `table` does not hold. Usually none: nothing comes back to
+    unpack, where returning the ids found sent back (and made a row of) each one."""
     if not ids:
         return set()
-    sql = text(f"SELECT id FROM {table} WHERE id = ANY(CAST(:ids AS text[]))")
+    sql = _MISSING.get(table)
+    if sql is None:
+        sql = _MISSING[table] = text(
+            "SELECT unnest(CAST(:ids AS text[])) AS id EXCEPT "
+            f"SELECT id FROM {table} WHERE id = ANY(CAST(:ids AS text[]))"
+        )
     return {r.id for r in (await conn.execute(sql, {"ids": list(ids)})).all()}
 
 
