@@ -47,6 +47,11 @@ KEYS: dict[str, tuple[str, ...]] = {"topic_book_mappings": ("topic_id", "book_id
 
 
 def _payload(records: Sequence[Record], columns: Sequence[str]) -> str:
+    """The records as the JSON array `jsonb_to_recordset` reads: as they are when they hold
+    these columns (the cleaned records of most entities do; a key it does not name is ignored
+    and one it names but a record lacks is NULL either way), else only these columns."""
+    if records and list(records[0]) == list(columns):
+        return orjson.dumps(records).decode()
     return orjson.dumps([{c: r.get(c) for c in columns} for r in records]).decode()
 
 
