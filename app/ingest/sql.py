@@ -135,11 +135,14 @@ async def missing_ids(conn: AsyncConnection, table: str, ids: Sequence[str]) -> 
         return set()
     sql = _MISSING.get(table)
     if sql is None:
+        # the ids as one JSON string: the driver encodes a list parameter element by element
         sql = _MISSING[table] = text(
-            "SELECT unnest(CAST(:ids AS text[])) AS id EXCEPT "
-            f"SELECT id FROM {table} WHERE id = ANY(CAST(:ids AS text[]))"
+            "WITH sent AS (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb)) AS id) "
+            "SELECT id FROM sent EXCEPT "
+            f"SELECT id FROM {table} WHERE id = ANY(ARRAY(SELECT id FROM sent))"
         )
-    return {r.id for r in (await conn.execute(sql, {"ids": list(ids)})).all()}
+    payload = orjson.dumps(list(ids)).decode()
+    return {r.id for r in (await conn.execute(sql, {"ids": payload})).all()}
 
 
 async def book_publishers(conn: AsyncConnection, book_ids: Sequence[str]) -> dict[str, str]:
