@@ -55,7 +55,9 @@ def main(size: int = 1000) -> None:
     ]
     variables = {"input": {"records": camel}}
     coerce = _ms(lambda: get_variable_values(schema, definitions, variables))
-    clean = _ms(lambda: _clean_and_dedupe(SPECS["books"], snake, BatchOutcome("b", "books"), []))
+    clean = _ms(
+        lambda: _clean_and_dedupe(SPECS["books"], snake, BatchOutcome("b", "books"), [], {})
+    )
     digest = _ms(lambda: payload_hash("books", snake))
     print(
         f"per {size} books: graphql-core coercion {coerce:.1f} ms, "

@@ -169,8 +169,11 @@ async def _apply(
             return outcome
     outcome = BatchOutcome(batch_id=str(uuid.uuid4()), entity=spec.name, received=len(records))
     dead: list[Record] = []
-    valid = _clean_and_dedupe(spec, records, outcome, dead)
-    valid = await _check_references(conn, spec, records, valid, outcome, dead, publisher_scope)
+    positions: dict[tuple[str, ...], int] = {}
+    valid = _clean_and_dedupe(spec, records, outcome, dead, positions)
+    valid = await _check_references(
+        conn, spec, records, valid, positions, outcome, dead, publisher_scope
+    )
     await _write(conn, spec, valid, outcome)
     outcome.rejected.sort(key=lambda e: e.index)
     await _dead_letter(conn, spec, outcome.batch_id, dead)
@@ -199,9 +202,15 @@ async def _apply(
 
 
 def _clean_and_dedupe(
-    spec: EntitySpec, records: Sequence[Record], outcome: BatchOutcome, dead: list[Record]
+    spec: EntitySpec,
+    records: Sequence[Record],
+    outcome: BatchOutcome,
+    dead: list[Record],
+    positions: dict[tuple[str, ...], int],
 ) -> dict[tuple[str, ...], Record]:
-    """Clean each record; for a key repeated in the batch the last one wins."""
+    """Clean each record; for a key repeated in the batch the last one wins. `positions` gets
+    each kept record's index in the batch (the cleaned records hold their columns only: they
+    are the statement's payload as they are)."""
     valid: dict[tuple[str, ...], Record] = {}
     for index, record in enumerate(records):
         try:
@@ -209,12 +218,12 @@ def _clean_and_dedupe(
         except RecordInvalid as exc:
             _reject(outcome, dead, index, record, str(exc))
             continue
-        cleaned["_index"] = index
         key = spec.key(cleaned)
         if key in valid:
             outcome.duplicates += 1
             del valid[key]  # re-insert so the dict keeps the last occurrence's position
         valid[key] = cleaned
+        positions[key] = index
     return valid
 
 
@@ -233,6 +242,7 @@ async def _check_references(
     spec: EntitySpec,
     records: Sequence[Record],
     valid: dict[tuple[str, ...], Record],
+    positions: dict[tuple[str, ...], int],
     outcome: BatchOutcome,
     dead: list[Record],
     publisher_scope: str | None,
@@ -244,18 +254,20 @@ async def _check_references(
         wanted = {r[ref.field] for r in valid.values() if r.get(ref.field) is not None}
         if not wanted:
             continue
-        known = await sql.existing_ids(conn, ref.table, sorted(wanted))
+        unknown = await sql.missing_ids(conn, ref.table, sorted(wanted))
         if ref.in_batch:
-            known |= {r["id"] for r in valid.values()}
+            unknown -= {r["id"] for r in valid.values()}
+        if not unknown:
+            continue
         for key, record in valid.items():
             value = record.get(ref.field)
-            if value is not None and value not in known and key not in problems:
+            if value is not None and value in unknown and key not in problems:
                 problems[key] = _unknown(ref.camel, value, publisher_scope)
     if spec.name == "study_sets":
         await _check_topic_lists(conn, valid, problems)
     for key, reason in problems.items():
-        record = valid.pop(key)
-        index = record["_index"]
+        del valid[key]
+        index = positions[key]
         _reject(outcome, dead, index, records[index], reason)  # dead letters keep what was sent
     return valid
 
@@ -273,9 +285,11 @@ async def _check_topic_lists(
     problems: dict[tuple[str, ...], str],
 ) -> None:
     wanted = {t for r in valid.values() for t in (r.get("topic_ids") or [])}
-    known = await sql.existing_ids(conn, "topics", sorted(wanted)) if wanted else set()
+    unknown = await sql.missing_ids(conn, "topics", sorted(wanted)) if wanted else set()
+    if not unknown:
+        return
     for key, record in valid.items():
-        missing = [t for t in (record.get("topic_ids") or []) if t not in known]
+        missing = [t for t in (record.get("topic_ids") or []) if t in unknown]
         if missing and key not in problems:
             problems[key] = f"topicIds: topic '{missing[0]}' does not exist"
 

@@ -31,7 +31,10 @@ class EntitySpec:
     references: tuple[Reference, ...] = field(default=())
 
     def key(self, record: Record) -> tuple[str, ...]:
-        return tuple(record[f] for f in self.key_fields)
+        fields = self.key_fields
+        if len(fields) == 1:
+            return (record[fields[0]],)
+        return tuple(record[f] for f in fields)
 
 
 def _named(record: Record) -> Record:

@@ -47,6 +47,11 @@ KEYS: dict[str, tuple[str, ...]] = {"topic_book_mappings": ("topic_id", "book_id
 
 
 def _payload(records: Sequence[Record], columns: Sequence[str]) -> str:
+    """The records as the JSON array `jsonb_to_recordset` reads: as they are when they hold
+    these columns (the cleaned records of most entities do; a key it does not name is ignored
+    and one it names but a record lacks is NULL either way), else only these columns."""
+    if records and list(records[0]) == list(columns):
+        return orjson.dumps(records).decode()
     return orjson.dumps([{c: r.get(c) for c in columns} for r in records]).decode()
 
 
@@ -120,11 +125,24 @@ async def upsert_study_sets(
     return {r.id for r in rows if r.inserted}, {r.id for r in rows if not r.inserted}
 
 
-async def existing_ids(conn: AsyncConnection, table: str, ids: Sequence[str]) -> set[str]:
+_MISSING: dict[str, Any] = {}
+
+
+async def missing_ids(conn: AsyncConnection, table: str, ids: Sequence[str]) -> set[str]:
+    """The ids of `ids` that `table` does not hold. Usually none: nothing comes back to
+    unpack, where returning the ids found sent back (and made a row of) each one."""
     if not ids:
         return set()
-    sql = text(f"SELECT id FROM {table} WHERE id = ANY(CAST(:ids AS text[]))")
-    return {r.id for r in (await conn.execute(sql, {"ids": list(ids)})).all()}
+    sql = _MISSING.get(table)
+    if sql is None:
+        # the ids as one JSON string: the driver encodes a list parameter element by element
+        sql = _MISSING[table] = text(
+            "WITH sent AS (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb)) AS id) "
+            "SELECT id FROM sent EXCEPT "
+            f"SELECT id FROM {table} WHERE id = ANY(ARRAY(SELECT id FROM sent))"
+        )
+    payload = orjson.dumps(list(ids)).decode()
+    return {r.id for r in (await conn.execute(sql, {"ids": payload})).all()}
 
 
 async def book_publishers(conn: AsyncConnection, book_ids: Sequence[str]) -> dict[str, str]:

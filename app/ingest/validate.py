@@ -86,8 +86,11 @@ def string_list(
     value = record.get(field)
     if value is None:
         return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list):
         raise RecordInvalid(f"{camel} must be a list of strings")
+    for raw in value:  # every item's type first, as before the count
+        if not isinstance(raw, str):
+            raise RecordInvalid(f"{camel} must be a list of strings")
     if len(value) > max_items:
         raise RecordInvalid(f"{camel} has more than {max_items} items")
     cleaned: list[str] = []
@@ -95,7 +98,7 @@ def string_list(
         item = raw.strip()
         if not item or len(item) > max_len:
             raise RecordInvalid(f"{camel} items must be 1 to {max_len} characters")
-        if not storable(item):
+        if "\x00" in item or not (item.isascii() or _SURROGATE.search(item) is None):
             raise RecordInvalid(f"{camel} items contain a NUL or unpaired surrogate character")
         if item not in cleaned:
             cleaned.append(item)
@@ -105,15 +108,18 @@ def string_list(
 def timestamp(
     record: dict[str, Any], field: str, camel: str, *, required: bool = True
 ) -> str | None:
-    """An aware datetime (naive ones are taken as UTC), not more than a day in the future."""
+    """An aware datetime (naive ones are taken as UTC), not more than a day in the future,
+    as `isoformat()` writes it in UTC."""
     value = record.get(field)
     if value is None:
         if required:
             raise RecordInvalid(f"{camel} is required")
         return None
+    sent = None
     if isinstance(value, str):
+        sent = value.replace("Z", "+00:00")
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = datetime.fromisoformat(sent)
         except ValueError:
             raise RecordInvalid(f"{camel} must be an ISO-8601 date-time") from None
     if not isinstance(value, datetime):
@@ -124,7 +130,25 @@ def timestamp(
         raise RecordInvalid(f"{camel} is in the future")
     if value.year < 1900:
         raise RecordInvalid(f"{camel} is before 1900")
+    if sent is not None and _is_utc_isoformat(sent):
+        return sent  # what isoformat() would write (it costs more than the rest together)
     return value.astimezone(UTC).isoformat()
+
+
+def _is_utc_isoformat(text: str) -> bool:
+    """True for a string `datetime.fromisoformat` accepted that is already what `isoformat()`
+    writes for its value in UTC: YYYY-MM-DDTHH:MM:SS, six fraction digits unless all zero,
+    +00:00."""
+    n = len(text)
+    return (
+        (n == 25 or (n == 32 and text[19] == "." and text[20:26] != "000000"))
+        and text.endswith("+00:00")
+        and text[10] == "T"
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[13] == ":"
+        and text[16] == ":"
+    )
 
 
 def weight(record: dict[str, Any], field: str, camel: str) -> float:

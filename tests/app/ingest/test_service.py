@@ -264,3 +264,52 @@ async def test_ingestion_log_is_queryable(services: Services, gql: GraphQLClient
         {"a": data["ingestionBatches"]["pageInfo"]["endCursor"]},
     )
     assert [e["node"]["entity"] for e in nxt["ingestionBatches"]["edges"]] == ["publishers"]
+
+
+async def test_references_to_unknown_ids_are_rejected_known_ones_applied(
+    services: Services, gql: GraphQLClient
+) -> None:
+    await apply(gql, "subjects", [{"id": "s1", "name": "S"}])
+    categories = [
+        {"id": "c1", "name": "Root", "subjectId": "s1"},
+        {"id": "c2", "name": "Child of one in this batch", "parentId": "c1"},
+        {"id": "c3", "name": "Unknown parent", "parentId": "c9"},
+        {"id": "c4", "name": "Unknown subject", "subjectId": "s9"},
+    ]
+    result = await apply(gql, "categories", categories)
+    assert counts(result) == (2, 0, 0, 0, 2)
+    assert [(r["id"], r["reason"]) for r in result["rejected"]] == [
+        ("c3", "parentId 'c9' does not exist"),
+        ("c4", "subjectId 's9' does not exist"),
+    ]
+    later = await apply(
+        gql, "categories", [{"id": "c5", "name": "Stored parent", "parentId": "c2"}]
+    )
+    assert counts(later) == (1, 0, 0, 0, 0)
+    await apply(gql, "topics", [{"id": "t1", "label": "T"}])
+    await apply(gql, "publishers", [{"id": "p1", "name": "P"}])
+    await apply(gql, "books", [book(1)])
+    await apply(
+        gql,
+        "study_sets",
+        [{"id": "ss1", "userId": "u1", "title": "S", "createdAt": "2026-01-01T00:00:00Z"}],
+    )
+
+    def event(i: int, **refs: str) -> dict[str, Any]:
+        return {
+            "id": f"e{i}",
+            "studySetId": "ss1",
+            "eventType": "view",
+            "occurredAt": "2026-01-01T00:00:00Z",
+            "bookId": "b1",
+            "topicId": "t1",
+        } | refs
+
+    events = [event(1), event(2, bookId="b9"), event(3, topicId="t9"), event(4, studySetId="x")]
+    result = await apply(gql, "engagement_events", events)
+    assert counts(result) == (1, 0, 0, 0, 3)
+    assert [r["reason"] for r in result["rejected"]] == [
+        "bookId 'b9' does not exist",
+        "topicId 't9' does not exist",
+        "studySetId 'x' does not exist",
+    ]
