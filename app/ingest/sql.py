@@ -109,6 +109,16 @@ UPSERT_STUDY_SETS_IDS = text(
 )
 
 
+# Before a statement that turns study sets' rows into tombstones, the batch takes those sets'
+# guard keys (app/reco/stored.py `guard`) in a statement of its own, held until it commits.
+GUARD = text(stored.guard("SELECT unnest(CAST(:ids AS text[]))"))
+
+
+async def guard(conn: AsyncConnection, ids: Sequence[str]) -> None:
+    """Take the guard keys of the study sets `ids` until this transaction ends."""
+    await conn.execute(GUARD, {"ids": sorted(set(ids))})
+
+
 async def upsert_study_sets(
     conn: AsyncConnection, records: Sequence[Record]
 ) -> tuple[set[str], set[str]]:
@@ -116,6 +126,7 @@ async def upsert_study_sets(
     if not records:
         return set(), set()
     names = [c for c, _ in COLUMNS["study_sets"]]
+    await guard(conn, [r["id"] for r in records])
     rows = (await conn.execute(UPSERT_STUDY_SETS_IDS, {"payload": _payload(records, names)})).all()
     return {r.id for r in rows if r.inserted}, {r.id for r in rows if not r.inserted}
 
@@ -151,6 +162,7 @@ async def replace_study_set_topics(conn: AsyncConnection, topics: dict[str, list
     if not topics:
         return
     ids = sorted(topics)
+    await guard(conn, ids)
     # their stored lists become tombstones in the same statement (app/reco/stored.py)
     forgot = stored.tombstone("SELECT unnest(CAST(:ids AS text[]))")
     await conn.execute(
@@ -209,6 +221,7 @@ async def insert_events(conn: AsyncConnection, records: Sequence[Record]) -> int
     if not records:
         return 0
     names = ("id", "study_set_id", "event_type", "occurred_at", "book_id", "topic_id")
+    await guard(conn, [r["study_set_id"] for r in records])
     row = (await conn.execute(INSERT_EVENTS, {"payload": _payload(records, names)})).one()
     return int(row.inserted)
 
