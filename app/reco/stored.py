@@ -9,9 +9,9 @@ recommendations.py) reads the same rows with the same freshness condition (`fres
 A row is fresh while its list is set, it was computed under the lists job's current run count
 (worker_jobs 'lists'.runs, which moves when a run ends) and it is younger than
 `stored_list_max_age_seconds`. Ingestion that changes a set's engagement or topics turns the
-row into a tombstone in its own statement (`tombstone`: generation + 1, list NULL); a write-back
-lands only under the generation read before its inputs were, so a list computed from inputs
-that a later batch changed is dropped instead of stored. Ingestion only writes the rows that
+row into a tombstone (`tombstone`: generation + 1, list NULL) under the set's `guard` key; a
+write-back lands only under the generation read before its inputs were, so a list computed from
+inputs that a later batch changed is dropped instead of stored. Ingestion only writes the rows that
 hold a list or that a computation in flight has claimed (`pending`, set by `read`): a set no one
 reads, or one already a tombstone, costs a batch nothing but an index probe.
 """
@@ -68,8 +68,8 @@ def _guard(ids_sql: str, lock: str) -> str:
 
 
 def guard(ids_sql: str) -> str:
-    """SQL (a statement of its own, run before any `tombstone` of these sets in the same
-    transaction): shared locks on the guard keys of the study sets `ids_sql` selects, held until
+    """SQL (a statement of its own, run in a batch's transaction before the `tombstone` of the
+    same sets): shared locks on the guard keys of the study sets `ids_sql` selects, held until
     the batch commits. A claim (`_READ`) takes the same keys exclusively, so a batch either
     commits before a claim on its sets commits (and is in the inputs read after the claim), or
     takes its tombstone's snapshot after that claim committed (and bumps the claimed row). Its
@@ -79,11 +79,11 @@ def guard(ids_sql: str) -> str:
 
 
 def tombstone(ids_sql: str) -> str:
-    """SQL (a data-modifying CTE's body): the stored lists of the study sets `ids_sql` selects
-    become tombstones, locked in study set order (concurrent batches lock rows in one order).
-    Only rows that hold a list or that a computation has claimed (`pending`, see `_READ`) are
-    touched: a set nobody asked for, or one already a tombstone, costs the batch an index probe
-    and no write. The batch's transaction must hold the sets' `guard` first."""
+    """SQL (a statement, after the sets' `guard` in the same transaction): the stored lists of
+    the study sets `ids_sql` selects become tombstones, locked in study set order (concurrent
+    batches lock rows in one order). Only rows that hold a list or that a computation has
+    claimed (`pending`, see `_READ`) are touched: a set nobody asked for, or one already a
+    tombstone, costs the batch an index probe and no write."""
     return (
         "UPDATE study_set_lists AS l SET generation = l.generation + 1, pending = false,"
         " lists_run = NULL, computed_at = NULL, strategy = NULL, book_ids = NULL,"

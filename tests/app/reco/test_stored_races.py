@@ -12,20 +12,21 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import driver
 from app.ingest import sql
+from app.ingest.service import apply_batch
 from app.reco import data, stored, strategies
 from app.runtime.services import Services
 from tests import reco_factories as f
 from tests.app.reco.test_batch import SETS, world
 
 IDS = [f"ss{n:02d}" for n in range(1, SETS + 1)]
-Batch = Callable[[AsyncConnection], Awaitable[None]]
+Record = dict[str, Any]
 
 
 async def books_now(services: Services, ids: list[str]) -> dict[str, list[str]]:
@@ -47,63 +48,68 @@ async def stored_books(services: Services, ids: list[str]) -> dict[str, list[str
         return found
 
 
-async def waiting_for_a_lock(services: Services) -> bool:
+async def waiting(services: Services, condition: str) -> bool:
+    """Some backend waits for a lock that `condition` (on pg_locks) describes."""
     async with services.engine.connect() as conn:
-        count = await conn.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock'"
-            )
-        )
-        return bool(count)
+        sql_ = f"SELECT count(*) FROM pg_locks WHERE NOT granted AND {condition}"
+        return bool(await conn.scalar(text(sql_)))
 
 
-def completes(sid: str, book: str, n: int) -> Batch:
+ON_THE_LOG = "relation = 'ingestion_batches'::regclass"  # a batch's last statement
+ON_A_KEY = "locktype = 'advisory'"  # a claim waiting for a batch's guard key
+
+
+async def until(check: Callable[[], Awaitable[bool]], task: asyncio.Task[Any]) -> None:
+    """Until `check()` holds or `task` is done."""
+    while not await check():
+        done, _ = await asyncio.wait({task}, timeout=0.005)
+        if done:
+            return
+
+
+def completes(sid: str, book: str, n: int) -> tuple[str, list[Record]]:
     """An events batch: `sid` completes `book` (completed books leave the set's lists)."""
     record = {"id": f"race-{n}", "study_set_id": sid, "event_type": "complete"}
     record |= {"book_id": book, "topic_id": None, "occurred_at": f.NOW.isoformat()}
-
-    async def apply(conn: AsyncConnection) -> None:
-        assert await sql.insert_events(conn, [record]) == 1
-
-    return apply
+    return "engagement_events", [record]
 
 
-async def no_change(conn: AsyncConnection) -> None:
-    pass
-
-
-def retopics(sid: str, user: str, topics: list[str]) -> Batch:
+def retopics(sid: str, user: str, topics: list[str]) -> tuple[str, list[Record]]:
     """A study sets batch: `sid`'s explicit topics become `topics`."""
     record = {"id": sid, "user_id": user, "title": "My set", "subject_id": "s1"}
-    record |= {"grade_id": "g1", "created_at": f.NOW.isoformat()}
-
-    async def apply(conn: AsyncConnection) -> None:
-        await sql.upsert_study_sets(conn, [record])
-        await sql.replace_study_set_topics(conn, {sid: topics})
-
-    return apply
+    record |= {"grade_id": "g1", "created_at": f.NOW.isoformat(), "topic_ids": topics}
+    return "study_sets", [record]
 
 
-async def claim_across_an_open_batch(services: Services, sid: str, batch: Batch) -> None:
-    """The batch runs its statements (its tombstone included) and stays open; a computation
-    claims `sid` and, if it can while the batch is still open, reads its inputs; then the batch
-    commits and the computation writes its list back."""
+async def claim_across_an_open_batch(
+    services: Services, sid: str, batch: tuple[str, list[Record]] | None
+) -> None:
+    """The batch (`apply_batch`, as the API applies it) runs all its statements but its last
+    (its tombstones included: the batch log's insert waits behind a table lock the test holds)
+    and stays open; a computation claims `sid` and, if it can while the batch is still open,
+    reads its inputs; then the batch commits and the computation writes its list back."""
     s, fetch = services.settings.reco, driver.fetcher(services.read_engine)
-    async with services.engine.connect() as conn:
-        tx = await conn.begin()
-        await batch(conn)
+    async with services.engine.connect() as gate:
+        tx = await gate.begin()
+        await gate.execute(text("LOCK TABLE ingestion_batches IN SHARE MODE"))
+        applied = None
+        if batch is not None:
+            entity, records = batch
+            work = apply_batch(services.engine, services.after_commit, entity, records)
+            applied = asyncio.create_task(work)
+            await until(lambda: waiting(services, ON_THE_LOG), applied)
+            assert not applied.done(), applied.result()
         claim = asyncio.create_task(stored.read(fetch, [sid], s.stored_list_max_age_seconds))
-        while not await waiting_for_a_lock(services):  # or until the claim is done
-            done, _ = await asyncio.wait({claim}, timeout=0.005)
-            if done:
-                break
+        await until(lambda: waiting(services, ON_A_KEY), claim)
         if not claim.done():  # the claim waits for the batch: let the batch end
-            await tx.commit()
+            await tx.rollback()
         got = await claim
         inputs = await data.hybrid_inputs(fetch, [sid], s)  # the batch may still be open
         if tx.is_active:
-            await tx.commit()
+            await tx.rollback()
+    if applied is not None:
+        outcome = await applied
+        assert outcome.inserted + outcome.updated == 1, outcome
     await stored.write(fetch, got, strategies.hybrid_lists(s, inputs, s.max_first))
 
 
@@ -115,10 +121,10 @@ async def test_an_events_batch_open_across_the_claim_is_never_missed(
     sid = "ss01"
     before = (await books_now(services, [sid]))[sid]
     if row == "tombstone":  # stored, then turned into a tombstone by a batch
-        await claim_across_an_open_batch(services, sid, no_change)
+        await claim_across_an_open_batch(services, sid, None)
         assert (await stored_books(services, [sid]))[sid] == before
-        async with services.engine.begin() as conn:
-            await completes(sid, before[-1], 0)(conn)
+        entity, records = completes(sid, before[-1], 0)
+        await apply_batch(services.engine, services.after_commit, entity, records)
         assert (await stored_books(services, [sid]))[sid] is None
         before = (await books_now(services, [sid]))[sid]
     await claim_across_an_open_batch(services, sid, completes(sid, before[0], 1))
@@ -155,13 +161,14 @@ async def test_no_interleaving_stores_a_list_that_misses_a_committed_batch(
         await asyncio.sleep(rng.choice([0, 0, 0.001, 0.005, 0.02]))
 
     async def batch(sid: str, book: str) -> None:
+        """The events statements of a batch (its tombstones last), a pause, its commit."""
         nonlocal serial
         serial += 1
-        apply = completes(sid, book, 1000 + serial)
+        _, records = completes(sid, book, 1000 + serial)
         await pause()
         async with services.engine.connect() as conn:
             tx = await conn.begin()
-            await apply(conn)
+            assert await sql.insert_events(conn, records) == 1
             await pause()
             await tx.commit()
         completed[sid].add(book)
@@ -182,7 +189,7 @@ async def test_no_interleaving_stores_a_list_that_misses_a_committed_batch(
         listed = await books_now(services, IDS)
         sets = rng.sample(sorted(sid for sid in IDS if listed[sid]), 3)
         work = [batch(sid, rng.choice(listed[sid][:3])) for sid in sets]
-        work += [computation(rng.sample(IDS, 2)) for _ in range(3)]
+        work += [computation(sorted({rng.choice(sets), rng.choice(IDS)})) for _ in range(3)]
         rng.shuffle(work)
         await asyncio.gather(*work)
         kept = await stored_books(services, IDS)
