@@ -40,6 +40,24 @@ def pct(values: list[float], q: float) -> float:
 
 
 CLAIMED: set[str] = set()
+GUARDED = stored.read_sql(3000)
+_CTE = GUARDED[GUARDED.find(" guarded AS (") : GUARDED.find(" claimed AS (")]
+UNGUARDED = GUARDED.replace(_CTE, "").replace("FROM unlisted u, guarded", "FROM unlisted u")
+
+
+async def claims_side_by_side(conn: asyncpg.Connection, ids: list[str], n: int) -> dict[str, Any]:
+    """`n` cold claims, the claim with and without its guard CTE in turns (one process)."""
+    times: dict[str, list[float]] = {"guarded": [], "unguarded": []}
+    for i in range(n):
+        sid = ids[(i * 37) % len(ids)]
+        CLAIMED.add(sid)
+        await conn.execute("DELETE FROM study_set_lists WHERE study_set_id = $1", sid)
+        name = ("guarded", "unguarded")[(i // 2 + i) % 2]
+        start = time.perf_counter()
+        rows = await conn.fetch(GUARDED if name == "guarded" else UNGUARDED, [sid])
+        times[name].append((time.perf_counter() - start) * 1e3)
+        assert len(rows) == 1
+    return {k: {"n": len(v), "p50": pct(v, 0.5), "p99": pct(v, 0.99)} for k, v in times.items()}
 
 
 async def claims(conn: asyncpg.Connection, ids: list[str], until: float) -> list[float]:
@@ -78,11 +96,13 @@ async def main() -> None:
     prefixes: list[str] = []
     out: dict[str, Any] = {}
     try:
+        if _CTE:
+            out["claim_sql_side_by_side"] = await claims_side_by_side(conn, ids, 2000)
         alone = await claims(conn, ids, time.monotonic() + SECONDS)
         out["claims_alone"] = {"n": len(alone), "p50": pct(alone, 0.5), "p99": pct(alone, 0.99)}
         for phase in ("batches_alone", "both"):
             until = time.monotonic() + SECONDS
-            names = [f"cg{os.getpid()}{phase[0]}{i}" for i in range(SENDERS)]
+            names = [f"cg{os.getpid()}{phase[:4]}{i}" for i in range(SENDERS)]
             prefixes += names
             rows = [bench_ingest.Rows(refs, name) for name in names]
             work: list[Any] = [batches(engine, r, until) for r in rows]
