@@ -342,6 +342,7 @@ async def _write(
     if spec.name == "study_sets":
         inserted_ids, updated_ids = await sql.upsert_study_sets(conn, records)
         updated_ids |= await _write_study_set_topics(conn, records)
+        await sql.forget_lists(conn, updated_ids - inserted_ids)  # once: one set of guard keys
         outcome.inserted, outcome.updated = len(inserted_ids), len(updated_ids - inserted_ids)
     else:
         outcome.inserted, outcome.updated = await sql.upsert(conn, spec.table, records)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
@@ -103,13 +103,10 @@ async def upsert(conn: AsyncConnection, table: str, records: Sequence[Record]) -
     return int(row.inserted), int(row.updated)
 
 
-# The study sets the batch changed: their stored lists become tombstones in the same statement
-# (app/reco/stored.py), so the next read computes them again.
 UPSERT_STUDY_SETS_IDS = text(
     _upsert_sql("study_sets")
     .split("SELECT count(*)")[0]
     .replace("RETURNING (xmax = 0) AS inserted", "RETURNING id, (xmax = 0) AS inserted")
-    + f", forgot AS ({stored.tombstone('SELECT id FROM upserted WHERE NOT inserted')})"
     + " SELECT id, inserted FROM upserted"
 )
 
@@ -117,12 +114,29 @@ UPSERT_STUDY_SETS_IDS = text(
 async def upsert_study_sets(
     conn: AsyncConnection, records: Sequence[Record]
 ) -> tuple[set[str], set[str]]:
-    """Like upsert, but return the ids (inserted, updated): topic changes count per study set."""
+    """Like upsert, but return the ids (inserted, updated): topic changes count per study set.
+    The caller forgets the updated sets' stored lists (`forget_lists`)."""
     if not records:
         return set(), set()
     names = [c for c, _ in COLUMNS["study_sets"]]
     rows = (await conn.execute(UPSERT_STUDY_SETS_IDS, {"payload": _payload(records, names)})).all()
     return {r.id for r in rows if r.inserted}, {r.id for r in rows if not r.inserted}
+
+
+# A batch's stored-list tombstones (app/reco/stored.py): the sets' guard keys, then the
+# tombstones, two statements (a statement's snapshot is taken before it waits for a key).
+GUARD = text(stored.guard("SELECT unnest(CAST(:ids AS text[]))"))
+TOMBSTONE = text(stored.tombstone("SELECT unnest(CAST(:ids AS text[]))"))
+
+
+async def forget_lists(conn: AsyncConnection, ids: Collection[str]) -> None:
+    """The stored lists of the study sets `ids`, which this batch changed, become tombstones,
+    under the sets' guard keys held until the batch commits: a batch calls it once, after its
+    changes to these sets (the keys are then held from here to the commit only)."""
+    if ids:
+        params = {"ids": sorted(ids)}
+        await conn.execute(GUARD, params)
+        await conn.execute(TOMBSTONE, params)
 
 
 _MISSING: dict[str, Any] = {}
@@ -165,17 +179,13 @@ async def study_set_topics(conn: AsyncConnection, ids: Sequence[str]) -> dict[st
 
 
 async def replace_study_set_topics(conn: AsyncConnection, topics: dict[str, list[str]]) -> None:
-    """Make each given study set's explicit topics exactly the given list."""
+    """Make each given study set's explicit topics exactly the given list (the caller forgets
+    their stored lists: `forget_lists`)."""
     if not topics:
         return
     ids = sorted(topics)
-    # their stored lists become tombstones in the same statement (app/reco/stored.py)
-    forgot = stored.tombstone("SELECT unnest(CAST(:ids AS text[]))")
     await conn.execute(
-        text(
-            f"WITH forgot AS ({forgot}) "
-            "DELETE FROM study_set_topics WHERE study_set_id = ANY(CAST(:ids AS text[]))"
-        ),
+        text("DELETE FROM study_set_topics WHERE study_set_id = ANY(CAST(:ids AS text[]))"),
         {"ids": ids},
     )
     pairs = [{"s": sid, "t": tid} for sid in ids for tid in sorted(topics[sid])]
@@ -216,18 +226,21 @@ INSERT_EVENTS = text(
         _DAILY.format(name=f"daily_{t}", table=t, key=f"{t}_id")
         for t in ("book", "topic", "study_set")
     )
-    # the study sets with new events: their stored lists become tombstones (app/reco/stored.py)
-    + f",\n    forgot AS ({stored.tombstone('SELECT study_set_id FROM new_events')})"
-    + "\n    SELECT count(*) AS inserted FROM new_events"
+    # and the study sets with new events, whose stored lists become tombstones (`forget_lists`)
+    + "\n    SELECT count(*) AS inserted,"
+    + " array_agg(DISTINCT study_set_id) FILTER (WHERE study_set_id IS NOT NULL) AS sets"
+    + " FROM new_events"
 )
 
 
 async def insert_events(conn: AsyncConnection, records: Sequence[Record]) -> int:
-    """Insert new events (known ids are skipped) and add exactly those to the daily aggregates."""
+    """Insert new events (known ids are skipped) and add exactly those to the daily aggregates;
+    the stored lists of their study sets become tombstones."""
     if not records:
         return 0
     names = ("id", "study_set_id", "event_type", "occurred_at", "book_id", "topic_id")
     row = (await conn.execute(INSERT_EVENTS, {"payload": _payload(records, names)})).one()
+    await forget_lists(conn, row.sets or ())
     return int(row.inserted)
 
 

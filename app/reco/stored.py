@@ -9,9 +9,9 @@ recommendations.py) reads the same rows with the same freshness condition (`fres
 A row is fresh while its list is set, it was computed under the lists job's current run count
 (worker_jobs 'lists'.runs, which moves when a run ends) and it is younger than
 `stored_list_max_age_seconds`. Ingestion that changes a set's engagement or topics turns the
-row into a tombstone in its own statement (`tombstone`: generation + 1, list NULL); a write-back
-lands only under the generation read before its inputs were, so a list computed from inputs
-that a later batch changed is dropped instead of stored. Ingestion only writes the rows that
+row into a tombstone (`tombstone`: generation + 1, list NULL) under the set's `guard` key; a
+write-back lands only under the generation read before its inputs were, so a list computed from
+inputs that a later batch changed is dropped instead of stored. Ingestion only writes the rows that
 hold a list or that a computation in flight has claimed (`pending`, set by `read`): a set no one
 reads, or one already a tombstone, costs a batch nothing but an index probe.
 """
@@ -50,12 +50,40 @@ def fresh(alias: str, max_age_seconds: float) -> str:
     )
 
 
+# The advisory lock space (the two-int4 form: apart from the worker's and the idempotency keys'
+# one-bigint locks) of the guard: a study set's key is one of GUARD_KEYS buckets of its id's hash,
+# so a batch of any size takes at most GUARD_KEYS locks (the shared lock table is small).
+GUARD_SPACE = 16
+GUARD_KEYS = 1024
+
+
+def _guard(ids_sql: str, lock: str) -> str:
+    """SQL: `lock` the guard keys of the study sets `ids_sql` selects, in key order (two
+    transactions wanting several keys never wait for each other in a circle); one row."""
+    keys = (
+        f"SELECT DISTINCT hashtext(g.id) & {GUARD_KEYS - 1} AS k"
+        f" FROM ({ids_sql}) AS g(id) ORDER BY 1"
+    )
+    return f"SELECT count({lock}({GUARD_SPACE}, q.k)) AS guarded FROM ({keys}) AS q"
+
+
+def guard(ids_sql: str) -> str:
+    """SQL (a statement of its own, run in a batch's transaction before the `tombstone` of the
+    same sets): shared locks on the guard keys of the study sets `ids_sql` selects, held until
+    the batch commits. A claim (`_READ`) takes the same keys exclusively, so a batch either
+    commits before a claim on its sets commits (and is in the inputs read after the claim), or
+    takes its tombstone's snapshot after that claim committed (and bumps the claimed row). Its
+    own statement: a statement's snapshot is taken before it runs, so a tombstone in the
+    statement that waited for a claim would not see it."""
+    return _guard(ids_sql, "pg_advisory_xact_lock_shared")
+
+
 def tombstone(ids_sql: str) -> str:
-    """SQL (a data-modifying CTE's body): the stored lists of the study sets `ids_sql` selects
-    become tombstones, locked in study set order (concurrent batches lock rows in one order).
-    Only rows that hold a list or that a computation has claimed (`pending`, see `_READ`) are
-    touched: a set nobody asked for, or one already a tombstone, costs the batch an index probe
-    and no write."""
+    """SQL (a statement, after the sets' `guard` in the same transaction): the stored lists of
+    the study sets `ids_sql` selects become tombstones, locked in study set order (concurrent
+    batches lock rows in one order). Only rows that hold a list or that a computation has
+    claimed (`pending`, see `_READ`) are touched: a set nobody asked for, or one already a
+    tombstone, costs the batch an index probe and no write."""
     return (
         "UPDATE study_set_lists AS l SET generation = l.generation + 1, pending = false,"
         " lists_run = NULL, computed_at = NULL, strategy = NULL, book_ids = NULL,"
@@ -79,14 +107,21 @@ ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true) AS async_commit"
 # The read also claims the sets it finds without a list (a missing row is inserted, a tombstone
 # marked `pending`), in study set order and in the same statement: a batch that changes a claimed
 # set before its computation's write-back bumps its generation, so that write-back is dropped;
-# a batch that committed before the claim is in the inputs read after it.
+# a batch that committed before the claim is in the inputs read after it. The claim holds the
+# guard keys of the sets it claims exclusively until it commits (taken before any row is
+# written: the Sort of the insert reads the whole join first), so a batch that ran its tombstone
+# before the claim, holding the keys shared (`guard`), has committed before the claim does,
+# and one that takes them after the claim takes its tombstone's snapshot after the claim
+# committed: none can miss the claim and commit after the inputs were read
+# (docs/recommendations.md, "The claim and the batches in flight").
 _READ = (
     "WITH unlisted AS (SELECT s.id FROM study_sets s"
     " LEFT JOIN study_set_lists x ON x.study_set_id = s.id"
     " WHERE s.id = ANY($1::text[]) AND (x.study_set_id IS NULL OR (x.book_ids IS NULL"
     " AND NOT x.pending))),"
+    f" guarded AS ({_guard('SELECT u.id FROM unlisted u', 'pg_advisory_xact_lock')}),"
     " claimed AS (INSERT INTO study_set_lists AS l (study_set_id, pending)"
-    ' SELECT u.id, true FROM unlisted u ORDER BY u.id COLLATE "C"'
+    ' SELECT u.id, true FROM unlisted u, guarded ORDER BY u.id COLLATE "C"'
     " ON CONFLICT (study_set_id) DO UPDATE SET pending = true"
     " WHERE l.book_ids IS NULL AND NOT l.pending)"
     " SELECT s.id, s.user_id, coalesce(l.generation, 0) AS generation,"
