@@ -52,9 +52,13 @@ def fresh(alias: str, max_age_seconds: float) -> str:
 
 # The advisory lock space (the two-int4 form: apart from the worker's and the idempotency keys'
 # one-bigint locks) of the guard: a study set's key is one of GUARD_KEYS buckets of its id's hash,
-# so a batch of any size takes at most GUARD_KEYS locks (the shared lock table is small).
+# so a batch of any size takes at most GUARD_KEYS locks. PostgreSQL's shared lock table holds
+# max_locks_per_transaction x max_connections (6,400 by default) for every transaction at once:
+# 1,024 buckets let seven large batches in flight exhaust it ("out of shared memory"); 128 let
+# fifty. A batch of a few hundred sets holds most buckets either way, so more buckets would
+# spare claims little waiting.
 GUARD_SPACE = 16
-GUARD_KEYS = 1024
+GUARD_KEYS = 128
 
 
 def _guard(ids_sql: str, lock: str) -> str:

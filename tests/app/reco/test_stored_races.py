@@ -197,3 +197,31 @@ async def test_no_interleaving_stores_a_list_that_misses_a_committed_batch(
         assert not stale, (stale, completed)
         stores += sum(books is not None for books in kept.values())
     assert stores  # lists were stored, not only dropped
+
+
+async def test_many_large_batches_in_flight_fit_the_lock_table(services: Services) -> None:
+    """Eighteen batches (nearly one process's pool, 10 + 10), each over 3,000 study sets, hold
+    their guard keys at once without exhausting PostgreSQL's shared lock table at its default
+    size (64 x 100 entries, about 10,000-20,000 locks in all here): with 1,024 buckets they
+    failed with "out of shared memory"."""
+    guard = text(stored.guard("SELECT unnest(CAST(:ids AS text[]))"))
+    held: list[Any] = []
+    taken = 0
+    try:
+        for batch in range(18):
+            conn = await services.engine.connect()
+            held.append(conn)
+            await conn.begin()
+            ids = [f"lock-{batch}-{n}" for n in range(3000)]
+            keys = (await conn.execute(guard, {"ids": ids})).scalar_one()
+            assert 0 < keys <= stored.GUARD_KEYS
+            taken += keys
+        async with services.engine.connect() as probe:
+            locks = await probe.scalar(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            )
+        assert locks == taken
+    finally:
+        for conn in held:
+            await conn.rollback()
+            await conn.close()
