@@ -98,7 +98,7 @@ def string_list(
         item = raw.strip()
         if not item or len(item) > max_len:
             raise RecordInvalid(f"{camel} items must be 1 to {max_len} characters")
-        if "\x00" in item or not (item.isascii() or _SURROGATE.search(item) is None):
+        if not storable(item):
             raise RecordInvalid(f"{camel} items contain a NUL or unpaired surrogate character")
         if item not in cleaned:
             cleaned.append(item)

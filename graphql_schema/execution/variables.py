@@ -152,20 +152,6 @@ def _compile(  # noqa: PLR0915 - one small closure per kind of type
     if not is_leaf_type(type_):
         raise _Unsupported(str(type_))
     parse = type_.coerce_input_value
-    if type_ is GraphQLString or type_ is GraphQLID:
-        # both return a str value as it is (an ID also takes an integer): no call for that case
-
-        def text(value: Any) -> Any:
-            if type(value) is str:
-                return value
-            if value is None or value is Undefined:
-                return None
-            try:
-                return parse(value)
-            except Exception:  # invalid: graphql-core's path says why
-                return Undefined
-
-        return text, 0
 
     def leaf(value: Any) -> Any:
         if value is None or value is Undefined:
@@ -175,6 +161,13 @@ def _compile(  # noqa: PLR0915 - one small closure per kind of type
         except Exception:  # invalid: graphql-core's path says why
             return Undefined
 
+    if type_ is GraphQLString or type_ is GraphQLID:
+        # both return a str value as it is (an ID also takes an integer): no call for that case
+
+        def text(value: Any) -> Any:
+            return value if type(value) is str else leaf(value)
+
+        return text, 0
     return leaf, 0
 
 
