@@ -14,6 +14,9 @@ root sampled out is the API's `NonRecordingSpan` over a fresh random trace and s
 without the SDK's `start_span` (which costs about 12 us in a request: the parent lookups, both
 samplers, the sampling result); a root sampled in is started by the SDK with that very trace
 id (`RootIds` hands it over), so the SDK's sampler agrees and the span is the SDK's as before.
+The HTTP middleware's root (`quiet=True`) sampled out is an `Unsampled` instead: no ids made
+until asked, current in `_dropped` for our spans, the instrumentors and log lines
+(`current_span()`), not in OpenTelemetry's context.
 
 Tracers are looked up once per (scope, provider): `TracerProvider.get_tracer` builds a new one
 on every call. `use_provider` sends our spans to a provider other than the global one (tests and
