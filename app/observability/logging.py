@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from opentelemetry import trace
+
+from app.observability import spans
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -54,7 +55,7 @@ def note_request(**fields: Any) -> None:
 
 
 def trace_ids() -> tuple[str, str] | None:
-    context = trace.get_current_span().get_span_context()
+    context = spans.current_span().get_span_context()
     if not context.is_valid:
         return None
     return format(context.trace_id, "032x"), format(context.span_id, "016x")

@@ -25,10 +25,18 @@ _FIXED64 = Struct("<BQ")
 _FIXED32 = Struct("<BI")
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200  # SpanFlags
 # field 6, OTLP's enum: SpanKind.value + 1 (an enum's .value is a slow descriptor)
-_KINDS = {kind: bytes((0x30, kind.value + 1)) for kind in SpanKind}
+# keyed by the member's id: an Enum's __hash__ is a Python call (members are never freed)
+_KINDS = {id(kind): bytes((0x30, kind.value + 1)) for kind in SpanKind}
 _CODES = {code: code.value for code in StatusCode}
 _MAX_CACHED = 4096
 _pairs: dict[tuple[str, type, Any], bytes] = {}
+# a span's trace id (two halves) and span id with their tags, one pack for both fields
+_IDS = Struct(">2sQQ2sQ")
+_TRACE_TAG, _SPAN_TAG = b"\x0a\x10", b"\x12\x08"
+_LOW = (1 << 64) - 1
+# a span name's field 5 and a status's field 15, encoded once while the same ones repeat
+_names: dict[str, bytes] = {}
+_statuses: dict[tuple[int, str | None], bytes] = {}  # (id of the StatusCode, description)
 
 
 def _varint(n: int) -> bytes:
@@ -104,23 +112,31 @@ def _trace_state(context: SpanContext) -> bytes:
     return _string(b"\x1a", ",".join(f"{k}={v}" for k, v in state.items())) if state else b""
 
 
+def _cached(cache: dict[Any, bytes], key: Any, encoded: bytes) -> bytes:
+    if len(cache) >= _MAX_CACHED:
+        cache.clear()
+    cache[key] = encoded
+    return encoded
+
+
 def span(found: ReadableSpan) -> bytes:
     """One `Span` message's bytes (fields in number order, defaults left out, as protobuf)."""
     context = found.context
     parent = found.parent
     status = found.status
-    out = [
-        b"\x0a\x10",
-        _id(context.trace_id, 16),
-        b"\x12\x08",
-        _id(context.span_id, 8),
-        _trace_state(context),
-    ]
+    trace_id = context.trace_id
+    out = [_IDS.pack(_TRACE_TAG, trace_id >> 64, trace_id & _LOW, _SPAN_TAG, context.span_id)]
+    if context.trace_state:
+        out.append(_trace_state(context))
     if parent is not None:
         out += (b"\x22\x08", _id(parent.span_id, 8))
+    name = found.name
+    encoded_name = _names.get(name)
+    if encoded_name is None:
+        encoded_name = _cached(_names, name, _string(b"\x2a", name))
     out += (
-        _string(b"\x2a", found.name),
-        _KINDS[found.kind],
+        encoded_name,
+        _KINDS[id(found.kind)],
         _TIMES.pack(0x39, found.start_time or 0, 0x41, found.end_time or 0),
         attributes(b"\x4a", found.attributes),
     )
@@ -152,9 +168,14 @@ def span(found: ReadableSpan) -> bytes:
         out.append(_field(b"\x6a", body + _FIXED32.pack(0x35, flags)))
     if dropped := found.dropped_links:
         out += (b"\x70", _varint(dropped))
-    code = _CODES[status.status_code]
-    state = _string(b"\x12", status.description or "") + (b"\x18" + _varint(code) if code else b"")
-    out.append(_field(b"\x7a", state))
+    key = (id(status.status_code), status.description)
+    encoded_status = _statuses.get(key)
+    if encoded_status is None:
+        code = _CODES[status.status_code]
+        state = _string(b"\x12", status.description or "")
+        state += b"\x18" + _varint(code) if code else b""
+        encoded_status = _cached(_statuses, key, _field(b"\x7a", state))
+    out.append(encoded_status)
     out.append(_FLAGS[1 if parent is not None and parent.is_remote else 0])
     return b"".join(out)
 

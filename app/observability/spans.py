@@ -14,6 +14,9 @@ root sampled out is the API's `NonRecordingSpan` over a fresh random trace and s
 without the SDK's `start_span` (which costs about 12 us in a request: the parent lookups, both
 samplers, the sampling result); a root sampled in is started by the SDK with that very trace
 id (`RootIds` hands it over), so the SDK's sampler agrees and the span is the SDK's as before.
+The HTTP middleware's root (`quiet=True`) sampled out is an `Unsampled` instead: no ids made
+until asked, current in `_dropped` for our spans, the instrumentors and log lines
+(`current_span()`), not in OpenTelemetry's context.
 
 Tracers are looked up once per (scope, provider): `TracerProvider.get_tracer` builds a new one
 on every call. `use_provider` sends our spans to a provider other than the global one (tests and
@@ -85,6 +88,68 @@ def _nonzero(bits: int) -> int:
 
 def _span_id() -> int:
     return getrandbits(64) or _nonzero(64)
+
+
+class Unsampled(trace.Span):
+    """The root of a request the ratio sampled out, started with `quiet=True` (the HTTP
+    middleware, for a request that brought no caller's context): its trace id is drawn (the
+    decision was made on it), its span id and `SpanContext` are made only when something asks
+    (a log line, a propagator), and it is current only in `_dropped`, not in OpenTelemetry's
+    context (no context copy, attach or detach). Our spans and the instrumentors'
+    (`ChildrenSkipped`) find it there and start nothing under it; log lines find it through
+    `current_span()`. A sampled-out request pays for no span object it does not use: most
+    requests at a ratio of 0.1 (docs/performance.md, trace7)."""
+
+    __slots__ = ("made", "trace_id")
+
+    def __init__(self, trace_id: int) -> None:
+        self.trace_id = trace_id
+        self.made: SpanContext | None = None
+
+    def get_span_context(self) -> SpanContext:
+        made = self.made
+        if made is None:  # the SDK's flags for a sampled-out root, a span id drawn now
+            made = self.made = SpanContext(self.trace_id, _span_id(), False, _DROPPED)
+        return made
+
+    def is_recording(self) -> bool:
+        return False
+
+    def end(self, end_time: int | None = None) -> None:
+        return None
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        return None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        return None
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        return None
+
+    def add_link(self, context: SpanContext, attributes: Any = None) -> None:
+        return None
+
+    def update_name(self, name: str) -> None:
+        return None
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        return None
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Any = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        return None
+
+
+def current_span() -> trace.Span:
+    """The current span, as `trace.get_current_span()` finds it, or a sampled-out request's
+    root that is not in OpenTelemetry's context (`Unsampled`): what log lines show."""
+    return _dropped.get() or trace.get_current_span()
 
 
 class RootIds(RandomIdGenerator):
@@ -300,12 +365,16 @@ def _root(
     kind: SpanKind,
     attributes: Mapping[str, Any] | None,
     current: Context,
+    quiet: bool = False,
 ) -> trace.Span:
     """A root span of a tracer whose roots `span` decides (`_roots`), as the SDK would start
     it: the SDK's RandomIdGenerator's ids (random.getrandbits, never 0), drawn here without its
-    two calls per id; sampled out, as TraceIdRatioBased decides, a `NonRecordingSpan`."""
+    two calls per id; sampled out, as TraceIdRatioBased decides, a `NonRecordingSpan` (with
+    `quiet`, an `Unsampled` over the same trace id)."""
     trace_id = getrandbits(128) or _nonzero(128)
     if trace_id & _LOW_64 >= bound:
+        if quiet:
+            return Unsampled(trace_id)
         return NonRecordingSpan(SpanContext(trace_id, _span_id(), False, _DROPPED))
     lean = _leans.get(id(tracer))
     if lean is not None:
@@ -321,7 +390,10 @@ def _root(
 class span:  # used like a function: `with span(tracer, "name"):`
     """Start a span and make it current for the `with` block; records an escaping exception.
 
-    `context` is the parent's context (an incoming traceparent); default: the current one."""
+    `context` is the parent's context (an incoming traceparent); default: the current one.
+    `quiet`: a root this module samples out is an `Unsampled`, current in `_dropped` only (the
+    HTTP middleware's request span: nothing there reads OpenTelemetry's current span but log
+    lines, which use `current_span()`)."""
 
     __slots__ = ("base", "mark", "shared", "span", "token")
     span: trace.Span
@@ -337,6 +409,7 @@ class span:  # used like a function: `with span(tracer, "name"):`
         attributes: Mapping[str, Any] | None = None,
         kind: SpanKind = SpanKind.INTERNAL,
         context: Context | None = None,
+        quiet: bool = False,
     ) -> None:
         self.token = None
         self.mark = None
@@ -376,7 +449,7 @@ class span:  # used like a function: `with span(tracer, "name"):`
                         self.span = Recording(lean, name, ids, above, kind, attributes, current)
                         return
             elif (rule := _roots.get(id(tracer))) is not None:  # a root: decided here
-                self.span = _root(tracer, rule[0], name, kind, attributes, current)
+                self.span = _root(tracer, rule[0], name, kind, attributes, current, quiet)
                 return
             self.span = tracer.start_span(name, current, kind, attributes)
             return
@@ -385,6 +458,9 @@ class span:  # used like a function: `with span(tracer, "name"):`
 
     def __enter__(self) -> trace.Span:
         found = self.span
+        if type(found) is Unsampled:  # current for our spans and log lines, not in the context
+            self.mark = _dropped.set(found)
+            return found
         if found is not trace.INVALID_SPAN and not self.shared:
             # also when sampled out: children then see a sampled-out parent and stay out too
             self.token = context_api.attach(trace.set_span_in_context(found, self.base))
@@ -401,6 +477,9 @@ class span:  # used like a function: `with span(tracer, "name"):`
     ) -> None:
         token = self.token
         if token is None:
+            if self.mark is not None:  # an `Unsampled` root
+                _dropped.reset(self.mark)
+                self.mark = None
             return
         self.token = None
         found = self.span

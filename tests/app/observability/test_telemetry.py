@@ -219,6 +219,57 @@ def test_a_sampled_out_root_keeps_its_ids_and_restores_the_context(
     provider.shutdown()
 
 
+def test_a_quiet_root_sampled_out_is_current_for_our_spans_and_logs_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The HTTP middleware's root (`quiet=True`) sampled out: a valid, unsampled trace whose
+    ids are stable and are what log lines show, under which our spans and the instrumentors'
+    start nothing; OpenTelemetry's context is not switched, and everything is restored after
+    it, also when an exception escapes. Sampled in, it is the recording span, made current."""
+    from app.observability.spans import ChildrenSkipped, current_span, span
+
+    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, "0", "tests.quiet")
+    instrumented = ChildrenSkipped(provider).get_tracer("tests.quiet.redis")
+    seen = set()
+    for _ in range(3):
+        with pytest.raises(ValueError, match="boom"), span(tracer_, "root", quiet=True) as root:
+            assert not root.is_recording() and current_span() is root
+            assert trace.get_current_span() is trace.INVALID_SPAN  # no context switch
+            first = root.get_span_context()
+            assert first.is_valid and not first.trace_flags.sampled and not first.is_remote
+            assert root.get_span_context() == first
+            line = orjson.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})))
+            assert (line["trace_id"], line["span_id"]) == (
+                format(first.trace_id, "032x"),
+                format(first.span_id, "016x"),
+            )
+            with span(tracer_, "child") as child:
+                assert child is root and current_span() is root
+            assert instrumented.start_span("GET") is root
+            with instrumented.start_as_current_span("SET") as command:
+                assert command is root
+            root.set_attribute("http.response.status_code", 200)
+            seen.add(first.trace_id)
+            raise ValueError("boom")
+        assert current_span() is trace.INVALID_SPAN
+        line = orjson.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})))
+        assert "trace_id" not in line
+    assert len(seen) == 3
+    provider.force_flush()
+    assert exporter.get_finished_spans() == ()
+    provider.shutdown()
+
+    provider, exporter, tracer_ = _ratio_tracer(monkeypatch, "0.999999", "tests.quiet.kept")
+    with span(tracer_, "root", quiet=True) as root, span(tracer_, "child") as child:
+        assert root.is_recording() and trace.get_current_span() is child
+        assert current_span() is child and child.get_span_context().trace_id == (
+            root.get_span_context().trace_id
+        )
+    provider.force_flush()
+    assert [s.name for s in exporter.get_finished_spans()] == ["child", "root"]
+    provider.shutdown()
+
+
 def test_a_root_sampled_out_before_the_sdk_is_the_span_the_sdk_would_make(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
