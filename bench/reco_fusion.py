@@ -20,9 +20,7 @@ one-standard-error rule (0 first). Written for issue 16's ninth pass (docs/recom
 
 from __future__ import annotations
 
-import argparse
 import pickle
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,44 +29,20 @@ import numpy as np
 import scipy.sparse as sp
 
 from app.reco import models, selection
-from bench import reco_harness, reco_variants
+from bench import reco_variants
 
 RAW = 200  # raw scores kept per user and component
 Fusion = Callable[[sp.csr_matrix], sp.csr_matrix]
 
 
-def fit(
-    directory: Path, cache: Path, names: list[str], sample: int, val_users: int, val_share: float
-) -> None:
-    cache.mkdir(parents=True, exist_ok=True)
-    todo = [n for n in names for ph in ("val", "test") if not (cache / f"{ph}_{n}.npz").exists()]
-    if not todo and (cache / "held.pkl").exists():
-        return
-    data = reco_harness.load(directory, sample or 10**9, val_users, val_share)
-    x, val = data["x"], data["val"]
-    pop = {
-        "val": np.asarray(val.fit.sum(axis=0)).ravel(),
-        "test": np.asarray(x.sum(axis=0)).ravel(),
-    }
-    (cache / "held.pkl").write_bytes(
-        pickle.dumps({"val": val.held, "test": data["held"], "pop": pop})
-    )
-    for phase, rows, users in (("val", val.fit, val.users), ("test", x, data["test"])):
-        seeds = sp.csr_matrix(rows[users], dtype=np.float32)
-        sp.save_npz(cache / f"{phase}_seen.npz", seeds)
-        for name in names:
-            path = cache / f"{phase}_{name}.npz"
-            if path.exists():
-                continue
-            started = time.process_time()
-            w = reco_variants.variant(name, x.shape[1])(rows)
-            scores = sp.csr_matrix(seeds @ w, dtype=np.float64)
-            masked = scores - scores.multiply(seeds.astype(bool))
-            masked.eliminate_zeros()
-            r, c, v = models.top_k_rows(masked, RAW, diagonal=True)
-            sp.save_npz(path, sp.csr_matrix((v, (r, c)), shape=scores.shape))
-            print(f"fitted {phase} {name}: {time.process_time() - started:.1f} CPU s", flush=True)
-            models.release()
+def raw_top(scores: sp.csr_matrix, seeds: sp.csr_matrix) -> sp.csr_matrix:
+    """What this tool keeps of a variant's scores: each user's best `RAW` outside their books,
+    unnormalised, so every fusion can be applied afterwards."""
+    scores = sp.csr_matrix(scores, dtype=np.float64)
+    masked = scores - scores.multiply(seeds.astype(bool))
+    masked.eliminate_zeros()
+    r, c, v = models.top_k_rows(masked, RAW, diagonal=True)
+    return sp.csr_matrix((v, (r, c)), shape=scores.shape)
 
 
 def _ranked(raw: sp.csr_matrix, pool: int) -> tuple[np.ndarray, ...]:
@@ -222,28 +196,23 @@ def popularity(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", type=Path)
-    parser.add_argument("cache", type=Path, help="folder for the raw component scores")
-    parser.add_argument("--main", default="uw10", help="the chosen model's variant")
-    parser.add_argument("--partners", default="rp,knn", help="comma-separated variants")
+    parser = reco_variants.arguments(__doc__, "folder for the raw component scores")
     parser.add_argument(
         "--fusions",
         default="max,max:200,sum,sum:200,r10,r10:200,minmax,minmax:200,z,z:200,rr10,rr60,rr60:200",
     )
     parser.add_argument("--gammas", default="", help="e.g. 0,0.02,0.05,0.1")
-    parser.add_argument("--sample", type=int, default=10_000)
-    parser.add_argument("--val-users", type=int, default=5000)
-    parser.add_argument("--val-share", type=float, default=0.2)
     args = parser.parse_args()
     partners = [p for p in args.partners.split(",") if p]
-    fit(
+    reco_variants.fit(
         args.dataset,
         args.cache,
         [args.main, *partners],
         args.sample,
         args.val_users,
         args.val_share,
+        keep=raw_top,
+        popularity=True,
     )
     gammas = [float(g) for g in args.gammas.split(",") if g]
     report(args.cache, args.main, partners, args.fusions.split(","), gammas)

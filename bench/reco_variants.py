@@ -27,6 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -66,16 +67,38 @@ def variant(name: str, items: int) -> Fit:
     raise SystemExit(f"unknown variant {name!r}")
 
 
+def normalised(scores: sp.csr_matrix, seeds: sp.csr_matrix) -> sp.csr_matrix:
+    """What this tool keeps of a variant's scores: the service's blend input, each user's best
+    100 outside their books divided by the best (`selection._top_normalised`)."""
+    return selection._top_normalised(scores, seeds, 100)
+
+
 def fit(
-    directory: Path, cache: Path, names: list[str], sample: int, val_users: int, val_share: float
+    directory: Path,
+    cache: Path,
+    names: list[str],
+    sample: int,
+    val_users: int,
+    val_share: float,
+    keep: Callable[[sp.csr_matrix, sp.csr_matrix], sp.csr_matrix] = normalised,
+    popularity: bool = False,
 ) -> None:
+    """Each variant fitted per phase (the validation split's fit, then everything) and what
+    `keep` makes of the users' scores (seeds @ W, seeds) saved as `<phase>_<name>.npz`, with
+    the held-out books in held.pkl (and each phase's book counts with `popularity`)."""
     cache.mkdir(parents=True, exist_ok=True)
     todo = [n for n in names for ph in ("val", "test") if not (cache / f"{ph}_{n}.npz").exists()]
     if not todo and (cache / "held.pkl").exists():
         return
     data = reco_harness.load(directory, sample or 10**9, val_users, val_share)
     x, val = data["x"], data["val"]
-    (cache / "held.pkl").write_bytes(pickle.dumps({"val": val.held, "test": data["held"]}))
+    held: dict[str, Any] = {"val": val.held, "test": data["held"]}
+    if popularity:
+        held["pop"] = {
+            "val": np.asarray(val.fit.sum(axis=0)).ravel(),
+            "test": np.asarray(x.sum(axis=0)).ravel(),
+        }
+    (cache / "held.pkl").write_bytes(pickle.dumps(held))
     for phase, rows, users in (("val", val.fit, val.users), ("test", x, data["test"])):
         seeds = sp.csr_matrix(rows[users], dtype=np.float32)
         sp.save_npz(cache / f"{phase}_seen.npz", seeds)
@@ -85,7 +108,7 @@ def fit(
                 continue
             started = time.process_time()
             w = variant(name, x.shape[1])(rows)
-            sp.save_npz(path, selection._top_normalised(seeds @ w, seeds, 100))
+            sp.save_npz(path, keep(seeds @ w, seeds))
             print(f"fitted {phase} {name}: {time.process_time() - started:.1f} CPU s", flush=True)
             models.release()
 
@@ -131,10 +154,11 @@ def report(cache: Path, main: str, partners: list[str]) -> None:
     print(f"the partner rule picks {pick} at {weight:g}: test ndcg@10 {score:.5f}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(doc: str | None, cache_help: str) -> argparse.ArgumentParser:
+    """The arguments this tool and `bench.reco_fusion` share: data, cache, models, splits."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
     parser.add_argument("dataset", type=Path)
-    parser.add_argument("cache", type=Path, help="folder for the fitted components")
+    parser.add_argument("cache", type=Path, help=cache_help)
     parser.add_argument("--main", default="uw10", help="the chosen model's variant")
     parser.add_argument("--partners", default="rp,knn", help="comma-separated variants")
     parser.add_argument(
@@ -146,6 +170,11 @@ def main() -> None:
     parser.add_argument(
         "--val-share", type=float, default=0.2, help="share a validated user holds out (0.2)"
     )
+    return parser
+
+
+def main() -> None:
+    parser = arguments(__doc__, "folder for the fitted components")
     args = parser.parse_args()
     partners = [p for p in args.partners.split(",") if p]
     fit(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import orjson
@@ -14,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from app import __version__
 from app.core.settings import Settings
@@ -173,6 +174,19 @@ def test_an_escaping_exception_marks_its_span(spans: InMemorySpanExporter) -> No
     assert trace.get_current_span() is trace.INVALID_SPAN  # the context was restored
 
 
+def _log_line() -> dict[str, Any]:
+    """What a JSON log line written now carries (its trace and span ids among the fields)."""
+    result: dict[str, Any] = orjson.loads(
+        JsonFormatter().format(logging.makeLogRecord({"msg": "x"}))
+    )
+    return result
+
+
+def _log_ids(context: SpanContext) -> tuple[str, str]:
+    """A span context's ids as log lines write them."""
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
 def _ratio_tracer(
     monkeypatch: pytest.MonkeyPatch, ratio: str, scope: str
 ) -> tuple[TracerProvider, InMemorySpanExporter, spans_module.Tracer]:
@@ -201,11 +215,8 @@ def test_a_sampled_out_root_keeps_its_ids_and_restores_the_context(
             first = root.get_span_context()
             assert first.is_valid and not first.trace_flags.sampled
             assert root.get_span_context() == first
-            line = orjson.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})))
-            assert (line["trace_id"], line["span_id"]) == (
-                format(first.trace_id, "032x"),
-                format(first.span_id, "016x"),
-            )
+            line = _log_line()
+            assert (line["trace_id"], line["span_id"]) == _log_ids(first)
             with span(tracer_, "child") as child:
                 assert not child.is_recording() and trace.get_current_span() is child
                 assert child.get_span_context().trace_id == first.trace_id
@@ -238,11 +249,8 @@ def test_a_quiet_root_sampled_out_is_current_for_our_spans_and_logs_only(
             first = root.get_span_context()
             assert first.is_valid and not first.trace_flags.sampled and not first.is_remote
             assert root.get_span_context() == first
-            line = orjson.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})))
-            assert (line["trace_id"], line["span_id"]) == (
-                format(first.trace_id, "032x"),
-                format(first.span_id, "016x"),
-            )
+            line = _log_line()
+            assert (line["trace_id"], line["span_id"]) == _log_ids(first)
             with span(tracer_, "child") as child:
                 assert child is root and current_span() is root
             assert instrumented.start_span("GET") is root
@@ -252,8 +260,7 @@ def test_a_quiet_root_sampled_out_is_current_for_our_spans_and_logs_only(
             seen.add(first.trace_id)
             raise ValueError("boom")
         assert current_span() is trace.INVALID_SPAN
-        line = orjson.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})))
-        assert "trace_id" not in line
+        assert "trace_id" not in _log_line()
     assert len(seen) == 3
     provider.force_flush()
     assert exporter.get_finished_spans() == ()
@@ -445,8 +452,7 @@ def test_sampled_out_spans_keep_the_samplers_decisions(monkeypatch: pytest.Monke
             assert root.is_recording() is roots[trace_id]
             with span(tracer_, "child") as child:
                 assert child.get_span_context().trace_id == trace_id
-                line = orjson.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})))
-                assert line["trace_id"] == format(trace_id, "032x")
+                assert _log_line()["trace_id"] == format(trace_id, "032x")
         assert trace.get_current_span() is trace.INVALID_SPAN
     provider.force_flush()
     finished = exporter.get_finished_spans()
