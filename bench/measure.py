@@ -203,7 +203,15 @@ def vs_untraced_slices(traced_row: dict[str, Any], slices: list[Slice]) -> None:
     detail["vs_untraced"] = [round(ratio_of_sums(q), 3) for q in in_block]
     detail["vs_untraced_pairs"] = [round(ratio_of_sums(list(p)), 3) for p in pairs]
     detail["vs_untraced_interval"] = bootstrap(pairs)
-    detail["vs_untraced_slices"] = len(slices)
+    # every slice in order: server, requests/s, server CPU us per request
+    detail["vs_untraced_slices"] = [
+        [
+            s.server,
+            round(s.run.throughput_rps, 1),
+            s.run.server_cpu_us and round(s.run.server_cpu_us, 1),
+        ]
+        for s in slices
+    ]
     detail["slice_s"] = SLICE_S
     cpu = cpu_ratio(slices)
     detail["cpu_per_request_vs_untraced"] = None if cpu is None else round(cpu, 3)
