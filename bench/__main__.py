@@ -72,6 +72,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the same comparison with the second server untraced too (an A/A check: its"
         " ratio must come out 1.00 within the reported interval); implies --tracing",
     )
+    p.add_argument(
+        "--tracing-slices",
+        choices=("turns", "together"),
+        default="turns",
+        help="the traced comparison's 1 s slices: the two servers taking turns (ABBA), or both"
+        " loaded at once, each by its own wrk",
+    )
     p.add_argument("--out", type=Path, default=HERE, help="where results.json and RESULTS.md go")
     args = p.parse_args(argv)
     args.tracing = args.tracing or args.tracing_aa

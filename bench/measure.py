@@ -9,6 +9,7 @@ import math
 import os
 import random
 import statistics
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,14 +148,36 @@ def interleave(
     warm, measured = scripts
     counted = driver.wrk(b, warm, concurrency, args.warmup) if args.warmup else None
     blocks = max(1, math.ceil(args.duration / 2))
+    together = getattr(args, "tracing_slices", "turns") == "together"
     out: list[Slice] = []
     for k in range(blocks):
         block = repeat * blocks + k
-        for who in "abba" if (repeat + k) % 2 == 0 else "baab":
-            run = driver.wrk(a if who == "a" else b, measured, concurrency, SLICE_S)
-            if who == "b" and counted is not None:
-                run = dataclasses.replace(run, sql_per_request=counted.sql_per_request)
-            out.append(Slice(who, repeat, block, run))
+        order = "abba" if (repeat + k) % 2 == 0 else "baab"
+        if together:  # both servers loaded at once, each by its own wrk: the same seconds
+            with ThreadPoolExecutor(2) as pool:
+                for pair in (order[:2], order[2:]):
+                    got = pool.map(
+                        lambda who: driver.wrk(
+                            a if who == "a" else b, measured, concurrency, SLICE_S
+                        ),
+                        pair,
+                    )
+                    out += [
+                        Slice(who, repeat, block, run) for who, run in zip(pair, got, strict=True)
+                    ]
+        else:
+            for who in order:
+                run = driver.wrk(a if who == "a" else b, measured, concurrency, SLICE_S)
+                out.append(Slice(who, repeat, block, run))
+    if counted is not None:
+        out = [
+            dataclasses.replace(
+                s, run=dataclasses.replace(s.run, sql_per_request=counted.sql_per_request)
+            )
+            if s.server == "b"
+            else s
+            for s in out
+        ]
     return out
 
 
