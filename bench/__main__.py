@@ -79,6 +79,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the traced comparison's 1 s slices: the two servers taking turns (ABBA), or both"
         " loaded at once, each by its own wrk",
     )
+    p.add_argument(
+        "--tracing-pin",
+        action="store_true",
+        help="during the traced comparison, the server measured on the last CPU and wrk on the"
+        " others",
+    )
     p.add_argument("--out", type=Path, default=HERE, help="where results.json and RESULTS.md go")
     args = p.parse_args(argv)
     args.tracing = args.tracing or args.tracing_aa

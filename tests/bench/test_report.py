@@ -139,7 +139,7 @@ def test_the_traced_comparison_takes_turns_abba_in_one_second_slices(
     `duration` seconds a repeat."""
     calls: list[tuple[str, str, float]] = []
 
-    def wrk(base: str, script: Path, concurrency: int, seconds: float) -> driver.Run:
+    def wrk(base: str, script: Path, concurrency: int, seconds: float, **_: Any) -> driver.Run:
         calls.append((base, script.name, seconds))
         return run(100)
 
@@ -196,7 +196,7 @@ def test_together_the_two_servers_of_a_pair_are_loaded_at_the_same_time(
     """`--tracing-slices together`: each pair of a block's slices runs at once, one wrk each."""
     spans: list[tuple[str, float, float]] = []
 
-    def wrk(base: str, script: Path, concurrency: int, seconds: float) -> driver.Run:
+    def wrk(base: str, script: Path, concurrency: int, seconds: float, **_: Any) -> driver.Run:
         start = time.monotonic()
         time.sleep(0.05)
         spans.append((base, start, time.monotonic()))
