@@ -73,13 +73,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         " ratio must come out 1.00 within the reported interval); implies --tracing",
     )
     p.add_argument(
-        "--tracing-slices",
-        choices=("turns", "together"),
-        default="turns",
-        help="the traced comparison's 1 s slices: the two servers taking turns (ABBA), or both"
-        " loaded at once, each by its own wrk",
-    )
-    p.add_argument(
         "--tracing-pin",
         action="store_true",
         help="during the traced comparison, the server measured on the last CPU and wrk on the"

@@ -9,7 +9,6 @@ import math
 import os
 import random
 import statistics
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,22 +188,12 @@ def slices_of(
     client_on: set[int] | None,
 ) -> list[Slice]:
     blocks = max(1, math.ceil(args.duration / 2))
-    together = getattr(args, "tracing_slices", "turns") == "together"
     out: list[Slice] = []
-
-    def one(who: str) -> driver.Run:
-        return driver.wrk(a if who == "a" else b, measured, concurrency, SLICE_S, cpus=client_on)
-
     for k in range(blocks):
         block = repeat * blocks + k
-        order = "abba" if (repeat + k) % 2 == 0 else "baab"
-        if together:  # both servers loaded at once, each by its own wrk: the same seconds
-            with ThreadPoolExecutor(2) as pool:
-                for pair in (order[:2], order[2:]):
-                    got = pool.map(one, pair)
-                    out += [Slice(w, repeat, block, r) for w, r in zip(pair, got, strict=True)]
-        else:
-            out += [Slice(who, repeat, block, one(who)) for who in order]
+        for who in "abba" if (repeat + k) % 2 == 0 else "baab":
+            run = driver.wrk(a if who == "a" else b, measured, concurrency, SLICE_S, cpus=client_on)
+            out.append(Slice(who, repeat, block, run))
     return out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -188,26 +187,3 @@ def test_the_traced_ratio_is_requests_over_seconds_summed_over_the_slices() -> N
     assert detail["cpu_per_request_vs_untraced_runs"] == [1.1, 1.1]
     assert detail["runs"] == [933.3, 900.0] and row["throughput_rps"] == 916.7  # per repeat
     assert row["cpu_us_per_request"] == 110.0
-
-
-def test_together_the_two_servers_of_a_pair_are_loaded_at_the_same_time(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """`--tracing-slices together`: each pair of a block's slices runs at once, one wrk each."""
-    spans: list[tuple[str, float, float]] = []
-
-    def wrk(base: str, script: Path, concurrency: int, seconds: float, **_: Any) -> driver.Run:
-        start = time.monotonic()
-        time.sleep(0.05)
-        spans.append((base, start, time.monotonic()))
-        return run(100)
-
-    monkeypatch.setattr(measure.driver, "wrk", wrk)
-    args = argparse.Namespace(repeat=1, warmup=0.0, duration=4.0, tracing_slices="together")
-    slices = measure.interleave(args, "a", "b", (Path("warm"), Path("measured")), 32, 0)
-    assert [(s.server, s.block) for s in slices] == [(w, i // 4) for i, w in enumerate("abbabaab")]
-    spans.sort(key=lambda s: s[1])
-    pairs = [spans[i : i + 2] for i in range(0, len(spans), 2)]
-    assert len(pairs) == 4
-    for (one, s1, e1), (two, s2, e2) in pairs:
-        assert {one, two} == {"a", "b"} and s2 < e1 and s1 < e2  # overlapping
