@@ -72,12 +72,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the same comparison with the second server untraced too (an A/A check: its"
         " ratio must come out 1.00 within the reported interval); implies --tracing",
     )
-    p.add_argument(
-        "--tracing-pin",
-        action="store_true",
-        help="during the traced comparison, the server measured on the last CPU and wrk on the"
-        " others",
-    )
     p.add_argument("--out", type=Path, default=HERE, help="where results.json and RESULTS.md go")
     args = p.parse_args(argv)
     args.tracing = args.tracing or args.tracing_aa

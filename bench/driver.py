@@ -171,15 +171,7 @@ def ensure_wrk() -> None:
         raise SystemExit("bench: wrk not found and apt-get install wrk failed")
 
 
-def wrk(
-    base_url: str,
-    script: Path,
-    concurrency: int,
-    seconds: float,
-    threads: int = 1,
-    cpus: set[int] | None = None,
-) -> Run:
-    """One wrk run against `base_url`; `cpus`: the CPUs wrk may run on (default: any)."""
+def wrk(base_url: str, script: Path, concurrency: int, seconds: float, threads: int = 1) -> Run:
     ensure_wrk()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = servers.cpu_seconds(base_url)
@@ -200,7 +192,6 @@ def wrk(
         capture_output=True,
         text=True,
         check=True,
-        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
     ).stdout
     wall = time.monotonic() - start
     server_after = servers.cpu_seconds(base_url)

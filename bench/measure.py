@@ -145,54 +145,15 @@ def interleave(
     averaged over many slices. `b` has a warm-up of its own first (which counts its SQL);
     `a` has just had its turn in this repeat."""
     warm, measured = scripts
-    servers_on, client_on = cpu_split(args)
-    for base in (a, b):
-        servers.pin(base, servers_on)
-    try:
-        counted = (
-            driver.wrk(b, warm, concurrency, args.warmup, cpus=client_on) if args.warmup else None
-        )
-        out = slices_of(args, a, b, measured, concurrency, repeat, client_on)
-    finally:
-        for base in (a, b):
-            servers.pin(base, None)
-    if counted is not None:
-        out = [
-            dataclasses.replace(
-                s, run=dataclasses.replace(s.run, sql_per_request=counted.sql_per_request)
-            )
-            if s.server == "b"
-            else s
-            for s in out
-        ]
-    return out
-
-
-def cpu_split(args: argparse.Namespace) -> tuple[set[int] | None, set[int] | None]:
-    """(the servers' CPUs, wrk's) during the traced comparison with `--tracing-pin`: the last
-    CPU for the server being measured, the others for wrk and the bench (with its OTLP sink),
-    so a server never shares its core with its client; (None, None) otherwise."""
-    count = os.cpu_count() or 1
-    if not getattr(args, "tracing_pin", False) or count < 2:
-        return None, None
-    return {count - 1}, set(range(count - 1))
-
-
-def slices_of(
-    args: argparse.Namespace,
-    a: str,
-    b: str,
-    measured: Path,
-    concurrency: int,
-    repeat: int,
-    client_on: set[int] | None,
-) -> list[Slice]:
+    counted = driver.wrk(b, warm, concurrency, args.warmup) if args.warmup else None
     blocks = max(1, math.ceil(args.duration / 2))
     out: list[Slice] = []
     for k in range(blocks):
         block = repeat * blocks + k
         for who in "abba" if (repeat + k) % 2 == 0 else "baab":
-            run = driver.wrk(a if who == "a" else b, measured, concurrency, SLICE_S, cpus=client_on)
+            run = driver.wrk(a if who == "a" else b, measured, concurrency, SLICE_S)
+            if who == "b" and counted is not None:
+                run = dataclasses.replace(run, sql_per_request=counted.sql_per_request)
             out.append(Slice(who, repeat, block, run))
     return out
 

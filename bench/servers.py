@@ -92,20 +92,6 @@ def reset_peak(base_url: str) -> None:
             Path(f"/proc/{p}/clear_refs").write_text("5")
 
 
-def pin(base_url: str, cpus: set[int] | None) -> None:
-    """Bind every thread of the server's processes to `cpus` (None: every CPU again). Threads
-    started later inherit the binding of the thread that starts them."""
-    pid = _PIDS.get(base_url)
-    if pid is None:
-        return
-    target = cpus if cpus is not None else set(range(os.cpu_count() or 1))
-    for current in _tree(pid):
-        with contextlib.suppress(OSError):  # exited meanwhile
-            for task in Path(f"/proc/{current}/task").iterdir():
-                with contextlib.suppress(OSError):
-                    os.sched_setaffinity(int(task.name), target)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -138,7 +138,7 @@ def test_the_traced_comparison_takes_turns_abba_in_one_second_slices(
     `duration` seconds a repeat."""
     calls: list[tuple[str, str, float]] = []
 
-    def wrk(base: str, script: Path, concurrency: int, seconds: float, **_: Any) -> driver.Run:
+    def wrk(base: str, script: Path, concurrency: int, seconds: float) -> driver.Run:
         calls.append((base, script.name, seconds))
         return run(100)
 
