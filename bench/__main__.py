@@ -72,6 +72,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the same comparison with the second server untraced too (an A/A check: its"
         " ratio must come out 1.00 within the reported interval); implies --tracing",
     )
+    p.add_argument(
+        "--tracing-seconds",
+        type=float,
+        default=None,
+        help="seconds each of the two servers is measured per repeat in the traced comparison"
+        " (default: --duration); its interval narrows with the square root",
+    )
     p.add_argument("--out", type=Path, default=HERE, help="where results.json and RESULTS.md go")
     args = p.parse_args(argv)
     args.tracing = args.tracing or args.tracing_aa

@@ -138,15 +138,16 @@ def interleave(
     repeat: int,
 ) -> list[Slice]:
     """Servers `a` and `b` in slices of SLICE_S taking turns ABBA BAAB ... (the next repeat
-    starts the other way round), `ceil(duration / 2)` blocks a repeat, so each server is
-    measured about `duration` seconds a repeat, as in a turn. Two servers measured in one long
+    starts the other way round), `ceil(seconds / 2)` blocks a repeat, so each server is
+    measured about `--tracing-seconds` (default `--duration`) seconds a repeat. Two servers measured in one long
     run each land in different seconds of a shared machine whose speed moves 10-30% between
     them; in short slices, ABBA, a linear drift cancels within each block and the rest is
     averaged over many slices. `b` has a warm-up of its own first (which counts its SQL);
     `a` has just had its turn in this repeat."""
     warm, measured = scripts
     counted = driver.wrk(b, warm, concurrency, args.warmup) if args.warmup else None
-    blocks = max(1, math.ceil(args.duration / 2))
+    seconds = getattr(args, "tracing_seconds", None) or args.duration
+    blocks = max(1, math.ceil(seconds / (2 * SLICE_S)))
     out: list[Slice] = []
     for k in range(blocks):
         block = repeat * blocks + k

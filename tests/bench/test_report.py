@@ -154,6 +154,10 @@ def test_the_traced_comparison_takes_turns_abba_in_one_second_slices(
     assert "".join(s.server for s in second) == "baababba"
     assert {s.block for s in second} == {2, 3} and {s.repeat for s in second} == {1}
     assert all(s.run.sql_per_request == 1.0 for s in first if s.server == "b")
+    calls.clear()
+    longer = argparse.Namespace(repeat=2, warmup=0.0, duration=4.0, tracing_seconds=8.0)
+    third = measure.interleave(longer, "a", "b", scripts, 32, 0)
+    assert "".join(s.server for s in third) == "abbabaab" * 2 and len(calls) == 16
 
 
 def test_the_traced_ratio_is_requests_over_seconds_summed_over_the_slices() -> None:
