@@ -91,6 +91,39 @@ def test_issue_targets_are_checked_against_the_run() -> None:
     assert got["deep traced at 0.1 keeps >= 0.9 of its throughput"] is False
 
 
+def test_the_traced_targets_show_their_interval_and_whether_it_settles_them(
+    tmp_path: Path,
+) -> None:
+    def traced(name: str, kept: float, low: float, high: float, variant: str) -> dict[str, Any]:
+        got = row(name, 10) | {"vs_untraced": kept, "variant": variant}
+        got["_detail"]["vs_untraced_interval"] = [low, high]
+        return got
+
+    variants = [
+        traced("deep_cached", 0.95, 0.92, 0.98, "tracing_0.1"),
+        traced("book_by_id_cached", 0.93, 0.86, 0.99, "tracing_0.1"),
+        traced("recommendation_hot", 0.8, 0.75, 0.85, "tracing_0.1"),
+        traced("deep", 0.97, 0.94, 1.02, "untraced_aa"),
+        traced("book_by_id", 0.9, 0.85, 0.95, "untraced_aa"),
+    ]
+    checks = {c["target"]: c for c in report.targets([], {}, variants)}
+    assert checks["deep A/A: 1.0 within the 90% interval"]["met"] is True
+    assert checks["book_by_id A/A: 1.0 within the 90% interval"]["met"] is False
+    assert "deep traced at 0.1 keeps >= 0.9 of its throughput" not in checks  # A/A rows only
+    args = {"large": False, "workers": 1, "repeat": 2, "duration": 4.0, "redis_url": None}
+    report.write(tmp_path, [row("deep_cached", 10)], variants, {}, args)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert (
+        "| deep_cached traced at 0.1 keeps >= 0.9 of its throughput | 0.95 (90%: 0.92-0.98) |"
+        " met (90% interval on the same side) |" in text
+    )
+    assert "| 0.93 (90%: 0.86-0.99) | met (not shown: the 90% interval spans 0.9) |" in text
+    assert "| 0.8 (90%: 0.75-0.85) | **missed** (90% interval on the same side) |" in text
+    assert "| untraced_aa | deep |" in text and "| 0.94-1.02 |" in text
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert stored["variants"][0]["vs_untraced_interval"] == [0.92, 0.98]
+
+
 def test_a_cold_scenario_never_sends_a_body_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every wrk run (warm-ups too) of a `fresh` scenario gets bodies of its own, at the
     scenario's concurrency; the last body (sent by the JSON check) is never measured."""
