@@ -38,7 +38,8 @@ def measure(
     args: argparse.Namespace, scenario: scenarios.Scenario, on: Servers
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The scenario against each server once per repeat; the first server changes every repeat,
-    so no server always runs on a machine warmed (or tired) by another."""
+    so no server always runs on a machine warmed (or tired) by another. The traced server (if
+    any) is compared with the untraced one after each repeat's turns (`interleave`)."""
     if scenario.fresh:
         return measure_fresh(args, scenario, on.app), None
     concurrency = scenario.concurrency or args.concurrency
@@ -139,10 +140,11 @@ def interleave(
 ) -> list[Slice]:
     """Servers `a` and `b` in slices of SLICE_S taking turns ABBA BAAB ... (the next repeat
     starts the other way round), `ceil(seconds / 2)` blocks a repeat, so each server is
-    measured about `--tracing-seconds` (default `--duration`) seconds a repeat. Two servers measured in one long
-    run each land in different seconds of a shared machine whose speed moves 10-30% between
-    them; in short slices, ABBA, a linear drift cancels within each block and the rest is
-    averaged over many slices. `b` has a warm-up of its own first (which counts its SQL);
+    measured about `--tracing-seconds` (default `--duration`) seconds a repeat. Two servers
+    measured in one long run each land in different seconds of a machine whose speed moves
+    10-30% from one stretch of seconds to the next (docs/performance.md, "The tracing
+    comparison"); in short slices, ABBA, a linear drift cancels within each block and the rest
+    is averaged over many slices. `b` has a warm-up of its own first (which counts its SQL);
     `a` has just had its turn in this repeat."""
     warm, measured = scripts
     counted = driver.wrk(b, warm, concurrency, args.warmup) if args.warmup else None
