@@ -64,10 +64,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--tracing",
         action="store_true",
-        help="also run a server tracing at 0.1, beside the default one",
+        help="also run a server tracing at 0.1, compared with the default one in short slices",
+    )
+    p.add_argument(
+        "--tracing-aa",
+        action="store_true",
+        help="the same comparison with the second server untraced too (an A/A check: its"
+        " ratio must come out 1.00 within the reported interval); implies --tracing",
+    )
+    p.add_argument(
+        "--tracing-seconds",
+        type=float,
+        default=None,
+        help="seconds each of the two servers is measured per repeat in the traced comparison"
+        " (default: --duration); its interval narrows with the square root",
     )
     p.add_argument("--out", type=Path, default=HERE, help="where results.json and RESULTS.md go")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.tracing = args.tracing or args.tracing_aa
+    return args
 
 
 def server_env(args: argparse.Namespace, url: str) -> dict[str, str]:
@@ -155,11 +170,13 @@ class Run:
             on = measure.Servers(
                 start("bench.served:create_app", settings), start("bench.raw_app:create_app", {})
             )
-            # tracing at 0.1 is measured beside the untraced server, taking turns in every
-            # repeat, so its overhead is a same-run ratio and not a comparison of two noisy runs
+            # tracing at 0.1 is measured beside the untraced server, the two taking turns in
+            # short slices (measure.interleave), so its overhead is a same-run ratio and not a
+            # comparison of two noisy runs; --tracing-aa: the second server untraced as well
             if args.tracing:
                 sink_url = stack.enter_context(sink.otlp_sink())
-                on.traced = start("bench.served:create_app", settings | tracing_env(sink_url))
+                traced = {} if args.tracing_aa else tracing_env(sink_url)
+                on.traced = start("bench.served:create_app", settings | traced)
             if self.todo is None:
                 self.todo = build_scenarios(self.url, on.app, self.token, self.wanted, self.missing)
             reads = [s for s in self.todo if s.name in self.wanted]
@@ -199,7 +216,8 @@ class Run:
         self.rows.append(row | {"variant": ""})
         print(report.line(self.rows[-1]), file=sys.stderr)
         if traced_row:
-            self.variants.append(traced_row | {"variant": "tracing_0.1"})
+            variant = "untraced_aa" if self.args.tracing_aa else "tracing_0.1"
+            self.variants.append(traced_row | {"variant": variant})
             print(report.line(self.variants[-1]), file=sys.stderr)
 
 

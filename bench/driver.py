@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -125,13 +126,20 @@ def write_script(
     return Path(fh.name)
 
 
+@functools.cache
+def _polls() -> httpx.Client:
+    """One client for the polls between runs: making one costs tens of ms (its TLS context),
+    which each of a run's ten polls paid; no keep-alive, so each poll is a new connection."""
+    return httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+
+
 def drain(base_url: str, timeout: float = 120) -> None:
     """Wait until no worker still runs requests of a finished run (bench.served servers)."""
     deadline = time.monotonic() + timeout
     idle = 0
     while idle < 8 and time.monotonic() < deadline:
         try:  # a new connection each time, so the polls reach every worker
-            busy = int(httpx.get(base_url + "/_bench/inflight", timeout=30).text or 0)
+            busy = int(_polls().get(base_url + "/_bench/inflight").text or 0)
         except (httpx.HTTPError, ValueError):
             busy = 0  # the raw app has no such route: its requests are short
         idle = idle + 1 if busy == 0 else 0
@@ -142,7 +150,7 @@ def drain(base_url: str, timeout: float = 120) -> None:
 def gc_stats(base_url: str) -> dict[str, dict[str, float]] | None:
     """The server's collector pauses since the last call (None: not a bench.served server)."""
     try:
-        response = httpx.get(base_url + "/_bench/gc", timeout=30)
+        response = _polls().get(base_url + "/_bench/gc")
         data: dict[str, dict[str, float]] = response.json()
     except (httpx.HTTPError, ValueError):
         return None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import math
 import os
+import random
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,8 @@ def measure(
     args: argparse.Namespace, scenario: scenarios.Scenario, on: Servers
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The scenario against each server once per repeat; the first server changes every repeat,
-    so no server always runs on a machine warmed (or tired) by another."""
+    so no server always runs on a machine warmed (or tired) by another. The traced server (if
+    any) is compared with the untraced one after each repeat's turns (`interleave`)."""
     if scenario.fresh:
         return measure_fresh(args, scenario, on.app), None
     concurrency = scenario.concurrency or args.concurrency
@@ -74,10 +77,15 @@ def measure(
 
     for base in targets:
         servers.reset_peak(base)
-    runs = [
-        {base: timed(base) for base in turns(targets, i, on.app, on.traced)}
-        for i in range(args.repeat)
-    ]
+    # the traced server is not one of the turns: it is compared with the untraced one in short
+    # slices taking turns (`interleave`) after the turns of each repeat
+    plain = [base for base in targets if base != on.traced]
+    runs: list[dict[str, driver.Run]] = []
+    slices: list[Slice] = []
+    for i in range(args.repeat):
+        runs.append({base: timed(base) for base in turns(plain, i)})
+        if on.traced is not None:
+            slices += interleave(args, on.app, on.traced, scripts[on.app], concurrency, i)
     for script in {s for two in scripts.values() for s in two}:
         script.unlink(missing_ok=True)
     memory = {base: servers.memory_mb(base) for base in targets}
@@ -85,6 +93,8 @@ def measure(
     def side(base: str | None) -> tuple[list[driver.Run], tuple[float, float] | None]:
         if base is None or base not in scripts:
             return [], None
+        if base == on.traced:
+            return per_repeat(slices, "b"), memory[base]
         return [r[base] for r in runs], memory[base]
 
     raw, peer = side(on.raw), side(on.peer)
@@ -93,33 +103,163 @@ def measure(
     if on.traced is None:
         return row, None
     traced_row = summarize(scenario.name, concurrency, side(on.traced), raw, peer)
-    mine, traced = side(on.app)[0], side(on.traced)[0]
-    vs_untraced(traced_row, [m.throughput_rps for m in mine], [t.throughput_rps for t in traced])
-    cpu = [
-        t.server_cpu_us / m.server_cpu_us
-        for m, t in zip(mine, traced, strict=True)
-        if m.server_cpu_us and t.server_cpu_us
-    ]
-    traced_row["_detail"]["cpu_per_request_vs_untraced"] = median_of(cpu)
-    traced_row["_detail"]["cpu_per_request_vs_untraced_runs"] = [round(x, 3) for x in cpu]
+    vs_untraced_slices(traced_row, slices)
     return row, traced_row
 
 
-def turns(targets: list[str], repeat: int, app: str, traced: str | None) -> list[str]:
-    """The servers' order in repeat `repeat`: the first changes every repeat. The traced server
-    runs right beside the untraced one, first in every other repeat: the machine's load
-    drifts (other processes on a shared machine), and a pair separated by another server's
-    run, or always in the same order, measured that drift as tracing's cost."""
-    if traced is None:
-        turn = repeat % len(targets)
-        return targets[turn:] + targets[:turn]
-    units = [[app, traced] if repeat % 2 == 0 else [traced, app]]
-    units += [[t] for t in targets if t not in (app, traced)]
-    turn = repeat % len(units)
-    return [base for unit in units[turn:] + units[:turn] for base in unit]
+def turns(targets: list[str], repeat: int) -> list[str]:
+    """The servers' order in repeat `repeat`: the first changes every repeat, so no server
+    always runs on a machine warmed (or tired) by another."""
+    turn = repeat % len(targets)
+    return targets[turn:] + targets[:turn]
 
 
 Side = tuple[list[driver.Run], tuple[float, float] | None]
+
+SLICE_S = 1.0  # seconds of one slice of the traced comparison (wrk's -d is whole seconds)
+
+
+@dataclass
+class Slice:
+    """One short wrk run of the traced comparison: server "a" (untraced) or "b" (traced), the
+    ABBA block it belongs to, what it measured."""
+
+    server: str
+    repeat: int
+    block: int
+    run: driver.Run
+
+
+def interleave(
+    args: argparse.Namespace,
+    a: str,
+    b: str,
+    scripts: tuple[Path, Path],
+    concurrency: int,
+    repeat: int,
+) -> list[Slice]:
+    """Servers `a` and `b` in slices of SLICE_S taking turns ABBA BAAB ... (the next repeat
+    starts the other way round), `ceil(seconds / 2)` blocks a repeat, so each server is
+    measured about `--tracing-seconds` (default `--duration`) seconds a repeat. Two servers
+    measured in one long run each land in different seconds of a machine whose speed moves
+    10-30% from one stretch of seconds to the next (docs/performance.md, "The tracing
+    comparison"); in short slices, ABBA, a linear drift cancels within each block and the rest
+    is averaged over many slices. `b` has a warm-up of its own first (which counts its SQL);
+    `a` has just had its turn in this repeat."""
+    warm, measured = scripts
+    counted = driver.wrk(b, warm, concurrency, args.warmup) if args.warmup else None
+    seconds = getattr(args, "tracing_seconds", None) or args.duration
+    blocks = max(1, math.ceil(seconds / (2 * SLICE_S)))
+    out: list[Slice] = []
+    for k in range(blocks):
+        block = repeat * blocks + k
+        for who in "abba" if (repeat + k) % 2 == 0 else "baab":
+            run = driver.wrk(a if who == "a" else b, measured, concurrency, SLICE_S)
+            if who == "b" and counted is not None:
+                run = dataclasses.replace(run, sql_per_request=counted.sql_per_request)
+            out.append(Slice(who, repeat, block, run))
+    return out
+
+
+def pooled(runs: list[driver.Run]) -> driver.Run:
+    """Several runs as one: requests and seconds summed, CPU per request over all requests,
+    latency percentiles the median of the runs'."""
+    requests = sum(r.requests for r in runs)
+    seconds = sum(r.seconds for r in runs)
+    cpu = [r.server_cpu_us * r.requests for r in runs if r.server_cpu_us is not None]
+    sql = [r.sql_per_request for r in runs if r.sql_per_request is not None]
+    return driver.Run(
+        requests=requests,
+        seconds=seconds,
+        throughput_rps=requests / seconds if seconds else 0.0,
+        p50_ms=statistics.median(r.p50_ms for r in runs),
+        p99_ms=statistics.median(r.p99_ms for r in runs),
+        bad=sum(r.bad for r in runs),
+        sql_per_request=sql[0] if sql else None,
+        client_cpu=max(r.client_cpu for r in runs),
+        server_cpu_us=sum(cpu) / requests if len(cpu) == len(runs) and requests else None,
+        gc=None,
+        below_min_sql=sum(r.below_min_sql for r in runs),
+    )
+
+
+def per_repeat(slices: list[Slice], server: str) -> list[driver.Run]:
+    """One server's slices pooled per repeat."""
+    by_repeat: dict[int, list[driver.Run]] = {}
+    for s in slices:
+        if s.server == server:
+            by_repeat.setdefault(s.repeat, []).append(s.run)
+    return [pooled(runs) for _, runs in sorted(by_repeat.items())]
+
+
+def vs_untraced_slices(traced_row: dict[str, Any], slices: list[Slice]) -> None:
+    """The traced comparison on the traced row: `vs_untraced` = traced / untraced throughput,
+    requests over seconds summed over every slice of each server; in `_detail`: the ratio of
+    each ABBA block (`vs_untraced`), of each adjacent pair of slices (`vs_untraced_pairs`), a
+    90% bootstrap interval of the ratio over those pairs (`vs_untraced_interval`), and the same
+    ratio of the servers' CPU per request (`cpu_per_request_vs_untraced`, and per block)."""
+    detail = traced_row["_detail"]
+    blocks = sorted({s.block for s in slices})
+    in_block = [[s for s in slices if s.block == k] for k in blocks]
+    pairs = [(q[i], q[i + 1]) for q in in_block for i in range(0, len(q) - 1, 2)]
+    traced_row["vs_untraced"] = round(ratio_of_sums(slices), 3)
+    detail["vs_untraced"] = [round(ratio_of_sums(q), 3) for q in in_block]
+    detail["vs_untraced_pairs"] = [round(ratio_of_sums(list(p)), 3) for p in pairs]
+    detail["vs_untraced_interval"] = bootstrap(pairs)
+    # every slice in order: server, requests/s, server CPU us per request
+    detail["vs_untraced_slices"] = [
+        [
+            s.server,
+            round(s.run.throughput_rps, 1),
+            s.run.server_cpu_us and round(s.run.server_cpu_us, 1),
+        ]
+        for s in slices
+    ]
+    detail["slice_s"] = SLICE_S
+    cpu = cpu_ratio(slices)
+    detail["cpu_per_request_vs_untraced"] = None if cpu is None else round(cpu, 3)
+    per_block = [cpu_ratio(q) for q in in_block]
+    detail["cpu_per_request_vs_untraced_runs"] = [round(x, 3) for x in per_block if x is not None]
+
+
+def rate(slices: list[Slice], server: str) -> float:
+    mine = [s.run for s in slices if s.server == server]
+    seconds = sum(r.seconds for r in mine)
+    return sum(r.requests for r in mine) / seconds if seconds else 0.0
+
+
+def ratio_of_sums(slices: list[Slice]) -> float:
+    """b's throughput over a's, each its requests over its seconds summed over the slices."""
+    a = rate(slices, "a")
+    return rate(slices, "b") / a if a else 0.0
+
+
+def cpu_ratio(slices: list[Slice]) -> float | None:
+    """b's server CPU per request over a's, each summed over the slices (None: not known)."""
+    per: dict[str, float] = {}
+    for server in ("a", "b"):
+        mine = [s.run for s in slices if s.server == server]
+        if not mine or any(r.server_cpu_us is None for r in mine):
+            return None
+        cpu = sum((r.server_cpu_us or 0.0) * r.requests for r in mine)
+        per[server] = cpu / max(1, sum(r.requests for r in mine))
+    return per["b"] / per["a"] if per["a"] else None
+
+
+def bootstrap(
+    pairs: list[tuple[Slice, Slice]], level: float = 0.9, draws: int = 2000
+) -> list[float] | None:
+    """A `level` interval of the ratio of sums, resampling the adjacent pairs of slices (a
+    seeded generator: the same slices give the same interval)."""
+    if len(pairs) < 2:
+        return None
+    rng = random.Random(0)
+    got = sorted(
+        ratio_of_sums([s for pair in rng.choices(pairs, k=len(pairs)) for s in pair])
+        for _ in range(draws)
+    )
+    tail = (1 - level) / 2
+    return [round(got[int(tail * draws)], 3), round(got[int((1 - tail) * draws) - 1], 3)]
 
 
 def measure_fresh(

@@ -34,6 +34,8 @@ SQL_COUNTING = (
 
 
 COMPILED = ("catalog_page", "deep", "book_by_id")
+# the traced comparison's spread, copied from a variant's detail into its results.json entry
+VS_UNTRACED = ("vs_untraced_interval", "cpu_per_request_vs_untraced")
 
 
 def targets(
@@ -73,9 +75,17 @@ def targets(
         if m:
             check(f"worker RSS after the {label} pass < 300 MB", m["rss_mb"], m["rss_mb"] < 300)
     for v in variants or []:
-        if v.get("vs_untraced") is not None:
-            kept = v["vs_untraced"]
+        kept = v.get("vs_untraced")
+        interval = v.get("vs_untraced_interval") or v.get("_detail", {}).get("vs_untraced_interval")
+        if kept is None:
+            continue
+        if v.get("variant") == "untraced_aa":  # the A/A check: two untraced servers
+            within = None if interval is None else interval[0] <= 1.0 <= interval[1]
+            check(f"{v['name']} A/A: 1.0 within the 90% interval", kept, within)
+        else:
             check(f"{v['name']} traced at 0.1 keeps >= 0.9 of its throughput", kept, kept >= 0.9)
+            out[-1]["floor"] = 0.9
+        out[-1]["interval"] = interval
     return out
 
 
@@ -114,8 +124,8 @@ def line(row: dict[str, Any]) -> str:
         + f"  server cpu {d.get('server_cpu_us')} us/req"
         + gc_summary(d.get("gc_pauses"))
         + (
-            f"  vs untraced {row['vs_untraced']} {d['vs_untraced']}"
-            f" (cpu/req x{d.get('cpu_per_request_vs_untraced')}"
+            f"  vs untraced {row['vs_untraced']} (90%: {d.get('vs_untraced_interval')})"
+            f" {d['vs_untraced']} (cpu/req x{d.get('cpu_per_request_vs_untraced')}"
             f" {d.get('cpu_per_request_vs_untraced_runs', [])})"
             if "vs_untraced" in row
             else ""
@@ -150,7 +160,11 @@ def write(
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "scenarios": [{k: row.get(k) for k in FIELDS} for row in rows],
         "variants": [
-            {"variant": v["variant"], **{k: v.get(k) for k in (*FIELDS, "vs_untraced")}}
+            {
+                "variant": v["variant"],
+                **{k: v.get(k) for k in (*FIELDS, "vs_untraced")},
+                **{k: v["_detail"].get(k) for k in VS_UNTRACED if "_detail" in v},
+            }
             for v in variants
         ],
         "missing": missing,
@@ -202,9 +216,12 @@ def markdown(result: dict[str, Any], args: dict[str, Any]) -> str:
         " processes (/proc/<pid>/stat) over the run, per request. RSS: the bookbridge worker's"
         " peak (VmHWM, reset before each scenario) and resident set after the scenario, MB."
         " Ingestion: records/s in gzip batches of 1,000, p50/p99 and CPU per batch."
-        " vs_untraced = tracing_0.1 / the default server, run back to back in each repeat (which"
-        " goes first alternates), median of the per-repeat ratios; cpu/req: the same for the"
-        " servers' CPU per request.\n"
+        " vs untraced (reads) = tracing_0.1 / the default server: the two take turns in 1 s"
+        " slices (ABBA BAAB, after each repeat's turns), each server's requests over its seconds"
+        " summed over all slices; 90% = a bootstrap interval over the adjacent pairs of slices;"
+        " CPU x = the same ratio of the servers' CPU per request. untraced_aa (--tracing-aa):"
+        " the same with both servers untraced, which must come out 1.00 within its interval."
+        " Ingestion's vs untraced: back to back runs, median of the per-repeat ratios.\n"
     )
     if memory:
         parts.append(
@@ -227,14 +244,25 @@ def markdown(result: dict[str, Any], args: dict[str, Any]) -> str:
 def targets_table(checks: list[dict[str, Any]]) -> str:
     marks = {True: "met", False: "**missed**", None: "not measured"}
     head = "| target | this run | |\n|---|---:|---|\n"
-    return head + "\n".join(
-        f"| {c['target']} | {'-' if c['value'] is None else c['value']} | {marks[c['met']]} |"
-        for c in checks
-    )
+
+    def value(c: dict[str, Any]) -> str:
+        shown = "-" if c["value"] is None else str(c["value"])
+        interval = c.get("interval")
+        return shown + (f" (90%: {interval[0]}-{interval[1]})" if interval else "")
+
+    def mark(c: dict[str, Any]) -> str:
+        interval, floor = c.get("interval"), c.get("floor")
+        if interval is None or floor is None or c["met"] is None:
+            return marks[c["met"]]
+        if interval[0] >= floor or interval[1] < floor:  # the whole interval on one side
+            return marks[c["met"]] + " (90% interval on the same side)"
+        return marks[c["met"]] + f" (not shown: the 90% interval spans {floor})"
+
+    return head + "\n".join(f"| {c['target']} | {value(c)} | {mark(c)} |" for c in checks)
 
 
 def markdown_table(rows: list[dict[str, Any]], variant: bool = False) -> str:
-    keys = ("variant", *FIELDS, "vs_untraced") if variant else FIELDS
+    keys = ("variant", *FIELDS, "vs_untraced", *VS_UNTRACED) if variant else FIELDS
     names = {"name": "scenario", "concurrency": "clients", "throughput_rps": "throughput"}
     names |= {"p50_ms": "p50 ms", "p99_ms": "p99 ms", "sql_per_request": "SQL/req"}
     names |= {"raw_throughput_rps": "raw throughput", "ratio": "ratio"}
@@ -242,10 +270,13 @@ def markdown_table(rows: list[dict[str, Any]], variant: bool = False) -> str:
     names |= {"rss_after_mb": "RSS after MB", "postgraphile_throughput_rps": "PostGraphile"}
     names["ratio_postgraphile"] = "ratio PostGraphile"
     names["vs_untraced"] = "vs untraced"
+    names |= {"vs_untraced_interval": "vs untraced 90%", "cpu_per_request_vs_untraced": "CPU x"}
     head = "| " + " | ".join(names.get(k, k) for k in keys) + " |\n"
     head += "|" + "|".join("---" if k in ("name", "variant") else "---:" for k in keys) + "|\n"
 
     def cell(v: Any) -> str:
+        if isinstance(v, list):
+            return "-".join(str(x) for x in v)
         return "-" if v is None else str(v)
 
     return head + "\n".join("| " + " | ".join(cell(r.get(k)) for k in keys) + " |" for r in rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,39 @@ def test_issue_targets_are_checked_against_the_run() -> None:
     assert got["deep traced at 0.1 keeps >= 0.9 of its throughput"] is False
 
 
+def test_the_traced_targets_show_their_interval_and_whether_it_settles_them(
+    tmp_path: Path,
+) -> None:
+    def traced(name: str, kept: float, low: float, high: float, variant: str) -> dict[str, Any]:
+        got = row(name, 10) | {"vs_untraced": kept, "variant": variant}
+        got["_detail"]["vs_untraced_interval"] = [low, high]
+        return got
+
+    variants = [
+        traced("deep_cached", 0.95, 0.92, 0.98, "tracing_0.1"),
+        traced("book_by_id_cached", 0.93, 0.86, 0.99, "tracing_0.1"),
+        traced("recommendation_hot", 0.8, 0.75, 0.85, "tracing_0.1"),
+        traced("deep", 0.97, 0.94, 1.02, "untraced_aa"),
+        traced("book_by_id", 0.9, 0.85, 0.95, "untraced_aa"),
+    ]
+    checks = {c["target"]: c for c in report.targets([], {}, variants)}
+    assert checks["deep A/A: 1.0 within the 90% interval"]["met"] is True
+    assert checks["book_by_id A/A: 1.0 within the 90% interval"]["met"] is False
+    assert "deep traced at 0.1 keeps >= 0.9 of its throughput" not in checks  # A/A rows only
+    args = {"large": False, "workers": 1, "repeat": 2, "duration": 4.0, "redis_url": None}
+    report.write(tmp_path, [row("deep_cached", 10)], variants, {}, args)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert (
+        "| deep_cached traced at 0.1 keeps >= 0.9 of its throughput | 0.95 (90%: 0.92-0.98) |"
+        " met (90% interval on the same side) |" in text
+    )
+    assert "| 0.93 (90%: 0.86-0.99) | met (not shown: the 90% interval spans 0.9) |" in text
+    assert "| 0.8 (90%: 0.75-0.85) | **missed** (90% interval on the same side) |" in text
+    assert "| untraced_aa | deep |" in text and "| 0.94-1.02 |" in text
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert stored["variants"][0]["vs_untraced_interval"] == [0.92, 0.98]
+
+
 def test_a_cold_scenario_never_sends_a_body_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every wrk run (warm-ups too) of a `fresh` scenario gets bodies of its own, at the
     scenario's concurrency; the last body (sent by the JSON check) is never measured."""
@@ -119,16 +153,74 @@ def test_a_cold_scenario_never_sends_a_body_twice(monkeypatch: pytest.MonkeyPatc
     assert {c for _, c in sent} == {1}
 
 
-def test_the_traced_server_runs_beside_the_untraced_one_first_in_turn() -> None:
-    """Tracing's ratio compares two runs back to back, each first in every other repeat; every
-    server still runs once per repeat and the first server changes from repeat to repeat."""
-    targets = ["app", "traced", "raw", "peer"]
-    orders = [measure.turns(targets, i, "app", "traced") for i in range(6)]
-    for order in orders:
-        assert sorted(order) == sorted(targets)
-        at = order.index("app")
-        assert abs(order.index("traced") - at) == 1
-    assert [o.index("traced") < o.index("app") for o in orders] == [False, True] * 3
-    assert len({o[0] for o in orders[:3]}) == 3
-    untraced = [measure.turns(["app", "raw"], i, "app", None) for i in range(2)]
-    assert untraced == [["app", "raw"], ["raw", "app"]]
+def test_the_first_server_changes_from_repeat_to_repeat() -> None:
+    orders = [measure.turns(["app", "raw", "peer"], i) for i in range(4)]
+    assert orders == [
+        ["app", "raw", "peer"],
+        ["raw", "peer", "app"],
+        ["peer", "app", "raw"],
+        ["app", "raw", "peer"],
+    ]
+
+
+def test_the_traced_comparison_takes_turns_abba_in_one_second_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After its own warm-up, the traced server (b) and the untraced one (a) take turns in
+    1 s slices, ABBA then BAAB, the next repeat the other way round; each is measured about
+    `duration` seconds a repeat."""
+    calls: list[tuple[str, str, float]] = []
+
+    def wrk(base: str, script: Path, concurrency: int, seconds: float) -> driver.Run:
+        calls.append((base, script.name, seconds))
+        return run(100)
+
+    monkeypatch.setattr(measure.driver, "wrk", wrk)
+    args = argparse.Namespace(repeat=2, warmup=2.0, duration=4.0)
+    scripts = (Path("warm"), Path("measured"))
+    first = measure.interleave(args, "a", "b", scripts, 32, 0)
+    assert calls[0] == ("b", "warm", 2.0)
+    assert [c[0] for c in calls[1:]] == list("abbabaab")
+    assert {c[1:] for c in calls[1:]} == {("measured", 1.0)}
+    assert [(s.server, s.block) for s in first] == [(w, i // 4) for i, w in enumerate("abbabaab")]
+    second = measure.interleave(args, "a", "b", scripts, 32, 1)
+    assert "".join(s.server for s in second) == "baababba"
+    assert {s.block for s in second} == {2, 3} and {s.repeat for s in second} == {1}
+    assert all(s.run.sql_per_request == 1.0 for s in first if s.server == "b")
+    calls.clear()
+    longer = argparse.Namespace(repeat=2, warmup=0.0, duration=4.0, tracing_seconds=8.0)
+    third = measure.interleave(longer, "a", "b", scripts, 32, 0)
+    assert "".join(s.server for s in third) == "abbabaab" * 2 and len(calls) == 16
+
+
+def test_the_traced_ratio_is_requests_over_seconds_summed_over_the_slices() -> None:
+    def timed(requests: int, seconds: float, cpu: float) -> driver.Run:
+        return dataclasses.replace(
+            run(requests / seconds), requests=requests, seconds=seconds, server_cpu_us=cpu
+        )
+
+    # a: 1,000 req/s throughout; b: 900 then 950 req/s (slices of unequal length count by time)
+    slices = [
+        measure.Slice("a", 0, 0, timed(1000, 1.0, 100.0)),
+        measure.Slice("b", 0, 0, timed(900, 1.0, 110.0)),
+        measure.Slice("b", 0, 0, timed(1900, 2.0, 110.0)),
+        measure.Slice("a", 0, 0, timed(1000, 1.0, 100.0)),
+        measure.Slice("b", 1, 1, timed(900, 1.0, 110.0)),
+        measure.Slice("a", 1, 1, timed(2000, 2.0, 100.0)),
+        measure.Slice("a", 1, 1, timed(1000, 1.0, 100.0)),
+        measure.Slice("b", 1, 1, timed(900, 1.0, 110.0)),
+    ]
+    row = measure.summarize(
+        "deep_cached", 32, (measure.per_repeat(slices, "b"), None), *[([], None)] * 2
+    )
+    measure.vs_untraced_slices(row, slices)
+    assert row["vs_untraced"] == round((4600 / 5.0) / 1000, 3) == 0.92
+    detail = row["_detail"]
+    assert detail["vs_untraced"] == [round(2800 / 3 / 1000, 3), 0.9]  # per ABBA block
+    assert detail["vs_untraced_pairs"] == [0.9, 0.95, 0.9, 0.9]
+    low, high = detail["vs_untraced_interval"]
+    assert 0.9 <= low <= 0.92 <= high <= 0.95
+    assert detail["cpu_per_request_vs_untraced"] == 1.1
+    assert detail["cpu_per_request_vs_untraced_runs"] == [1.1, 1.1]
+    assert detail["runs"] == [933.3, 900.0] and row["throughput_rps"] == 916.7  # per repeat
+    assert row["cpu_us_per_request"] == 110.0
