@@ -98,7 +98,11 @@ def retry_after(response: requests.Response) -> float | None:
 
 
 class OTLPExporter(SpanExporter):
-    """Spans to an OTLP/HTTP collector as protobuf, configured by `env` (default os.environ)."""
+    """Spans to an OTLP/HTTP collector as protobuf, configured by `env` (default os.environ).
+    It encodes our lean spans (`recording.Recording`) as they are: `batch.BatchProcessor`
+    hands them over without a `ReadableSpan` of each."""
+
+    reads_recordings = True
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
