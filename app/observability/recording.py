@@ -119,13 +119,17 @@ class Recording(trace.Span):
         self.context = context
         self.parent = parent
         self.kind = kind
-        self.attributes = {}
+        self.attributes = kept = {}
         self.events = []
         self.links: list[Link] = []
         self.status = _UNSET
         self.end_time: int | None = None
         if attributes:
-            self.set_attributes(attributes)
+            for key, value in attributes.items():  # `set_attribute`, its common case inline
+                if type(value) in _PLAIN and key:
+                    kept[key] = value
+                else:
+                    self.set_attribute(key, value)
         self.start_time = time_ns()
         for processor in lean.others:  # ours do nothing on start
             processor.on_start(self, parent_context)  # type: ignore[arg-type]
