@@ -5,7 +5,8 @@ CPU a span; the batch processor's thread runs it, never the event loop).
 It reads the OTEL_EXPORTER_OTLP_* variables as the SDK's `OTLPSpanExporter` does: the traces
 endpoint as given, else the base endpoint + `/v1/traces` (default http://localhost:4318);
 headers (`k=v,...`, URL-encoded), timeout in seconds (default 10), compression (gzip, deflate,
-none), the CA certificate and client certificate/key. A batch that fails with 429, 502, 503,
+none), the CA certificate and client certificate/key; proxies, CA bundle and netrc from the
+process environment as `requests` reads them, once. A batch that fails with 429, 502, 503,
 504 or a connection error is sent again after 1, 2, 4, ... s (+-20% jitter, or the server's
 Retry-After) while the timeout allows, at most 6 attempts, and not once shutdown has begun.
 """
@@ -98,7 +99,11 @@ def retry_after(response: requests.Response) -> float | None:
 
 
 class OTLPExporter(SpanExporter):
-    """Spans to an OTLP/HTTP collector as protobuf, configured by `env` (default os.environ)."""
+    """Spans to an OTLP/HTTP collector as protobuf, configured by `env` (default os.environ).
+    It encodes our lean spans (`recording.Recording`) as they are: `batch.BatchProcessor`
+    hands them over without a `ReadableSpan` of each."""
+
+    reads_recordings = True
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
@@ -113,6 +118,19 @@ class OTLPExporter(SpanExporter):
         certificate, key = _setting(env, "CLIENT_CERTIFICATE"), _setting(env, "CLIENT_KEY")
         if certificate:
             self.session.cert = (certificate, key) if key else certificate
+        # the process environment's proxies (HTTP(S)_PROXY, NO_PROXY), CA bundle
+        # (REQUESTS_CA_BUNDLE) and ~/.netrc for the endpoint, resolved once as requests
+        # resolves them: it would otherwise read them again on every POST (os.environ scanned,
+        # the netrc file looked up), about a third of an export's CPU (docs/performance.md)
+        found = self.session.merge_environment_settings(
+            self.endpoint, {}, None, self.session.verify, self.session.cert
+        )
+        self.session.proxies = found["proxies"]
+        self.session.verify = found["verify"]
+        self.session.cert = found["cert"]
+        if netrc := requests.utils.get_netrc_auth(self.endpoint):
+            self.session.auth = netrc
+        self.session.trust_env = False
         self.stopping = threading.Event()
 
     def compress(self, data: bytes) -> bytes:

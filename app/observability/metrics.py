@@ -96,6 +96,11 @@ BUILD_INFO = Gauge(
 )
 BUILD_INFO.labels(__version__).set(1)
 REFUSALS = Counter("bookbridge_refusals_total", "Requests refused cheaply, by reason", ["reason"])
+SPANS_DROPPED = Counter(
+    "bookbridge_spans_dropped_total",
+    "Sampled spans the batch span processor dropped: queue_full, already_shutdown",
+    ["reason"],
+)
 RECO_VALIDATION_NDCG = Gauge(
     "bookbridge_reco_validation_ndcg",
     "Validation NDCG@10 of each collaborative candidate in the last lists job",

@@ -6,7 +6,8 @@ The SDK exporter's encoder builds a protobuf message per span, attribute and val
 span from a few `struct.pack`s and joins, and a span attribute's encoded key/value is reused
 while the same pair repeats (a route, a method, a statement). The output decodes with the
 `opentelemetry.proto` messages to what the SDK's encoder sends (tests/app/observability
-compares the two byte for byte).
+compares the two byte for byte). Our lean spans (`recording.Recording`), ended, are encoded as
+they are: they carry the fields read here under a `ReadableSpan`'s names.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+
+from app.observability.recording import Recording
+
+Finished = ReadableSpan | Recording  # our lean span, ended, reads as a ReadableSpan
 
 _TIMES = Struct("<BQBQ")  # start (field 7) and end (field 8): fixed64
 _DOUBLE = Struct("<d")
@@ -119,7 +124,7 @@ def _cached(cache: dict[Any, bytes], key: Any, encoded: bytes) -> bytes:
     return encoded
 
 
-def span(found: ReadableSpan) -> bytes:
+def span(found: Finished) -> bytes:
     """One `Span` message's bytes (fields in number order, defaults left out, as protobuf)."""
     context = found.context
     parent = found.parent
@@ -180,7 +185,7 @@ def span(found: ReadableSpan) -> bytes:
     return b"".join(out)
 
 
-def encode(spans: Sequence[ReadableSpan]) -> bytes:
+def encode(spans: Sequence[Finished]) -> bytes:
     """An `ExportTraceServiceRequest` of `spans`: grouped by resource, then by scope, in the
     order they first appear (as the OTLP encoder groups them: equal scopes are one group)."""
     groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}

@@ -1,13 +1,16 @@
-"""A lean recording span for our own sampled spans, handed to the provider's processors as the
-SDK's `ReadableSpan` when it ends.
+"""A lean recording span for our own sampled spans, handed to the provider's processors when
+it ends: to ours (`batch.BatchProcessor`) as it is, to any other as the SDK's `ReadableSpan`.
 
 The SDK's recording span (`Tracer.start_span` with its sampler, `Span` with its locked
 `BoundedAttributes`, the `ReadableSpan` copy at `end`) runs about 110 Python calls a span; this
 one, for a provider `tracing.make_provider` built (a `Provider`: its processors known), keeps
-attributes in a plain dict and runs about 15. What processors and exporters receive is the SDK's
-own `ReadableSpan` with what the SDK's span would carry: name, ids, parent, kind, attributes
-cleaned and bounded by the SDK's `BoundedAttributes` under the provider's `SpanLimits` when they
-are not plain values or exceed the limit, events, status (OK is final), start and end.
+attributes in a plain dict and runs about 15. What processors and exporters receive carries
+what the SDK's span would: name, ids, parent, kind, attributes cleaned and bounded by the SDK's
+`BoundedAttributes` under the provider's `SpanLimits` when they are not plain values or exceed
+the limit, events, status (OK is final), start and end, resource and scope. Our batch processor
+takes the ended `Recording` itself (no `ReadableSpan` built: the OTLP exporter encodes it as
+one, `otlp.span`; any other exporter gets `readable()`, built on the export thread); another
+processor (the tests' `SimpleSpanProcessor`s) gets `readable()` at `end`, as before.
 `spans.span` starts it only where the sampler's decision is known without asking (a root the
 ratio samples in, a child of a sampled local parent under `parentbased_*`); anything else is the
 SDK's span.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping
 from time import time_ns
 from typing import Any
 
@@ -30,6 +33,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util import types
 
+from app.observability.batch import BatchProcessor
+
 log = logging.getLogger(__name__)
 
 _PLAIN = frozenset({str, bool, int, float})
@@ -38,47 +43,66 @@ _UNSET = Status(StatusCode.UNSET)
 
 class Provider(TracerProvider):
     """The SDK's TracerProvider that also keeps the processors added to it, in order, so our
-    lean spans can be handed to them (the SDK keeps its own list private)."""
+    lean spans can be handed to them (the SDK keeps its own list private): our batch processors
+    (`ours`: they take a `Recording` itself) apart from any other (`others`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.processors: list[SpanProcessor] = []
+        self.ours: list[BatchProcessor] = []
+        self.others: list[SpanProcessor] = []
         self.limits = SpanLimits()
 
     def add_span_processor(self, span_processor: SpanProcessor) -> None:
         super().add_span_processor(span_processor)
         self.processors.append(span_processor)
+        if isinstance(span_processor, BatchProcessor):
+            self.ours.append(span_processor)
+        else:
+            self.others.append(span_processor)
 
 
 class Lean:
     """What a lean span of one tracer needs: its provider's resource, processors and limits, and
     the tracer's instrumentation scope (as the SDK's tracer of that name has it)."""
 
-    __slots__ = ("limits", "processors", "resource", "scope")
+    __slots__ = ("limits", "others", "ours", "resource", "scope")
 
     def __init__(self, provider: Provider, scope: str) -> None:
         self.resource: Resource = provider.resource
-        self.processors = provider.processors
+        self.ours = provider.ours  # the provider's lists: a processor added later is seen
+        self.others = provider.others
         self.limits = provider.limits
         self.scope = InstrumentationScope(scope, "", None, None)  # as get_tracer(scope) has it
 
 
 class Recording(trace.Span):
-    """A sampled span: `end` gives the processors a `ReadableSpan` of it."""
+    """A sampled span. At `end` our batch processors take it as it is (its fields are those
+    of a `ReadableSpan` the encoder reads: `otlp.span`), any other processor gets the SDK's
+    `ReadableSpan` of it (`readable`)."""
 
     __slots__ = (
         "attributes",
         "context",
+        "dropped_attributes",
         "end_time",
         "events",
+        "instrumentation_scope",
         "kind",
         "lean",
         "links",
         "name",
         "parent",
+        "resource",
         "start_time",
         "status",
     )
+    dropped_events = 0  # as the ReadableSpan `readable` builds says (its events are a tuple)
+    dropped_links = 0
+    attributes: MutableMapping[str, Any]
+    events: list[Event]
+    resource: Resource
+    instrumentation_scope: InstrumentationScope
 
     def __init__(
         self,
@@ -95,15 +119,19 @@ class Recording(trace.Span):
         self.context = context
         self.parent = parent
         self.kind = kind
-        self.attributes: dict[str, Any] = {}
-        self.events: list[Event] = []
+        self.attributes = kept = {}
+        self.events = []
         self.links: list[Link] = []
         self.status = _UNSET
         self.end_time: int | None = None
         if attributes:
-            self.set_attributes(attributes)
+            for key, value in attributes.items():  # `set_attribute`, its common case inline
+                if type(value) in _PLAIN and key:
+                    kept[key] = value
+                else:
+                    self.set_attribute(key, value)
         self.start_time = time_ns()
-        for processor in lean.processors:
+        for processor in lean.others:  # ours do nothing on start
             processor.on_start(self, parent_context)  # type: ignore[arg-type]
 
     def get_span_context(self) -> SpanContext:
@@ -182,37 +210,49 @@ class Recording(trace.Span):
         if self.end_time is not None:
             log.warning("Calling end() on an ended span.")
             return
-        self.end_time = ended = time_ns() if end_time is None else end_time
+        self.end_time = time_ns() if end_time is None else end_time
         lean = self.lean
         limits = lean.limits
-        attributes: Mapping[str, Any] = self.attributes
+        self.dropped_attributes = 0
         if (
-            limits.max_span_attributes is not None and len(attributes) > limits.max_span_attributes
+            limits.max_span_attributes is not None
+            and len(self.attributes) > limits.max_span_attributes
         ) or (
             limits.max_attribute_length is not None
         ):  # the SDK's bounds: oldest attributes dropped first, long values cut
-            attributes = BoundedAttributes(
+            bounded = BoundedAttributes(
                 limits.max_span_attributes,
-                attributes,
+                self.attributes,
                 max_value_len=limits.max_attribute_length,
             )
-        events: Sequence[Event] = self.events
-        if limits.max_events is not None and len(events) > limits.max_events:
-            events = events[-limits.max_events :]  # as the SDK's BoundedList keeps the newest
-        done = ReadableSpan(
+            self.attributes = bounded
+            self.dropped_attributes = bounded.dropped
+        if limits.max_events is not None and len(self.events) > limits.max_events:
+            self.events = self.events[-limits.max_events :]  # the newest, as the SDK keeps them
+        self.resource = lean.resource
+        self.instrumentation_scope = lean.scope
+        for ours in lean.ours:
+            ours.add(self)
+        if lean.others:
+            done = self.readable()
+            for processor in lean.others:
+                processor.on_end(done)
+
+    def readable(self) -> ReadableSpan:
+        """The SDK's `ReadableSpan` of this ended span, as the SDK's span would give it."""
+        lean = self.lean
+        return ReadableSpan(
             self.name,
             self.context,
             self.parent,
             lean.resource,
-            attributes,
-            tuple(events),
+            self.attributes,
+            tuple(self.events),
             tuple(self.links),
             self.kind,
             None,
             self.status,
             self.start_time,
-            ended,
+            self.end_time,
             lean.scope,
         )
-        for processor in lean.processors:
-            processor.on_end(done)

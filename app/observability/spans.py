@@ -465,8 +465,10 @@ class span:  # used like a function: `with span(tracer, "name"):`
             # also when sampled out: children then see a sampled-out parent and stay out too
             self.token = context_api.attach(trace.set_span_in_context(found, self.base))
             kind = type(found)
-            out = kind is NonRecordingSpan or (kind is not Recording and not found.is_recording())
-            self.mark = _dropped.set(found if out else None)
+            if kind is NonRecordingSpan or (kind is not Recording and not found.is_recording()):
+                self.mark = _dropped.set(found)
+            elif _dropped.get() is not None:  # a recording span under a sampled-out one
+                self.mark = _dropped.set(None)
         return found
 
     def __exit__(

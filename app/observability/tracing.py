@@ -10,12 +10,13 @@ from typing import Protocol
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from redis.asyncio import Redis
 from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.observability import recording, spans
+from app.observability.batch import BatchProcessor
 
 
 class Traced(Protocol):
@@ -64,7 +65,9 @@ def make_provider(
     # RootIds: the SDK's random ids; `spans.span` decides roots without `start_span` with them
     # the SDK's provider that knows its processors: `spans.span` hands them lean spans
     provider = recording.Provider(resource=resource, id_generator=spans.RootIds())
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    # the SDK's BatchSpanProcessor's behaviour (OTEL_BSP_* from os.environ, as the SDK reads
+    # them), our lean spans queued as they are
+    provider.add_span_processor(BatchProcessor(exporter))
     return provider
 
 

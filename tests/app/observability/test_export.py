@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -209,3 +210,17 @@ def test_a_value_the_encoder_refuses_fails_its_batch_without_sending() -> None:
         assert exporter.export([odd]) is SpanExportResult.FAILURE
         exporter.shutdown()
     assert received.received == []
+
+
+def test_the_environments_proxies_are_resolved_once_for_the_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "collector.internal")
+    through = export.OTLPExporter({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c.example:4318"})
+    assert through.session.proxies.get("http") == "http://proxy.example:3128"
+    direct = export.OTLPExporter({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.internal"})
+    assert not direct.session.proxies.get("http")  # NO_PROXY, as requests decides it
+    assert not through.session.trust_env  # not read again on every POST
+    for exporter in (through, direct):
+        exporter.shutdown()
