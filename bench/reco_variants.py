@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from app.reco import models, selection
-from bench import reco_harness
+from bench import reco_harness, reco_spectral
 
 Fit = Callable[[sp.csr_matrix], sp.csr_matrix]
 WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.35, 0.5)
@@ -64,6 +64,11 @@ def variant(name: str, items: int) -> Fit:
             dropout=drop,
             emphasized=emphasized,
         )
+    found = re.fullmatch(r"(gf|svd|gfcf)(\d+)(?:_a([\d.]+))?(?:_k(\d+))?", name)
+    if found:
+        kind, rank, alpha = found[1], int(found[2]), float(found[3] or 0.3)
+        top = int(found[4] or 50)
+        return lambda z: reco_spectral.spectral(z, top, rank, kind=kind, alpha=alpha)
     raise SystemExit(f"unknown variant {name!r}")
 
 
