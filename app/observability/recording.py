@@ -48,14 +48,12 @@ class Provider(TracerProvider):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.processors: list[SpanProcessor] = []
         self.ours: list[BatchProcessor] = []
         self.others: list[SpanProcessor] = []
         self.limits = SpanLimits()
 
     def add_span_processor(self, span_processor: SpanProcessor) -> None:
         super().add_span_processor(span_processor)
-        self.processors.append(span_processor)
         if isinstance(span_processor, BatchProcessor):
             self.ours.append(span_processor)
         else:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from bench import driver, measure
+from tests.http_helpers import serving
 
 pytestmark = pytest.mark.skipif(
     shutil.which("wrk") is None, reason="wrk not installed (python -m bench installs it)"
@@ -40,11 +40,8 @@ def handler(delay: float) -> type[BaseHTTPRequestHandler]:
 
 
 def serve(delay: float) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(delay))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(handler(delay)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from prometheus_client import REGISTRY
 
 from app.observability import batch, export, otlp, spans, tracing
 from app.observability.recording import Recording
+from tests.http_helpers import serving
 
 
 class Receiver:
@@ -75,15 +76,11 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield found, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        found.hold.set()
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        try:
+            yield found, url
+        finally:
+            found.hold.set()  # before the server waits for its handlers
 
 
 def _provider(

@@ -4,11 +4,10 @@ configuration, retries, and what a collector receives."""
 from __future__ import annotations
 
 import gzip
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from opentelemetry import trace
@@ -31,6 +30,7 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import AttributeValue
 
 from app.observability import export, otlp, spans, tracing
+from tests.http_helpers import serving
 
 
 def _finished() -> tuple[ReadableSpan, ...]:
@@ -104,14 +104,8 @@ def collector(found: Collector) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def _decoded(body: bytes) -> ExportTraceServiceRequest:
